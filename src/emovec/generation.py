@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import ExitStack
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -30,6 +32,8 @@ class Generation:
         attention_mask: ``[rows, positions]`` 1 for real tokens (padding and tokens after EOS are 0).
         prompt_length: padded prompt length; generated tokens start there.
         trace: monitoring scores, when monitoring was asked for.
+        step_ms: wall time of each forward pass in milliseconds; the first is the prompt (prefill), each later
+            one produced one token per row.
     """
 
     replies: list[str]
@@ -37,6 +41,37 @@ class Generation:
     attention_mask: Tensor
     prompt_length: int
     trace: MonitorTrace | None = None
+    step_ms: list[float] = field(default_factory=list)
+
+    @property
+    def token_ms(self) -> list[float]:
+        """Per-token decode latencies (ms): every forward pass after the prompt's."""
+        return self.step_ms[1:]
+
+
+@contextmanager
+def timing(lm: LoadedModel) -> Iterator[list[float]]:
+    """Record the wall time (ms) of every forward pass of ``lm.model`` inside the block."""
+    times: list[float] = []
+    start: list[float] = []
+
+    def pre(_module: Any, _args: Any) -> None:
+        if lm.device.type == "cuda":
+            torch.cuda.synchronize(lm.device)
+        start.append(time.perf_counter())
+
+    def post(_module: Any, _args: Any, _output: Any) -> None:
+        if lm.device.type == "cuda":
+            torch.cuda.synchronize(lm.device)
+        if start:
+            times.append(1000.0 * (time.perf_counter() - start.pop()))
+
+    handles = [lm.model.register_forward_pre_hook(pre), lm.model.register_forward_hook(post)]
+    try:
+        yield times
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def format_prompt(lm: LoadedModel, prompt: str, system: str | None = None, chat: bool = True) -> str:
@@ -59,8 +94,9 @@ def generate(
     min_new_tokens: int = 0,
     temperature: float = 0.0,
     seed: int = 0,
-    system: str | None = None,
+    system: str | Sequence[str | None] | None = None,
     chat: bool = True,
+    time_steps: bool = False,
 ) -> Generation:
     """Generate replies, steered by ``spec`` and monitored on ``vectors`` if asked, in the same passes.
 
@@ -74,8 +110,9 @@ def generate(
         max_new_tokens: tokens to generate at most.
         min_new_tokens: tokens to generate before an end-of-sequence token may stop a row.
         temperature: 0 for greedy decoding, else sampling with ``seed``.
-        system: an optional system message.
+        system: an optional system message, or one per prompt.
         chat: use the model's chat template when it has one.
+        time_steps: record each forward pass's wall time in ``step_ms`` (synchronises a GPU each step).
 
     Example:
         >>> spec = SteeringSpec([SteerTerm("calm", 0.05)], layers=[vs.default_layer])
@@ -90,7 +127,10 @@ def generate(
     side = tok.padding_side
     tok.padding_side = "left"
     try:
-        texts = [format_prompt(lm, p, system, chat) for p in prompts]
+        systems = [system] * len(prompts) if system is None or isinstance(system, str) else list(system)
+        if len(systems) != len(prompts):
+            raise PromptError(f"{len(systems)} system messages for {len(prompts)} prompts")
+        texts = [format_prompt(lm, p, s, chat) for p, s in zip(prompts, systems, strict=True)]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not (chat and lm.has_chat_template))
     finally:
         tok.padding_side = side
@@ -104,6 +144,7 @@ def generate(
         if monitor is not False and vectors is not None:
             names = None if monitor is True else list(monitor)
             trace = stack.enter_context(monitoring(lm, vectors, names=names, layers=monitor_layers))
+        steps = stack.enter_context(timing(lm)) if time_steps else []
         torch.manual_seed(seed)
         with torch.inference_mode():
             out = lm.model.generate(
@@ -121,4 +162,5 @@ def generate(
         alive = ((ended == 0) | ((ended == 1) & (new == eos))).long()
     mask = torch.cat([enc["attention_mask"], alive], dim=1)
     replies = [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
-    return Generation(replies=replies, token_ids=out, attention_mask=mask, prompt_length=n_prompt, trace=trace)
+    return Generation(replies=replies, token_ids=out, attention_mask=mask, prompt_length=n_prompt, trace=trace,
+                      step_ms=list(steps))
