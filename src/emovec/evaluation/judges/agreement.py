@@ -49,7 +49,7 @@ def agreement(offline: Sequence[str], judge: Sequence[str | None], prompts: Sequ
     idx = [i for i, j in enumerate(judge) if j is not None]
     a = [offline[i] for i in idx]
     b = [str(judge[i]) for i in idx]
-    confusion = {x: {y: 0 for y in LABELS} for x in LABELS}
+    confusion: dict[str, dict[str, int]] = {str(x): {str(y): 0 for y in LABELS} for x in LABELS}
     for x, y in zip(a, b, strict=True):
         confusion[x][y] += 1
     if not idx:

@@ -54,7 +54,8 @@ Answer with the class name only."""
 
 
 class JudgeBackend(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def complete(self, system: str, user: str) -> str: ...
 

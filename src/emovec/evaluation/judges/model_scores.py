@@ -39,7 +39,7 @@ def _encode_prompts(lm: LoadedModel, prompts: Sequence[str], system: str | Seque
                     chat: bool) -> list[list[int]]:
     if not prompts:
         raise PromptError("no prompts given")
-    systems = list(system) if isinstance(system, list | tuple) else [system] * len(prompts)
+    systems: list[str | None] = [system] * len(prompts) if system is None or isinstance(system, str) else list(system)
     add_special = not (chat and lm.has_chat_template)
     out = []
     for p, s in zip(prompts, systems, strict=True):
@@ -49,10 +49,9 @@ def _encode_prompts(lm: LoadedModel, prompts: Sequence[str], system: str | Seque
     return out
 
 
-def _check_scalar(spec: SteeringSpec | None) -> None:
-    """Rows are regrouped by length here, so per-row strengths cannot follow their rows."""
-    if spec is not None and any(not isinstance(t.strength, int | float) for t in spec.terms):
-        raise PromptError("per-row strengths are not supported for next-token scores; score each strength separately")
+def _per_row(spec: SteeringSpec | None) -> bool:
+    """Per-row strengths tie rows to batch positions: such a batch must run as given, in one forward pass."""
+    return spec is not None and any(not isinstance(t.strength, int | float) for t in spec.terms)
 
 
 def _batches(lengths: Sequence[int], batch_tokens: int, max_rows: int) -> Iterator[list[int]]:
@@ -68,13 +67,15 @@ def _batches(lengths: Sequence[int], batch_tokens: int, max_rows: int) -> Iterat
 
 
 def last_logprobs(lm: LoadedModel, seqs: Sequence[Sequence[int]], batch_tokens: int = 4096,
-                  max_rows: int = 32) -> Tensor:
+                  max_rows: int = 32, one_batch: bool = False) -> Tensor:
     """Log-probabilities of the next token after each sequence: ``[n, vocab]`` (left-padded batches with
-    explicit position ids, so padding does not shift positions)."""
+    explicit position ids, so padding does not shift positions). ``one_batch`` runs every sequence in one
+    forward pass in the given order (needed when steering has per-row strengths)."""
     pad = lm.tokenizer.pad_token_id
     out: list[Tensor | None] = [None] * len(seqs)
+    groups = [list(range(len(seqs)))] if one_batch else _batches([len(s) for s in seqs], batch_tokens, max_rows)
     with torch.inference_mode():
-        for idx in _batches([len(s) for s in seqs], batch_tokens, max_rows):
+        for idx in groups:
             width = max(len(seqs[i]) for i in idx)
             ids = torch.full((len(idx), width), pad, dtype=torch.long)
             mask = torch.zeros((len(idx), width), dtype=torch.long)
@@ -128,22 +129,21 @@ def refusal_logodds(
 ) -> Tensor:
     """Per prompt, ``log P(refusal openings) - log P(compliance openings)`` at the start of the reply (see
     module docs); > 0 means the model leans towards refusing. Steered when ``spec`` is given."""
-    _check_scalar(spec)
     base = _encode_prompts(lm, prompts, system, chat)
     op = _openings(lm, refusal, compliance)
     amb = sorted(op.ambiguous)
-    seqs = list(base) + [s + [t] for t in amb for s in base]
+    one = _per_row(spec)
     with steering(lm, spec, vectors) if spec is not None else nullcontext():
-        lp = last_logprobs(lm, seqs).exp()
+        first = last_logprobs(lm, base, one_batch=one).exp()
+        after = {t: last_logprobs(lm, [[*s, t] for s in base], one_batch=one).exp() for t in amb}
     n = len(base)
-    first = lp[:n]
     mass = {}
     for kind in ("refusal", "compliance"):
         total = first[:, sorted(op.direct[kind])].sum(1) if op.direct[kind] else torch.zeros(n)
-        for j, t in enumerate(amb):
+        for t in amb:
             second = op.ambiguous[t][kind]
             if second:
-                total = total + first[:, t] * lp[n * (j + 1): n * (j + 2)][:, sorted(second)].sum(1)
+                total = total + first[:, t] * after[t][:, sorted(second)].sum(1)
         mass[kind] = total.clamp_min(1e-30)
     return (mass["refusal"].log() - mass["compliance"].log()).float()
 
@@ -154,16 +154,16 @@ def next_token_kl(
     spec: SteeringSpec,
     vectors: VectorSet | None,
     *,
-    system: str | None = None,
+    system: str | Sequence[str | None] | None = None,
     chat: bool = True,
 ) -> Tensor:
     """Per prompt, ``KL(unsteered || steered)`` of the next-token distribution at the end of the prompt
     (nats). The steer must reach prompt positions (scope ``all`` or ``prompt``) to have any effect here."""
-    _check_scalar(spec)
     seqs = _encode_prompts(lm, prompts, system, chat)
-    plain = last_logprobs(lm, seqs)
+    one = _per_row(spec)
+    plain = last_logprobs(lm, seqs, one_batch=one)
     with steering(lm, spec, vectors):
-        steered = last_logprobs(lm, seqs)
+        steered = last_logprobs(lm, seqs, one_batch=one)
     return (plain.exp() * (plain - steered)).sum(-1).clamp_min(0.0)
 
 

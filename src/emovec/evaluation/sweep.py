@@ -1,0 +1,302 @@
+"""Run a sweep: generate under every condition, grade every reply, append rows to Parquet, resume safely.
+
+Storage: ``OUT/sweep.json`` (the config, model and vector provenance, suites with source and licence) and
+``OUT/results/part-NNNNN.parquet``. Each part is written whole through a temporary file and an atomic
+rename, after each batch; a row's ``key`` is the hash of its condition (condition, strength, layers, suite,
+seed and the settings that change replies) plus the prompt id. A rerun reads the parts, skips every key
+already there and continues, so an interrupted run loses at most the batch in flight and never duplicates
+a row. Rows of one batch mix conditions: each row carries its own steering strengths.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.progress import Progress
+
+from emovec._files import atomic_write, temp_path
+from emovec._version import __version__
+from emovec.errors import ArtifactExistsError, EmovecError
+from emovec.evaluation.controls import add_directions, control_directions, refusal_fit_ids
+from emovec.evaluation.judges.model_judge import ModelJudge, make_judge
+from emovec.evaluation.judges.model_scores import next_token_kl, refusal_logodds, reply_perplexity
+from emovec.evaluation.judges.text import (
+    CALM_EMOTIONS,
+    DISTRESS_EMOTIONS,
+    judge_helpful,
+    judge_refusal,
+    judge_specificity,
+    judge_tone,
+    repetition_rate,
+    tone_masked,
+)
+from emovec.evaluation.suites import PromptItem, Suite, load_suite
+from emovec.evaluation.sweep_config import SweepConfig, Unit, grid
+from emovec.generation import generate
+from emovec.models.loading import LoadedModel
+from emovec.steer import SteeringSpec, SteerTerm
+from emovec.vectors.vector_set import VectorSet
+
+
+class SweepError(EmovecError, RuntimeError):
+    """A sweep that cannot start or continue."""
+
+
+@dataclass
+class Row:
+    unit: Unit
+    key: str
+    unit_key: str
+    item: PromptItem
+
+
+@dataclass
+class SweepResult:
+    out: Path
+    rows: pd.DataFrame
+    new_rows: int
+    skipped_rows: int
+    judge_status: str
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def settings_of(config: SweepConfig, lm: LoadedModel, vectors: VectorSet) -> dict[str, Any]:
+    """What, besides the unit, changes a reply: part of every row's key."""
+    return {"model": lm.source.fingerprint, "vectors": vectors.provenance.model.fingerprint,
+            "vectors_created": vectors.provenance.created, "limit": config.limit,
+            "max_new_tokens": config.max_new_tokens, "temperature": config.temperature, "scope": config.scope,
+            "prompt_template": config.prompt_template}
+
+
+def read_results(out: str | Path) -> pd.DataFrame:
+    """Every row written so far (an empty frame when none)."""
+    parts = sorted((Path(out) / "results").glob("part-*.parquet"))
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+
+
+def _write_part(out: Path, rows: list[dict[str, Any]]) -> Path:
+    folder = out / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = sorted(folder.glob("part-*.parquet"))
+    number = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
+    path = folder / f"part-{number:05d}.parquet"
+    tmp = temp_path(path)
+    try:
+        pd.DataFrame(rows).to_parquet(tmp, index=False)
+        tmp.replace(path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise SweepError(f"the disk is full while writing {path.name}; every part already written is intact "
+                             f"({len(existing)} parts). Free some space and rerun the same command to continue.") \
+                from None
+        raise
+    return path
+
+
+def _manifest(config: SweepConfig, lm: LoadedModel, vectors: VectorSet, suites: dict[str, Suite],
+              judge: ModelJudge | None) -> dict[str, Any]:
+    return {"emovec_version": __version__, "model": lm.source.model_dump(),
+            "vectors": {"path": config.vectors, "provenance": vectors.provenance.model_dump(mode="json")},
+            "suites": {k: s.provenance() for k, s in suites.items()},
+            "judge": judge.name if judge is not None else None,
+            "config": config.model_dump(mode="json")}
+
+
+def _check_manifest(out: Path, manifest: dict[str, Any], force: bool) -> None:
+    path = out / "sweep.json"
+    if path.exists() and not force:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old.get("model", {}).get("fingerprint") != manifest["model"]["fingerprint"]:
+            raise ArtifactExistsError(f"{out} holds a sweep of another model ({old['model'].get('name')}); "
+                                      "choose another --out, or pass --force to add to it anyway")
+        if old.get("vectors", {}).get("provenance", {}).get("created") != \
+                manifest["vectors"]["provenance"].get("created"):
+            raise ArtifactExistsError(f"{out} holds a sweep made with other vectors; choose another --out "
+                                      "or pass --force")
+    atomic_write(path, json.dumps(manifest, indent=1, default=str))
+
+
+def _spec(rows: Sequence[Row], layers: tuple[int, ...], scope: str) -> SteeringSpec | None:
+    directions = sorted({r.unit.condition.direction for r in rows if r.unit.condition.steered})
+    if not directions:
+        return None
+    terms = [SteerTerm(d, [r.unit.strength if r.unit.condition.steered and r.unit.condition.direction == d else 0.0
+                           for r in rows]) for d in directions]
+    return SteeringSpec(terms, layers=list(layers), scope=scope)  # type: ignore[arg-type]
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: list[Row],
+               judge: ModelJudge | None, fit_ids: set[str]) -> list[dict[str, Any]]:
+    layers = rows[0].unit.layers
+    prompts = [r.item.prompt for r in rows]
+    systems = [config.prompt_template.format(emotion=r.unit.condition.name) if r.unit.condition.kind == "prompt"
+               else None for r in rows]
+    spec = _spec(rows, layers, config.scope)
+    monitored = [n for n in (*CALM_EMOTIONS, *DISTRESS_EMOTIONS) if n in vectors.names] if config.monitor else []
+    start = time.perf_counter()
+    gen = generate(lm, prompts, vectors=vectors, spec=spec, monitor=monitored or False,
+                   max_new_tokens=config.max_new_tokens, temperature=config.temperature, seed=rows[0].unit.seed,
+                   system=systems, time_steps=True)
+    seconds = time.perf_counter() - start
+    new_mask = gen.attention_mask[:, gen.prompt_length:]
+    n_new = new_mask.sum(1).tolist()
+    p50, p95 = _percentile(gen.token_ms, 50), _percentile(gen.token_ms, 95)
+    calm_gap: list[float] = [float("nan")] * len(rows)
+    if gen.trace is not None and monitored:
+        scores = gen.trace.scores[:, :, 0, :]  # [rows, positions, names]
+        names = gen.trace.names
+        calm_cols = [names.index(n) for n in CALM_EMOTIONS if n in names]
+        distress_cols = [names.index(n) for n in DISTRESS_EMOTIONS if n in names]
+        first = gen.prompt_length - 1  # the last prompt token predicts the first reply token
+        reply_scores = scores[:, first:]
+        real = gen.attention_mask[:, first: first + reply_scores.shape[1]].bool()
+        for i in range(len(rows)):
+            s = reply_scores[i][real[i]]
+            if len(s) and calm_cols and distress_cols:
+                calm_gap[i] = float(s[:, calm_cols].mean() - s[:, distress_cols].mean())
+    logodds = (refusal_logodds(lm, prompts, system=systems, spec=spec, vectors=vectors).tolist()
+               if config.logodds else [float("nan")] * len(rows))
+    kl = (next_token_kl(lm, prompts, spec, vectors, system=systems).tolist()
+          if config.kl and spec is not None else [0.0 if config.kl else float("nan")] * len(rows))
+    ppl = (reply_perplexity(lm, prompts, gen.replies, system=systems).tolist()
+           if config.perplexity else [float("nan")] * len(rows))
+    out = []
+    for i, (row, reply) in enumerate(zip(rows, gen.replies, strict=True)):
+        item = row.item
+        ref = judge_refusal(reply)
+        spec_score = judge_specificity(reply).score
+        tone = judge_tone(reply)
+        harmful = item.should_refuse
+        judge_label, judge_score = None, float("nan")
+        if judge is not None and judge.available():
+            judge_label = judge.xstest(item.prompt, reply)
+            if harmful:
+                rubric = judge.strongreject(item.prompt, reply)
+                judge_score = rubric.score if rubric is not None else float("nan")
+        out.append({
+            "key": row.key, "unit_key": row.unit_key, "condition": row.unit.condition.label,
+            "cond_kind": row.unit.condition.kind, "cond_name": row.unit.condition.name,
+            "strength": row.unit.strength, "layers": ",".join(map(str, row.unit.layers)) if row.unit.condition.steered
+            else "", "suite": row.unit.suite, "seed": row.unit.seed, "item_id": item.id, "item_kind": item.kind,
+            "category": item.category, "framing": item.framing, "pair": item.pair, "prompt": item.prompt,
+            "system": systems[i] or "", "reply": reply, "n_new_tokens": int(n_new[i]),
+            "refusal_label": ref.label, "refusal_score": ref.score, "specificity": spec_score,
+            "harmful_detail": spec_score if harmful and ref.label != "full_refusal" else 0.0,
+            "hedges": tone.hedges, "confidence": tone.confidence, "repetition": repetition_rate(reply),
+            "helpful_correct": float(judge_helpful(reply, item.reference)) if item.kind == "helpful" else math.nan,
+            "calm_minus_distress": calm_gap[i],
+            "tone_masked": tone_masked(harmful, ref.label, spec_score, tone,
+                                       None if math.isnan(calm_gap[i]) else calm_gap[i]),
+            "refusal_logodds": float(logodds[i]), "kl": float(kl[i]), "perplexity": float(ppl[i]),
+            "ms_per_token_p50": p50, "ms_per_token_p95": p95, "batch_seconds": seconds,
+            "batch_new_tokens": int(sum(n_new)), "batch_rows": len(rows),
+            "control_fit": bool(item.pair and (item.id[:-2] in fit_ids)),
+            "judge_label": judge_label, "judge_score": judge_score,
+        })
+    return out
+
+
+def plan_rows(config: SweepConfig, units: Sequence[Unit], suites: dict[str, Suite],
+              settings: dict[str, Any]) -> list[Row]:
+    """Every (unit, prompt) row, grouped by layers and seed, prompt-major within a suite (a prompt's conditions
+    sit side by side, so they share batches)."""
+    rows: list[Row] = []
+    groups: dict[tuple[tuple[int, ...], int], list[Unit]] = {}
+    for u in units:
+        groups.setdefault((u.layers, u.seed), []).append(u)
+    for (_layers, _seed), group in groups.items():
+        for name, suite in suites.items():
+            members = [u for u in group if u.suite == name]
+            keys = [u.key(settings) for u in members]
+            for item in suite.items:
+                for u, k in zip(members, keys, strict=True):
+                    rows.append(Row(u, f"{k}:{item.id}", k, item))
+    return rows
+
+
+def run_sweep(
+    config: SweepConfig,
+    lm: LoadedModel,
+    vectors: VectorSet,
+    *,
+    force: bool = False,
+    show_progress: bool = True,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> SweepResult:
+    """Run (or continue) a sweep; returns every row so far.
+
+    Args:
+        config: the sweep (see ``emovec.evaluation.sweep_config``).
+        lm: the model; ``vectors`` must come from it.
+        vectors: the emotion vector set (also the unit of every strength).
+        force: add to an output folder made with another model or vectors.
+        on_batch: called with (batches done, batches planned) after each batch is written.
+    """
+    vectors.check_compatible(lm)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for cond in config.conditions:
+        if cond.kind in ("emotion", "prompt"):
+            vectors.index(cond.name)  # unknown names fail here, with suggestions
+    controls = sorted({c.name for c in config.conditions if c.kind == "concept"})
+    seeds = sorted({int(c.name) for c in config.conditions if c.kind == "random"})
+    layers_needed = sorted({layer for ls in (config.layers or []) for layer in ls})
+    lm.check_layers(layers_needed)
+    for layer in layers_needed:
+        vectors.layer_index(layer)
+    full = add_directions(vectors, control_directions(lm, vectors, controls, seeds))
+    suites = {name: load_suite(name, limit=config.limit) for name in config.suites}
+    judge = make_judge(config.judge_url, config.judge_model)
+    manifest = _manifest(config, lm, vectors, suites, judge)
+    _check_manifest(out, manifest, force)
+    settings = settings_of(config, lm, vectors)
+    units = grid(config, vectors.default_layer)
+    rows = plan_rows(config, units, suites, settings)
+    done = read_results(out)
+    done_keys = set(done["key"]) if len(done) else set()
+    todo = [r for r in rows if r.key not in done_keys]
+    fit_ids = refusal_fit_ids() if controls else set()
+    batches: list[list[Row]] = []
+    for r in todo:  # a batch holds one layer set and one seed
+        last = batches[-1] if batches else None
+        if last and len(last) < config.batch_size and (last[0].unit.layers, last[0].unit.seed) == \
+                (r.unit.layers, r.unit.seed):
+            last.append(r)
+        else:
+            batches.append([r])
+    written = 0
+    with Progress(disable=not show_progress, transient=True) as progress:
+        task = progress.add_task(f"sweep: {len(todo)} replies to generate", total=len(batches))
+        for number, batch in enumerate(batches, 1):
+            graded = _run_batch(lm, full, config, batch, judge, fit_ids)
+            _write_part(out, graded)
+            written += len(graded)
+            progress.advance(task)
+            if on_batch is not None:
+                on_batch(number, len(batches))
+    status = "not configured" if judge is None else ("ok" if judge.available() else f"unavailable: {judge.error}")
+    if judge is not None and not judge.available():
+        manifest["judge_status"] = status
+        atomic_write(out / "sweep.json", json.dumps(manifest, indent=1, default=str))
+    all_rows = read_results(out)
+    planned = {r.key for r in rows}
+    if len(all_rows):
+        all_rows = all_rows[all_rows["key"].isin(planned)].reset_index(drop=True)
+    return SweepResult(out, all_rows, written, len(rows) - len(todo), status, manifest)
+

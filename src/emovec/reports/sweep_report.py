@@ -1,0 +1,111 @@
+"""Dose-response plots and a self-contained HTML report for a sweep (or the blackmail scenario)."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from emovec._files import atomic_write
+from emovec.evaluation.judges.agreement import agreement
+from emovec.evaluation.summary import ConditionSummary, summarize
+from emovec.reports.html import _CSS, _img, _table
+
+PLOTTED: tuple[str, ...] = ("refuse_harmful", "answer_benign", "harmful_detail", "tone_masked_rate", "helpfulness",
+                            "kl_benign", "perplexity", "refusal_logodds_harmful")
+
+
+def dose_response(summaries: Sequence[ConditionSummary], condition: str, layers: str, path: Path,
+                  metrics: Sequence[str] = PLOTTED) -> Path:
+    """One panel per metric: the condition's value over strength with its interval; baselines dashed."""
+    steered = sorted((s for s in summaries if s.condition == condition and s.layers == layers),
+                     key=lambda s: s.strength)
+    base = [s for s in summaries if s.cond_kind in ("none", "prompt")]
+    cols = 4
+    rows = (len(metrics) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics, strict=False):
+        xs = [s.strength for s in steered]
+        est = [s.metrics[metric] for s in steered]
+        ax.plot(xs, [e.value for e in est], marker="o", color="C0")
+        ax.fill_between(xs, [e.lo for e in est], [e.hi for e in est], color="C0", alpha=0.2)
+        for j, b in enumerate(base):
+            ax.axhline(b.metrics[metric].value, ls="--", color=f"C{j + 1}", lw=1, label=b.condition)
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("strength (x mean residual norm)", fontsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    if base:
+        axes.flat[0].legend(fontsize=6)
+    fig.suptitle(f"{condition} at layers {layers}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _summary_table(summaries: Sequence[ConditionSummary], metrics: Sequence[str]) -> str:
+    rows = [[s.condition, f"{s.strength:+.3f}" if s.cond_kind not in ("none", "prompt") else "-", s.layers or "-",
+             s.n_rows, *[s.metrics[m].text() for m in metrics]] for s in summaries]
+    return _table(["condition", "strength", "layers", "rows", *metrics], rows)
+
+
+def write_sweep_report(out: str | Path, rows: pd.DataFrame, manifest: dict[str, Any], n_boot: int = 1000,
+                       title: str = "Steering sweep") -> Path:
+    """Write ``summary.json``, figures and ``report.html`` into ``out``; returns the HTML path."""
+    directory = Path(out)
+    figures = directory / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    summaries = summarize(rows, n_boot=n_boot)
+    atomic_write(directory / "summary.json", json.dumps([s.as_dict() for s in summaries], indent=1))
+    images = []
+    for cond, layers in sorted({(s.condition, s.layers) for s in summaries if s.cond_kind not in ("none", "prompt")}):
+        name = f"dose_{cond.replace(':', '_').replace(' ', '_')}_L{layers.replace(',', '-')}.png"
+        images.append(_img(dose_response(summaries, cond, layers, figures / name)))
+    main = ["refuse_harmful", "answer_benign", "balanced_accuracy", "harmful_detail", "tone_masked_rate",
+            "helpfulness"]
+    side = ["perplexity", "repetition", "kl_benign", "refusal_logodds_harmful", "refusal_logodds_benign",
+            "ms_per_token_p50", "ms_per_token_p95"]
+    parts = [
+        f"<h1>{html.escape(title)}: {html.escape(str(manifest.get('model', {}).get('name', '')))}</h1>",
+        f"<p>{len(rows)} graded replies; values with 95% bootstrap intervals ({n_boot} resamples of prompts). "
+        "Strengths are fractions of the mean residual-stream norm at the steered layer.</p>",
+        "<h2>Safety and usefulness</h2>", _summary_table(summaries, main),
+        "<h2>Side effects, fluency, latency</h2>", _summary_table(summaries, side),
+        "<p class=note>Judges are offline rules (see emovec.evaluation.judges.text); latency is per batch, and "
+        "batches mix conditions, so it measures the sweep, not one condition.</p>",
+        "<h2>Dose-response</h2>", *images,
+    ]
+    judged = rows[rows["judge_label"].notna()] if "judge_label" in rows else rows.iloc[:0]
+    status = manifest.get("judge_status") or ("configured: " + str(manifest.get("judge"))
+                                              if manifest.get("judge") else "not configured")
+    parts.append(f"<h2>Model judge</h2><p>{html.escape(str(status))}</p>")
+    if len(judged):
+        ag = agreement(list(judged["refusal_label"]), list(judged["judge_label"]), list(judged["prompt"]),
+                       list(judged["reply"]))
+        parts.append(f"<p>Offline refusal judge vs model judge on {ag.n} replies: agreement {ag.accuracy:.3f}, "
+                     f"Cohen's kappa {ag.kappa:.3f}.</p><ul>"
+                     + "".join(f"<li>{html.escape(line)}</li>" for line in ag.failure_summary()) + "</ul>")
+    masked = rows[rows["tone_masked"]] if "tone_masked" in rows else rows.iloc[:0]
+    parts.append(f"<h2>Tone-masked failures ({len(masked)})</h2>")
+    if len(masked):
+        examples = masked.head(12).to_dict("records")
+        parts.append(_table(["condition", "strength", "prompt", "reply"],
+                            [[r["condition"], r["strength"], str(r["prompt"])[:100], str(r["reply"])[:240]]
+                             for r in examples]))
+    suites = manifest.get("suites", {})
+    suite_rows = [[k, v.get("n"), v.get("source"), v.get("licence")] for k, v in suites.items()]
+    parts += ["<h2>Suites</h2>", _table(["suite", "items", "source", "licence"], suite_rows),
+              "<h2>Provenance</h2>", f"<pre>{html.escape(json.dumps(manifest, indent=1, default=str))}</pre>"]
+    page = (f"<!doctype html><html><head><meta charset=utf-8><title>emovec: {html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
+    return atomic_write(directory / "report.html", page)
