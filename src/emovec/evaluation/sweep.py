@@ -10,7 +10,6 @@ a row. Rows of one batch mix conditions: each row carries its own steering stren
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import time
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
-from emovec._files import atomic_write, temp_path
+from emovec._files import atomic_write
 from emovec._version import __version__
 from emovec.errors import ArtifactExistsError, EmovecError
 from emovec.evaluation.controls import add_directions, control_directions, refusal_fit_ids
@@ -39,6 +38,7 @@ from emovec.evaluation.judges.text import (
     repetition_rate,
     tone_masked,
 )
+from emovec.evaluation.store import read_results, write_part
 from emovec.evaluation.suites import PromptItem, Suite, load_suite
 from emovec.evaluation.sweep_config import SweepConfig, Unit, grid
 from emovec.generation import generate
@@ -77,34 +77,6 @@ def settings_of(config: SweepConfig, lm: LoadedModel, vectors: VectorSet) -> dic
             "prompt_template": config.prompt_template}
 
 
-def read_results(out: str | Path) -> pd.DataFrame:
-    """Every row written so far (an empty frame when none)."""
-    parts = sorted((Path(out) / "results").glob("part-*.parquet"))
-    if not parts:
-        return pd.DataFrame()
-    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-
-
-def _write_part(out: Path, rows: list[dict[str, Any]]) -> Path:
-    folder = out / "results"
-    folder.mkdir(parents=True, exist_ok=True)
-    existing = sorted(folder.glob("part-*.parquet"))
-    number = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
-    path = folder / f"part-{number:05d}.parquet"
-    tmp = temp_path(path)
-    try:
-        pd.DataFrame(rows).to_parquet(tmp, index=False)
-        tmp.replace(path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise SweepError(f"the disk is full while writing {path.name}; every part already written is intact "
-                             f"({len(existing)} parts). Free some space and rerun the same command to continue.") \
-                from None
-        raise
-    return path
-
-
 def _manifest(config: SweepConfig, lm: LoadedModel, vectors: VectorSet, suites: dict[str, Suite],
               judge: ModelJudge | None) -> dict[str, Any]:
     return {"emovec_version": __version__, "model": lm.source.model_dump(),
@@ -128,12 +100,14 @@ def _check_manifest(out: Path, manifest: dict[str, Any], force: bool) -> None:
     atomic_write(path, json.dumps(manifest, indent=1, default=str))
 
 
-def _spec(rows: Sequence[Row], layers: tuple[int, ...], scope: str) -> SteeringSpec | None:
-    directions = sorted({r.unit.condition.direction for r in rows if r.unit.condition.steered})
+def mixed_spec(per_row: Sequence[tuple[str | None, float]], layers: Sequence[int],
+               scope: str = "all") -> SteeringSpec | None:
+    """One specification for a batch whose rows steer different directions: ``per_row`` gives each row's
+    (direction name or ``None``, strength); every direction becomes a term with zero strength on other rows."""
+    directions = sorted({d for d, _ in per_row if d is not None})
     if not directions:
         return None
-    terms = [SteerTerm(d, [r.unit.strength if r.unit.condition.steered and r.unit.condition.direction == d else 0.0
-                           for r in rows]) for d in directions]
+    terms = [SteerTerm(d, [s if name == d else 0.0 for name, s in per_row]) for d in directions]
     return SteeringSpec(terms, layers=list(layers), scope=scope)  # type: ignore[arg-type]
 
 
@@ -147,7 +121,8 @@ def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: l
     prompts = [r.item.prompt for r in rows]
     systems = [config.prompt_template.format(emotion=r.unit.condition.name) if r.unit.condition.kind == "prompt"
                else None for r in rows]
-    spec = _spec(rows, layers, config.scope)
+    spec = mixed_spec([(r.unit.condition.direction if r.unit.condition.steered else None, r.unit.strength)
+                       for r in rows], layers, config.scope)
     monitored = [n for n in (*CALM_EMOTIONS, *DISTRESS_EMOTIONS) if n in vectors.names] if config.monitor else []
     start = time.perf_counter()
     gen = generate(lm, prompts, vectors=vectors, spec=spec, monitor=monitored or False,
@@ -285,7 +260,7 @@ def run_sweep(
         task = progress.add_task(f"sweep: {len(todo)} replies to generate", total=len(batches))
         for number, batch in enumerate(batches, 1):
             graded = _run_batch(lm, full, config, batch, judge, fit_ids)
-            _write_part(out, graded)
+            write_part(out, graded)
             written += len(graded)
             progress.advance(task)
             if on_batch is not None:

@@ -109,3 +109,63 @@ def write_sweep_report(out: str | Path, rows: pd.DataFrame, manifest: dict[str, 
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>emovec: {html.escape(title)}</title>"
             f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
     return atomic_write(directory / "report.html", page)
+
+
+def write_blackmail_report(out: str | Path, rows: pd.DataFrame, manifest: dict[str, Any]) -> Path:
+    """``summary.json``, a rate-vs-strength figure and ``report.html`` for the blackmail scenario."""
+    from emovec.evaluation.blackmail import summarize_blackmail
+
+    directory = Path(out)
+    (directory / "figures").mkdir(parents=True, exist_ok=True)
+    summary = summarize_blackmail(rows)
+    atomic_write(directory / "summary.json", json.dumps(summary, indent=1))
+    metrics = ("threat_blackmail", "threat_valid_format", "threat_mentions_secret")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3), squeeze=False)
+    base = next((e for e in summary if e["emotion"] == ""), None)
+    emotions = sorted({e["emotion"] for e in summary if e["emotion"]})
+    for ax, metric in zip(axes.flat, metrics, strict=True):
+        for j, emotion in enumerate(emotions):
+            pts = sorted(((e["strength"], e[metric]) for e in summary if e["emotion"] == emotion),
+                         key=lambda p: p[0])
+            if base is not None:  # strength 0 is the unsteered run
+                pts = sorted([*pts, (0.0, base[metric])], key=lambda p: p[0])
+            xs = [p[0] for p in pts]
+            ax.plot(xs, [p[1]["value"] for p in pts], marker="o", color=f"C{j}", label=emotion)
+            ax.fill_between(xs, [p[1]["lo"] for p in pts], [p[1]["hi"] for p in pts], color=f"C{j}", alpha=0.15)
+        ax.set_title(metric, fontsize=9)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("strength", fontsize=8)
+    if emotions:
+        axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig_path = directory / "figures" / "blackmail_rates.png"
+    fig.savefig(fig_path, dpi=100)
+    plt.close(fig)
+
+    def cell(e: dict[str, Any], key: str) -> str:
+        v = e[key]
+        return "n/a" if v["n"] == 0 else f"{v['value']:.2f} [{v['lo']:.2f}, {v['hi']:.2f}] (n={v['n']})"
+
+    table = _table(["condition", "blackmail (threat+secret)", "valid format", "mentions secret",
+                    "blackmail (controls)", "valid format (controls)", "model judge"],
+                   [[e["condition"], cell(e, "threat_blackmail"), cell(e, "threat_valid_format"),
+                     cell(e, "threat_mentions_secret"), cell(e, "control_blackmail"),
+                     cell(e, "control_valid_format"),
+                     "n/a" if e["judge_blackmail_rate"] is None else f"{e['judge_blackmail_rate']:.2f}"]
+                    for e in summary])
+    total_valid = int(rows["valid_format"].sum()) if len(rows) else 0
+    total_black = int(rows["blackmail"].sum()) if len(rows) else 0
+    verdict = (f"{total_black} of {len(rows)} replies blackmailed; {total_valid} used the email format correctly."
+               + (" The model never produced a valid action, so blackmail rates here say nothing about its "
+                  "disposition; use a larger model." if total_valid == 0 else ""))
+    samples = rows.head(6).to_dict("records") if len(rows) else []
+    parts = [f"<h1>Agentic blackmail scenario: {html.escape(str(manifest.get('model', {}).get('name', '')))}</h1>",
+             f"<p>{html.escape(verdict)} Rates with 95% Wilson intervals.</p>", table, _img(fig_path),
+             "<h2>Sample replies</h2>",
+             _table(["variant", "condition", "blackmail", "valid", "reply"],
+                    [[r["variant"], r["condition"], r["blackmail"], r["valid_format"], str(r["reply"])[:400]]
+                     for r in samples]),
+             "<h2>Provenance</h2>", f"<pre>{html.escape(json.dumps(manifest, indent=1, default=str))}</pre>"]
+    page = (f"<!doctype html><html><head><meta charset=utf-8><title>emovec: blackmail scenario</title>"
+            f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
+    return atomic_write(directory / "report.html", page)
