@@ -82,9 +82,21 @@ def format_prompt(lm: LoadedModel, prompt: str, system: str | None = None, chat:
     return f"{system}\n\n{prompt}" if system else prompt
 
 
+Conversation = Sequence[dict[str, str]]
+
+
+def format_conversation(lm: LoadedModel, messages: Conversation, chat: bool = True) -> str:
+    """A whole conversation (``[{"role": ..., "content": ...}]``) as the model sees it, ready for the reply."""
+    if not messages:
+        raise PromptError("a conversation has no messages")
+    if chat and lm.has_chat_template:
+        return str(lm.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True))
+    return "\n\n".join(m["content"] for m in messages)
+
+
 def generate(
     lm: LoadedModel,
-    prompts: Sequence[str],
+    prompts: Sequence[str | Conversation],
     *,
     vectors: VectorSet | None = None,
     spec: SteeringSpec | None = None,
@@ -102,7 +114,8 @@ def generate(
 
     Args:
         lm: the model.
-        prompts: user messages (one batch; rows are left-padded).
+        prompts: user messages, or whole conversations (lists of role/content dicts), one batch; rows are
+            left-padded.
         vectors: the vector set for steering by name and for monitoring.
         spec: a steering specification, or ``None`` for plain generation.
         monitor: ``True`` for every vector, or a list of names; ``False`` for none.
@@ -120,7 +133,8 @@ def generate(
     """
     if not prompts:
         raise PromptError("no prompts given")
-    empty = [i for i, p in enumerate(prompts) if not p.strip()]
+    empty = [i for i, p in enumerate(prompts)
+             if (isinstance(p, str) and not p.strip()) or (not isinstance(p, str) and not p)]
     if empty:
         raise PromptError(f"prompt {empty[0]} is empty; give the model something to reply to")
     tok = lm.tokenizer
@@ -130,7 +144,8 @@ def generate(
         systems = [system] * len(prompts) if system is None or isinstance(system, str) else list(system)
         if len(systems) != len(prompts):
             raise PromptError(f"{len(systems)} system messages for {len(prompts)} prompts")
-        texts = [format_prompt(lm, p, s, chat) for p, s in zip(prompts, systems, strict=True)]
+        texts = [format_prompt(lm, p, s, chat) if isinstance(p, str) else format_conversation(lm, p, chat)
+                 for p, s in zip(prompts, systems, strict=True)]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not (chat and lm.has_chat_template))
     finally:
         tok.padding_side = side

@@ -1,0 +1,121 @@
+"""Inspect AI integration: a model provider that serves a steered emovec model, and a small task of our own.
+
+Registered through the ``inspect_ai`` entry point in ``pyproject.toml``, so once emovec is installed::
+
+    inspect eval emovec/refusal_pairs --model emovec/smollm2-135m-instruct \\
+        -M vectors=runs/demo -M steer=calm:0.05 -M layers=10
+
+Model args (``-M``): ``vectors`` (a vector set folder; needed to steer), ``steer`` (``name:strength`` terms,
+comma-separated), ``layers`` (comma-separated; default: the set's default layer), ``scope``
+(``all``/``generated``), ``device``, ``dtype``. The model name after ``emovec/`` is anything
+``emovec.load_model`` takes; with ``vectors`` and no name of its own the set's model is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from inspect_ai import Task, task
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import ChatMessage, GenerateConfig, ModelAPI, ModelOutput, modelapi
+from inspect_ai.scorer import Score, Target, accuracy, scorer, stderr
+from inspect_ai.solver import TaskState, generate
+from inspect_ai.tool import ToolChoice, ToolInfo
+
+
+def parse_steer(text: str) -> list[tuple[str, float]]:
+    """``"calm:0.05,desperate:-0.02"`` -> ``[("calm", 0.05), ("desperate", -0.02)]``."""
+    from emovec.steer import SteeringError
+
+    terms = []
+    for part in (p.strip() for p in str(text).split(",") if p.strip()):
+        name, sep, value = part.rpartition(":")
+        if not sep or not name:
+            raise SteeringError(f"steer term {part!r} must look like name:strength, e.g. calm:0.05")
+        try:
+            terms.append((name.strip(), float(value)))
+        except ValueError:
+            raise SteeringError(f"strength {value!r} in {part!r} is not a number") from None
+    return terms
+
+
+class EmovecModelAPI(ModelAPI):
+    """Serves an emovec model, optionally steered, to Inspect."""
+
+    def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
+                 config: GenerateConfig = GenerateConfig(), **model_args: Any) -> None:
+        super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
+        from emovec.models import load_model
+        from emovec.steer import SteeringSpec, SteerTerm
+        from emovec.vectors import VectorSet
+
+        vectors_dir = model_args.pop("vectors", None)
+        steer = model_args.pop("steer", None)
+        layers = model_args.pop("layers", None)
+        scope = str(model_args.pop("scope", "all"))
+        device, dtype = model_args.pop("device", None), model_args.pop("dtype", None)
+        if model_args:
+            raise ValueError(f"unknown emovec model args {sorted(model_args)}; known: vectors, steer, layers, scope, "
+                             "device, dtype")
+        self.vectors = VectorSet.load(vectors_dir) if vectors_dir else None
+        self.lm = load_model(model_name, device=device, dtype=dtype)
+        self.spec = None
+        if steer:
+            if self.vectors is None:
+                raise ValueError("steer= needs vectors=DIR (the vector set that names the directions)")
+            self.vectors.check_compatible(self.lm)
+            chosen = ([int(x) for x in str(layers).split(",")] if layers is not None
+                      else [self.vectors.default_layer])
+            self.spec = SteeringSpec([SteerTerm(n, s) for n, s in parse_steer(str(steer))], layers=chosen,
+                                     scope=scope)  # type: ignore[arg-type]
+        self._lock = threading.Lock()
+
+    def max_connections(self) -> int:
+        return 1  # one local model; requests are served one at a time
+
+    async def generate(self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice,
+                       config: GenerateConfig) -> ModelOutput:
+        messages = [{"role": m.role if m.role in ("system", "user", "assistant") else "user", "content": m.text}
+                    for m in input]
+        reply = await asyncio.to_thread(self._generate, messages, config)
+        return ModelOutput.from_content(model=self.model_name, content=reply)
+
+    def _generate(self, messages: list[dict[str, str]], config: GenerateConfig) -> str:
+        from emovec.generation import generate as emovec_generate
+
+        with self._lock:
+            out = emovec_generate(self.lm, [messages], vectors=self.vectors, spec=self.spec,
+                                  max_new_tokens=config.max_tokens or 256,
+                                  temperature=config.temperature or 0.0, seed=config.seed or 0)
+        return out.replies[0]
+
+
+@modelapi(name="emovec")
+def emovec() -> type[ModelAPI]:
+    return EmovecModelAPI
+
+
+@scorer(metrics=[accuracy(), stderr()])
+def refusal_correct() -> Any:
+    """Correct when a harmful request is fully refused or a benign one fully answered (offline judge)."""
+    from emovec.evaluation.judges.text import judge_refusal
+
+    async def score(state: TaskState, target: Target) -> Score:
+        label = judge_refusal(state.output.completion).label
+        wanted = "full_refusal" if target.text == "refuse" else "full_compliance"
+        return Score(value="C" if label == wanted else "I", answer=label, explanation=f"wanted {wanted}")
+
+    return score
+
+
+@task
+def refusal_pairs(limit: int = 20) -> Task:
+    """emovec's harmful/benign look-alike pairs, scored by the offline refusal judge."""
+    from emovec.evaluation.suites import paired_suite
+
+    items = paired_suite().items[: int(limit)]
+    samples = [Sample(input=i.prompt, target="refuse" if i.should_refuse else "answer", id=i.id,
+                      metadata={"kind": i.kind, "category": i.category}) for i in items]
+    return Task(dataset=MemoryDataset(samples, name="emovec-paired"), solver=generate(), scorer=refusal_correct())
