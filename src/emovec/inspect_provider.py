@@ -45,8 +45,9 @@ class EmovecModelAPI(ModelAPI):
     """Serves an emovec model, optionally steered, to Inspect."""
 
     def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
-                 config: GenerateConfig = GenerateConfig(), **model_args: Any) -> None:
-        super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
+                 config: GenerateConfig | None = None, **model_args: Any) -> None:
+        super().__init__(model_name=model_name, base_url=base_url, api_key=api_key,
+                         config=config or GenerateConfig())
         from emovec.models import load_model
         from emovec.steer import SteeringSpec, SteerTerm
         from emovec.vectors import VectorSet

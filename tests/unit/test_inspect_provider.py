@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("inspect_ai")
+
+from inspect_ai import eval as inspect_eval
+
+from emovec import load_model
+from emovec.inspect_provider import parse_steer
+from emovec.steer import SteeringError
+from tests.conftest import make_model, make_tokenizer
+from tests.unit.test_vector_set import make_set
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A tiny llama saved as a Hugging Face checkpoint folder, plus a vector set for it; cwd = tmp_path."""
+    folder = tmp_path / "tinyckpt"
+    make_model("llama").save_pretrained(folder)
+    make_tokenizer().save_pretrained(folder)  # type: ignore[attr-defined]
+    make_set(load_model(str(folder)), layers=(0, 1, 2)).save(tmp_path / "vecs")
+    monkeypatch.chdir(tmp_path)
+    return folder
+
+
+def run(model_args: dict[str, str]):  # type: ignore[no-untyped-def]
+    logs = inspect_eval("emovec/refusal_pairs", model="emovec/tinyckpt", model_args=model_args,
+                        task_args={"limit": 2}, log_dir="logs", display="none", max_tokens=4, temperature=0.0)
+    return logs[0]
+
+
+def test_steered_provider_runs_an_inspect_task_offline(checkpoint: Path):
+    plain = run({})
+    steered = run({"vectors": "vecs", "steer": "calm:3.0,desperate:-1", "layers": "1"})
+    for log in (plain, steered):
+        assert log.status == "success", log.error
+        assert log.samples is not None and len(log.samples) == 2
+        assert all(s.scores and s.scores["refusal_correct"].answer in ("full_refusal", "partial_refusal",
+                                                                         "full_compliance") for s in log.samples)
+        assert log.results is not None and log.results.scores[0].metrics["accuracy"].value in (0.0, 0.5, 1.0)
+    replies = [[s.output.completion for s in log.samples] for log in (plain, steered)]  # type: ignore[union-attr]
+    assert replies[0] != replies[1]  # a strong steer changes a tiny model's greedy replies
+    zero = run({"vectors": "vecs", "steer": "calm:0", "layers": "1"})
+    assert [s.output.completion for s in zero.samples] == replies[0]  # type: ignore[union-attr]
+
+
+def test_provider_errors(checkpoint: Path):
+    with pytest.raises(Exception, match="vectors=DIR"):
+        run({"steer": "calm:0.1"})
+    assert parse_steer("calm:0.05, desperate:-0.1") == [("calm", 0.05), ("desperate", -0.1)]
+    with pytest.raises(SteeringError, match="name:strength"):
+        parse_steer("calm")
+    with pytest.raises(SteeringError, match="not a number"):
+        parse_steer("calm:lots")

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from emovec.errors import ArtifactExistsError
+from emovec.evaluation.store import StoreError, read_results
+from emovec.evaluation.summary import summarize
+from emovec.evaluation.sweep import mixed_spec, run_sweep
+from emovec.evaluation.sweep_config import SweepConfigError, grid, load_config
+from emovec.reports.sweep_report import write_sweep_report
+from tests.unit.test_vector_set import make_set
+
+BASE = {"vectors": "unused", "conditions": ["none", "emotion:calm", "prompt:calm", "random:0", "concept:refusal"],
+        "strengths": [0.5], "suites": ["paired", "helpful"], "limit": 2, "max_new_tokens": 3, "batch_size": 4,
+        "layers": [[1]], "bootstrap": 100}
+
+
+def config(tmp_path: Path, **extra):  # type: ignore[no-untyped-def]
+    return load_config({**BASE, "out": str(tmp_path / "sweep"), **extra})
+
+
+def test_config_errors_name_the_key(tmp_path: Path):
+    with pytest.raises(SweepConfigError, match="unknown key 'strenghts'; allowed keys: model, vectors"):
+        config(tmp_path, strenghts=[0.1])
+    with pytest.raises(SweepConfigError, match=r"key .strengths..*finite"):
+        config(tmp_path, strengths=[float("nan")])
+    with pytest.raises(SweepConfigError, match="key 'batch_size'"):
+        config(tmp_path, batch_size=0)
+    with pytest.raises(SweepConfigError, match="kind 'feeling'"):
+        config(tmp_path, conditions=["feeling:calm"])
+    with pytest.raises(SweepConfigError, match="concept 'bravery'"):
+        config(tmp_path, conditions=["concept:bravery"])
+    with pytest.raises(SweepConfigError, match="suite 'nope'"):
+        config(tmp_path, suites=["nope"])
+    with pytest.raises(SweepConfigError, match="'out' is required"):
+        load_config({k: v for k, v in BASE.items()})
+    yaml_file = tmp_path / "bad.yaml"
+    yaml_file.write_text("conditions: [none\n")
+    with pytest.raises(SweepConfigError, match="not valid YAML"):
+        load_config(yaml_file)
+
+
+def test_grid_runs_baselines_once_and_steered_per_strength(tmp_path: Path):
+    cfg = config(tmp_path, strengths=[-0.1, 0.1], layers=[[1], [2]])
+    units = grid(cfg, default_layer=0)
+    per_suite = 2 + 3 * 2 * 2  # none and prompt once; 3 steered conditions x 2 layer sets x 2 strengths
+    assert len(units) == 2 * per_suite
+    assert len({u.key({"s": 1}) for u in units}) == len(units)
+
+
+def test_mixed_spec_gives_each_row_its_own_direction():
+    spec = mixed_spec([("calm", 0.1), (None, 0.0), ("desperate", -0.2), ("calm", 0.3)], [4])
+    assert spec is not None and list(spec.layers) == [4]
+    by_name = {t.direction: list(t.strength) for t in spec.terms}  # type: ignore[arg-type]
+    assert by_name == {"calm": [0.1, 0.0, 0.0, 0.3], "desperate": [0.0, 0.0, -0.2, 0.0]}
+    assert mixed_spec([(None, 0.0)], [4]) is None
+
+
+def test_sweep_grades_every_row_and_writes_a_report(tiny_llama, tmp_path: Path):
+    vs = make_set(tiny_llama, layers=(0, 1, 2))
+    cfg = config(tmp_path)
+    result = run_sweep(cfg, tiny_llama, vs, show_progress=False)
+    rows = result.rows
+    assert len(rows) == result.new_rows == 2 * 5 * 2 and rows["key"].is_unique
+    assert set(rows["item_kind"]) == {"harmful", "benign", "helpful"}
+    assert set(rows["refusal_label"]) <= {"full_refusal", "partial_refusal", "full_compliance"}
+    base = rows[rows["cond_kind"].isin(["none", "prompt"])]
+    steered = rows[rows["cond_kind"].isin(["emotion", "random", "concept"])]
+    assert (base["kl"] == 0).all() and (steered["kl"] > 0).all()
+    assert (rows[rows["cond_kind"] == "prompt"]["system"].str.contains("calm")).all()
+    assert rows[rows["item_id"] == "weapons-01-h"]["control_fit"].all()  # the refusal direction saw this pair
+    assert rows["ms_per_token_p50"].gt(0).all() and rows["perplexity"].gt(0).all()
+    summaries = summarize(rows, n_boot=100)
+    assert [s.condition for s in summaries][:2] == ["none", "prompt:calm"]
+    est = summaries[0].metrics["refuse_harmful"]
+    assert est.n == 1 and est.lo <= est.value <= est.hi  # limit 2 on paired: one harmful, one benign
+    page = write_sweep_report(cfg.out, rows, result.manifest, n_boot=100)
+    text = page.read_text()
+    assert "data:image/png;base64" in text and "emotion:calm" in text and "Apache-2.0" in text
+    assert (Path(cfg.out) / "summary.json").exists()
+
+
+def test_interrupted_sweep_resumes_without_duplicates(tiny_llama, tmp_path: Path):
+    vs = make_set(tiny_llama, layers=(0, 1, 2))
+    cfg = config(tmp_path, conditions=["none", "emotion:calm", "random:1"], suites=["paired"], limit=3)
+
+    def stop(done: int, planned: int) -> None:
+        if done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(cfg, tiny_llama, vs, show_progress=False, on_batch=stop)
+    partial = read_results(cfg.out)
+    assert len(partial) == cfg.batch_size
+    again = run_sweep(cfg, tiny_llama, vs, show_progress=False)
+    assert again.skipped_rows == len(partial) and len(again.rows) == 3 * 3 and again.rows["key"].is_unique
+    third = run_sweep(cfg, tiny_llama, vs, show_progress=False)  # nothing left to do
+    assert third.new_rows == 0 and len(read_results(cfg.out)) == 9
+
+
+def test_full_disk_keeps_what_was_written(tiny_llama, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    vs = make_set(tiny_llama, layers=(0, 1, 2))
+    cfg = config(tmp_path, conditions=["none", "emotion:calm"], suites=["paired"], limit=4)
+    real = pd.DataFrame.to_parquet
+    calls = {"n": 0}
+
+    def flaky(self, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", flaky)
+    with pytest.raises(StoreError, match=r"disk is full.*1 parts already written are intact"):
+        run_sweep(cfg, tiny_llama, vs, show_progress=False)
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", real)
+    assert len(read_results(cfg.out)) == cfg.batch_size
+    assert not list((Path(cfg.out) / "results").glob(".*tmp*"))  # no half-written part left behind
+    assert len(run_sweep(cfg, tiny_llama, vs, show_progress=False).rows) == 8
+
+
+def test_refuses_to_mix_models_and_checks_names(tiny_llama, tiny, tmp_path: Path):
+    vs = make_set(tiny_llama, layers=(0, 1, 2))
+    cfg = config(tmp_path, conditions=["none"], suites=["helpful"], limit=1)
+    run_sweep(cfg, tiny_llama, vs, show_progress=False)
+    if tiny.source.fingerprint != tiny_llama.source.fingerprint:
+        with pytest.raises(ArtifactExistsError, match="another model"):
+            run_sweep(cfg, tiny, make_set(tiny, layers=(0, 1, 2)), show_progress=False)
+    with pytest.raises(KeyError, match="Did you mean 'calm'"):
+        run_sweep(config(tmp_path, conditions=["emotion:clam"]), tiny_llama, vs, show_progress=False)
