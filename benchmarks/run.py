@@ -132,6 +132,50 @@ def bench_generation(lm: LoadedModel, batch: int, repeats: int, new_tokens: int 
          ">= 0.95x plain generate")
 
 
+def bench_sweep(lm: LoadedModel, repeats: int) -> None:
+    """A sweep (4 conditions mixed in batches of 16, steering, monitoring and every judge) vs plain batched
+    ``generate`` of the same prompts in the same batches; generated tokens per second."""
+    import tempfile
+
+    from emovec.evaluation.sweep import run_sweep
+    from emovec.evaluation.sweep_config import load_config
+    from emovec.generation import generate
+
+    vs = timing_vectors(lm)
+    base = {"vectors": "in-memory", "conditions": ["none", "emotion:calm", "emotion:desperate", "random:0"],
+            "strengths": [0.05], "layers": [[20]], "suites": ["paired"], "limit": 8, "max_new_tokens": 32,
+            "batch_size": 16}
+    best = {"sweep": float("inf"), "sweep_no_ppl": float("inf"), "plain": float("inf")}
+    tokens: dict[str, int] = {}
+    rows = None
+    for r in range(repeats):
+        order = ["plain", "sweep", "sweep_no_ppl"] if r % 2 else ["sweep", "sweep_no_ppl", "plain"]
+        for name in order:
+            if name == "plain" and rows is None:
+                continue
+            start = time.perf_counter()
+            if name == "plain":
+                assert rows is not None
+                n = 0
+                for i in range(0, len(rows), 16):
+                    b = rows.iloc[i: i + 16]
+                    g = generate(lm, list(b["prompt"]), system=[x or None for x in b["system"]], max_new_tokens=32)
+                    n += int(g.attention_mask[:, g.prompt_length:].sum())
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    cfg = load_config({**base, "out": tmp, "perplexity": name == "sweep"})
+                    res = run_sweep(cfg, lm, vs, show_progress=False)  # type: ignore[arg-type]
+                rows = res.rows
+                n = int(rows["n_new_tokens"].sum())
+            best[name] = min(best[name], time.perf_counter() - start)
+            tokens[name] = n
+    tps = {k: tokens[k] / best[k] for k in best}
+    emit("sweep_generate_batch16", tps["sweep"], "tokens/s", tps["sweep"] / tps["plain"],
+         ">= 0.9x plain batched generate (all judges, perplexity included)")
+    emit("sweep_generate_batch16_without_perplexity", tps["sweep_no_ppl"], "tokens/s",
+         tps["sweep_no_ppl"] / tps["plain"], "recorded (perplexity: false)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -142,6 +186,7 @@ def main() -> None:
     bench_cached_load("smollm2-135m-instruct")
     bench_generation(lm, 1, repeats=6 if args.quick else 9)
     bench_generation(lm, 16, repeats=3 if args.quick else 6)
+    bench_sweep(lm, repeats=2 if args.quick else 3)
     if not args.quick:
         bench_full_extraction(lm)
 

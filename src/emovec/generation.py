@@ -34,6 +34,9 @@ class Generation:
         trace: monitoring scores, when monitoring was asked for.
         step_ms: wall time of each forward pass in milliseconds; the first is the prompt (prefill), each later
             one produced one token per row.
+        first_logprobs: ``[rows, vocab]`` log-probs of the first reply token, as the (steered) model ran.
+        token_logprobs: ``[rows, new]`` log-prob of each generated token, as the model ran.
+        after_prompt: ``{token: [rows, vocab]}`` next-token log-probs after prompt + token.
     """
 
     replies: list[str]
@@ -42,6 +45,10 @@ class Generation:
     prompt_length: int
     trace: MonitorTrace | None = None
     step_ms: list[float] = field(default_factory=list)
+    first_logprobs: Tensor | None = None
+    token_logprobs: Tensor | None = None
+    after_prompt: dict[int, Tensor] = field(default_factory=dict)
+    cache: Any = None
 
     @property
     def token_ms(self) -> list[float]:
@@ -109,6 +116,9 @@ def generate(
     system: str | Sequence[str | None] | None = None,
     chat: bool = True,
     time_steps: bool = False,
+    score_tokens: bool = False,
+    after_tokens: Sequence[int] = (),
+    keep_cache: bool = False,
 ) -> Generation:
     """Generate replies, steered by ``spec`` and monitored on ``vectors`` if asked, in the same passes.
 
@@ -126,6 +136,11 @@ def generate(
         system: an optional system message, or one per prompt.
         chat: use the model's chat template when it has one.
         time_steps: record each forward pass's wall time in ``step_ms`` (synchronises a GPU each step).
+        score_tokens: keep the log-probs of the first reply token's distribution (``first_logprobs``) and of
+            each generated token (``token_logprobs``), from the logits generation computed anyway.
+        after_tokens: for each token id, the next-token log-probs after the prompt plus that token, under the
+            same steering (``after_prompt``); a single decode step on the prompt's cache.
+        keep_cache: return the KV cache (``cache``) for further passes on the same prompts.
 
     Example:
         >>> spec = SteeringSpec([SteerTerm("calm", 0.05)], layers=[vs.default_layer])
@@ -152,23 +167,36 @@ def generate(
     enc = enc.to(lm.device)
     if monitor is not False and vectors is None:
         raise PromptError("monitoring needs a vector set")
+    n_prompt = enc["input_ids"].shape[1]
+    first_lp: Tensor | None = None
+    token_lp: Tensor | None = None
+    after: dict[int, Tensor] = {}
     with ExitStack() as stack:
         if spec is not None:
             stack.enter_context(steering(lm, spec, vectors))
-        trace = None
-        if monitor is not False and vectors is not None:
-            names = None if monitor is True else list(monitor)
-            trace = stack.enter_context(monitoring(lm, vectors, names=names, layers=monitor_layers))
-        steps = stack.enter_context(timing(lm)) if time_steps else []
-        torch.manual_seed(seed)
-        with torch.inference_mode():
-            out = lm.model.generate(
-                **enc, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens or None,
-                do_sample=temperature > 0,
-                temperature=temperature if temperature > 0 else None, top_p=None, top_k=None,
-                pad_token_id=tok.pad_token_id,
-            )
-    n_prompt = enc["input_ids"].shape[1]
+        with ExitStack() as inner:  # monitoring and timing cover generation only
+            trace = None
+            if monitor is not False and vectors is not None:
+                names = None if monitor is True else list(monitor)
+                trace = inner.enter_context(monitoring(lm, vectors, names=names, layers=monitor_layers))
+            steps = inner.enter_context(timing(lm)) if time_steps else []
+            torch.manual_seed(seed)
+            with torch.inference_mode():
+                result = lm.model.generate(
+                    **enc, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens or None,
+                    do_sample=temperature > 0,
+                    temperature=temperature if temperature > 0 else None, top_p=None, top_k=None,
+                    pad_token_id=tok.pad_token_id, return_dict_in_generate=True,
+                    output_logits=score_tokens, use_cache=True,
+                )
+        out = result.sequences
+        if score_tokens:
+            first_lp = torch.log_softmax(result.logits[0].float(), dim=-1).cpu()
+            chosen = out[:, n_prompt:]
+            token_lp = torch.stack([x.float().gather(-1, chosen[:, k, None])[:, 0] - torch.logsumexp(x.float(), -1)
+                                    for k, x in enumerate(result.logits)], dim=1).cpu()
+        if after_tokens:
+            after = _after_prompt(lm, enc, result.past_key_values, n_prompt, after_tokens)
     new = out[:, n_prompt:]
     eos = tok.eos_token_id
     alive = torch.ones_like(new)
@@ -178,4 +206,31 @@ def generate(
     mask = torch.cat([enc["attention_mask"], alive], dim=1)
     replies = [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
     return Generation(replies=replies, token_ids=out, attention_mask=mask, prompt_length=n_prompt, trace=trace,
-                      step_ms=list(steps))
+                      step_ms=list(steps), first_logprobs=first_lp, token_logprobs=token_lp, after_prompt=after,
+                      cache=result.past_key_values if keep_cache else None)
+
+
+def _after_prompt(lm: LoadedModel, enc: Any, cache: Any, n_prompt: int, tokens: Sequence[int]) -> dict[int, Tensor]:
+    """Next-token log-probs after the prompt plus one more token, for each token, under whatever hooks are
+    active: one decode step on the prompt's KV cache when the cache can be cropped, else a full pass."""
+    mask = enc["attention_mask"]
+    rows = mask.shape[0]
+    ones = torch.ones(rows, 1, dtype=mask.dtype, device=mask.device)
+    position = mask.sum(1, keepdim=True)  # the next position of each (left-padded) row
+    out: dict[int, Tensor] = {}
+    with torch.inference_mode():
+        for t in tokens:
+            step = torch.full((rows, 1), int(t), dtype=torch.long, device=mask.device)
+            try:
+                extra = int(cache.get_seq_length()) - n_prompt
+                if extra > 0:
+                    cache.crop(-extra)  # negative: remove that many tokens (accepted by old and new caches)
+                logits = lm.model(input_ids=step, attention_mask=torch.cat([mask, ones], 1), position_ids=position,
+                                  past_key_values=cache, use_cache=True).logits[:, -1]
+            except (AttributeError, ValueError, NotImplementedError, TypeError):
+                ids = torch.cat([enc["input_ids"], step], 1)
+                full = torch.cat([mask, ones], 1)
+                logits = lm.model(input_ids=ids, attention_mask=full, position_ids=(full.cumsum(1) - 1).clamp(min=0),
+                                  use_cache=False, logits_to_keep=1).logits[:, -1]
+            out[int(t)] = torch.log_softmax(logits.float(), dim=-1).cpu()
+    return out

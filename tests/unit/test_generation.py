@@ -35,3 +35,25 @@ def test_prompt_errors(tiny_llama):
         generate(tiny_llama, [])
     with pytest.raises(PromptError, match="vector set"):
         generate(tiny_llama, ["hi"], monitor=True)
+
+
+def test_scores_read_from_generation_match_separate_passes(tiny):
+    from emovec.evaluation.judges.model_scores import last_logprobs
+    from emovec.generation import format_prompt, generate
+    from emovec.steer import SteeringSpec, SteerTerm, steering
+    from tests.unit.test_vector_set import make_set
+
+    vs = make_set(tiny, layers=(0, 1, 2))
+    prompts = ["the cat sat on the", "she walked to the train and waited"]
+    spec = SteeringSpec([SteerTerm("calm", [0.0, 1.0])], layers=[1])
+    t = tiny.tokenizer.convert_tokens_to_ids("dog")
+    gen = generate(tiny, prompts, vectors=vs, spec=spec, max_new_tokens=4, score_tokens=True, after_tokens=[t])
+    seqs = [tiny.tokenizer(format_prompt(tiny, p))["input_ids"] for p in prompts]
+    with steering(tiny, spec, vs):
+        first = last_logprobs(tiny, seqs, one_batch=True)
+        after = last_logprobs(tiny, [[*s, t] for s in seqs], one_batch=True)
+    assert gen.first_logprobs is not None and gen.token_logprobs is not None
+    torch.testing.assert_close(gen.first_logprobs, first, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(gen.after_prompt[t], after, atol=1e-4, rtol=1e-4)
+    chosen = gen.token_ids[:, gen.prompt_length]
+    torch.testing.assert_close(gen.token_logprobs[:, 0], first.gather(1, chosen[:, None])[:, 0], atol=1e-4, rtol=1e-4)

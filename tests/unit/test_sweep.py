@@ -52,6 +52,27 @@ def test_grid_runs_baselines_once_and_steered_per_strength(tmp_path: Path):
     assert len({u.key({"s": 1}) for u in units}) == len(units)
 
 
+def test_sweep_scores_match_the_standalone_judges(tiny_llama, tmp_path: Path):
+    """Log-odds, KL and perplexity read from generation equal the separate passes of the standalone API."""
+    from emovec.evaluation.judges.model_scores import next_token_kl, refusal_logodds, reply_perplexity
+    from emovec.steer import SteeringSpec, SteerTerm
+
+    vs = make_set(tiny_llama, layers=(0, 1, 2))
+    cfg = config(tmp_path, conditions=["none", "emotion:calm"], suites=["helpful"], limit=3)
+    rows = run_sweep(cfg, tiny_llama, vs, show_progress=False).rows
+    for kind, spec in (("none", None), ("emotion", SteeringSpec([SteerTerm("calm", 0.5)], layers=[1]))):
+        sub = rows[rows["cond_kind"] == kind]
+        prompts = list(sub["prompt"])
+        lo = refusal_logodds(tiny_llama, prompts, spec=spec, vectors=vs)
+        assert sub["refusal_logodds"].tolist() == pytest.approx(lo.tolist(), abs=1e-3)
+        ppl = reply_perplexity(tiny_llama, prompts, list(sub["reply"]))
+        ok = [i for i, r in enumerate(sub["reply"]) if r]
+        assert [sub["perplexity"].iloc[i] for i in ok] == pytest.approx([ppl[i].item() for i in ok], rel=0.05)
+        if spec is not None:
+            kl = next_token_kl(tiny_llama, prompts, spec, vs)
+            assert sub["kl"].tolist() == pytest.approx(kl.tolist(), rel=1e-2, abs=1e-5)
+
+
 def test_mixed_spec_gives_each_row_its_own_direction():
     spec = mixed_spec([("calm", 0.1), (None, 0.0), ("desperate", -0.2), ("calm", 0.3)], [4])
     assert spec is not None and list(spec.layers) == [4]
@@ -68,9 +89,9 @@ def test_sweep_grades_every_row_and_writes_a_report(tiny_llama, tmp_path: Path):
     assert len(rows) == result.new_rows == 2 * 5 * 2 and rows["key"].is_unique
     assert set(rows["item_kind"]) == {"harmful", "benign", "helpful"}
     assert set(rows["refusal_label"]) <= {"full_refusal", "partial_refusal", "full_compliance"}
-    base = rows[rows["cond_kind"].isin(["none", "prompt"])]
     steered = rows[rows["cond_kind"].isin(["emotion", "random", "concept"])]
-    assert (base["kl"] == 0).all() and (steered["kl"] > 0).all()
+    assert (rows[rows["cond_kind"] == "none"]["kl"] == 0).all() and (steered["kl"] > 0).all()
+    assert (rows[rows["cond_kind"] == "prompt"]["kl"] > 0).all()  # the system prompt moves the distribution too
     assert (rows[rows["cond_kind"] == "prompt"]["system"].str.contains("calm")).all()
     assert rows[rows["item_id"] == "weapons-01-h"]["control_fit"].all()  # the refusal direction saw this pair
     assert rows["ms_per_token_p50"].gt(0).all() and rows["perplexity"].gt(0).all()
@@ -132,3 +153,18 @@ def test_refuses_to_mix_models_and_checks_names(tiny_llama, tiny, tmp_path: Path
             run_sweep(cfg, tiny, make_set(tiny, layers=(0, 1, 2)), show_progress=False)
     with pytest.raises(KeyError, match="Did you mean 'calm'"):
         run_sweep(config(tmp_path, conditions=["emotion:clam"]), tiny_llama, vs, show_progress=False)
+
+
+def test_unreachable_judge_endpoint_lets_the_sweep_finish_offline(tiny_llama, tmp_path: Path):
+    import json
+
+    vs = make_set(tiny_llama, layers=(0, 1, 2))
+    cfg = config(tmp_path, conditions=["none"], suites=["paired"], judge_url="http://127.0.0.1:9/v1")
+    with pytest.warns(RuntimeWarning, match="unreachable"):
+        result = run_sweep(cfg, tiny_llama, vs, show_progress=False)
+    assert len(result.rows) == 2 and result.rows["judge_label"].isna().all()
+    assert result.judge_status.startswith("unavailable")
+    manifest = json.loads((Path(cfg.out) / "sweep.json").read_text())
+    assert manifest["judge_status"].startswith("unavailable")
+    page = write_sweep_report(cfg.out, result.rows, manifest, n_boot=100).read_text()
+    assert "unavailable" in page

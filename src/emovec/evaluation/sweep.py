@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from rich.progress import Progress
 
 from emovec._files import atomic_write
@@ -27,7 +28,13 @@ from emovec._version import __version__
 from emovec.errors import ArtifactExistsError, EmovecError
 from emovec.evaluation.controls import add_directions, control_directions, refusal_fit_ids
 from emovec.evaluation.judges.model_judge import ModelJudge, make_judge
-from emovec.evaluation.judges.model_scores import next_token_kl, refusal_logodds, reply_perplexity
+from emovec.evaluation.judges.model_scores import (
+    _encode_prompts,
+    combine_logodds,
+    last_logprobs,
+    openings,
+    perplexity_of_ids,
+)
 from emovec.evaluation.judges.text import (
     CALM_EMOTIONS,
     DISTRESS_EMOTIONS,
@@ -115,8 +122,98 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+@dataclass
+class _Context:
+    """What batches share: the refusal openings and the unsteered first-token distributions seen so far."""
+
+    openings: Any
+    fit_ids: set[str]
+    judge: ModelJudge | None
+    reference: dict[str, torch.Tensor] = field(default_factory=dict)  # prompt -> unsteered log-probs
+
+
+def _kl_and_perplexity(lm: LoadedModel, rows: list[Row], systems: list[str | None], gen: Any,
+                       ctx: _Context, config: SweepConfig) -> tuple[list[float], list[float]]:
+    """Side effects and fluency from what generation already computed. KL compares each row's first-token
+    distribution with the plain model's on the same prompt without a system prompt (cached from the
+    ``none`` rows; computed for prompts not seen yet). Perplexity of the reply under the unsteered model:
+    read from generation's own log-probs for unsteered rows, one teacher-forced pass for the others."""
+    n = len(rows)
+    plain = [not r.unit.condition.steered and systems[i] is None for i, r in enumerate(rows)]
+    first = gen.first_logprobs
+    for i, r in enumerate(rows):
+        if plain[i]:
+            ctx.reference.setdefault(r.item.prompt, first[i])
+    kl = [0.0 if plain[i] else float("nan") for i in range(n)]
+    if config.kl:
+        missing = sorted({r.item.prompt for i, r in enumerate(rows) if not plain[i]} - set(ctx.reference))
+        if missing:
+            for prompt, lp in zip(missing, last_logprobs(lm, _encode_prompts(lm, missing, None, True)), strict=True):
+                ctx.reference[prompt] = lp
+        for i, r in enumerate(rows):
+            if not plain[i]:
+                ref = ctx.reference[r.item.prompt]
+                kl[i] = max(0.0, float((ref.exp() * (ref - first[i])).sum()))
+    ppl = [float("nan")] * n
+    if config.perplexity:
+        mask = gen.attention_mask[:, gen.prompt_length:].bool()
+        eos = lm.tokenizer.eos_token_id
+        new = gen.token_ids[:, gen.prompt_length:]
+        keep = mask & (new != eos) if eos is not None else mask
+        unsteered = [i for i, r in enumerate(rows) if not r.unit.condition.steered]
+        for i in unsteered:
+            lp = gen.token_logprobs[i][keep[i]]
+            ppl[i] = float(torch.exp(-lp.mean())) if len(lp) else float("nan")
+        steered = [i for i in range(n) if i not in set(unsteered)]
+        partner = {i: next((j for j in range(n) if plain[j] and rows[j].item.prompt == rows[i].item.prompt), None)
+                   for i in steered if systems[i] is None}
+        fast = [i for i in steered if partner.get(i) is not None]
+        if fast and gen.cache is not None:
+            try:
+                values = _reply_perplexity_from_cache(lm, gen, fast, [partner[i] for i in fast], keep)  # type: ignore[misc]
+                for i, v in zip(fast, values, strict=True):
+                    ppl[i] = v
+            except (AttributeError, ValueError, NotImplementedError, TypeError, RuntimeError):
+                fast = []  # a cache that cannot be cropped or re-batched: fall back to full passes
+        slow = [i for i in steered if i not in set(fast)]
+        if slow:
+            pm = gen.attention_mask[:, : gen.prompt_length].bool()
+            heads = [gen.token_ids[i, : gen.prompt_length][pm[i]].tolist() for i in slow]
+            tails = [new[i][keep[i]].tolist() for i in slow]
+            for i, v in zip(slow, perplexity_of_ids(lm, heads, tails).tolist(), strict=True):
+                ppl[i] = v
+    return kl, ppl
+
+
+def _reply_perplexity_from_cache(lm: LoadedModel, gen: Any, rows: list[int], partners: list[int],
+                                 keep: torch.Tensor) -> list[float]:
+    """Perplexity of steered rows' replies under the unsteered model, reusing the prompt cache of an unsteered
+    row of the same batch with the same prompt (strength 0 leaves its cache exactly unsteered): only the reply
+    tokens are run, and the first reply token's log-prob is the partner's first-token distribution."""
+    cache, p = gen.cache, gen.prompt_length
+    extra = int(cache.get_seq_length()) - p
+    if extra > 0:
+        cache.crop(-extra)
+    cache.batch_select_indices(torch.tensor(partners, device=lm.device))
+    new = gen.token_ids[rows, p:]
+    attn = torch.cat([gen.attention_mask[partners, :p], keep[rows].long()], dim=1)
+    position = (attn.cumsum(1) - 1).clamp(min=0)[:, p:]
+    with torch.inference_mode():
+        logits = lm.model(input_ids=new.to(lm.device), attention_mask=attn.to(lm.device),
+                          position_ids=position.to(lm.device), past_key_values=cache, use_cache=True).logits
+    lp = torch.log_softmax(logits[:, :-1].float(), dim=-1).cpu().gather(-1, new[:, 1:, None].cpu())[..., 0]
+    first = torch.stack([gen.first_logprobs[j][new[k, 0]] for k, j in enumerate(partners)])
+    all_lp = torch.cat([first[:, None], lp], dim=1)
+    out = []
+    for k, i in enumerate(rows):
+        chosen = all_lp[k][keep[i].cpu()]
+        out.append(float(torch.exp(-chosen.mean())) if len(chosen) else float("nan"))
+    return out
+
+
 def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: list[Row],
-               judge: ModelJudge | None, fit_ids: set[str]) -> list[dict[str, Any]]:
+               ctx: _Context) -> list[dict[str, Any]]:
+    judge, fit_ids = ctx.judge, ctx.fit_ids
     layers = rows[0].unit.layers
     prompts = [r.item.prompt for r in rows]
     systems = [config.prompt_template.format(emotion=r.unit.condition.name) if r.unit.condition.kind == "prompt"
@@ -127,7 +224,9 @@ def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: l
     start = time.perf_counter()
     gen = generate(lm, prompts, vectors=vectors, spec=spec, monitor=monitored or False,
                    max_new_tokens=config.max_new_tokens, temperature=config.temperature, seed=rows[0].unit.seed,
-                   system=systems, time_steps=True)
+                   system=systems, time_steps=True, score_tokens=True,
+                   after_tokens=sorted(ctx.openings.ambiguous) if config.logodds else (),
+                   keep_cache=config.perplexity)
     seconds = time.perf_counter() - start
     new_mask = gen.attention_mask[:, gen.prompt_length:]
     n_new = new_mask.sum(1).tolist()
@@ -145,12 +244,10 @@ def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: l
             s = reply_scores[i][real[i]]
             if len(s) and calm_cols and distress_cols:
                 calm_gap[i] = float(s[:, calm_cols].mean() - s[:, distress_cols].mean())
-    logodds = (refusal_logodds(lm, prompts, system=systems, spec=spec, vectors=vectors).tolist()
+    assert gen.first_logprobs is not None
+    logodds = (combine_logodds(ctx.openings, gen.first_logprobs, gen.after_prompt).tolist()
                if config.logodds else [float("nan")] * len(rows))
-    kl = (next_token_kl(lm, prompts, spec, vectors, system=systems).tolist()
-          if config.kl and spec is not None else [0.0 if config.kl else float("nan")] * len(rows))
-    ppl = (reply_perplexity(lm, prompts, gen.replies, system=systems).tolist()
-           if config.perplexity else [float("nan")] * len(rows))
+    kl, ppl = _kl_and_perplexity(lm, rows, systems, gen, ctx, config)
     out = []
     for i, (row, reply) in enumerate(zip(rows, gen.replies, strict=True)):
         item = row.item
@@ -237,7 +334,12 @@ def run_sweep(
         vectors.layer_index(layer)
     full = add_directions(vectors, control_directions(lm, vectors, controls, seeds))
     suites = {name: load_suite(name, limit=config.limit) for name in config.suites}
-    judge = make_judge(config.judge_url, config.judge_model)
+    local = None
+    if config.judge_local and not config.judge_url:
+        from emovec.models.loading import load_model
+
+        local = load_model(config.judge_local, device=config.device, dtype=config.dtype)
+    judge = make_judge(config.judge_url, config.judge_model, local=local)
     manifest = _manifest(config, lm, vectors, suites, judge)
     _check_manifest(out, manifest, force)
     settings = settings_of(config, lm, vectors)
@@ -246,7 +348,7 @@ def run_sweep(
     done = read_results(out)
     done_keys = set(done["key"]) if len(done) else set()
     todo = [r for r in rows if r.key not in done_keys]
-    fit_ids = refusal_fit_ids() if controls else set()
+    ctx = _Context(openings(lm), refusal_fit_ids() if controls else set(), judge)
     batches: list[list[Row]] = []
     for r in todo:  # a batch holds one layer set and one seed
         last = batches[-1] if batches else None
@@ -259,7 +361,7 @@ def run_sweep(
     with Progress(disable=not show_progress, transient=True) as progress:
         task = progress.add_task(f"sweep: {len(todo)} replies to generate", total=len(batches))
         for number, batch in enumerate(batches, 1):
-            graded = _run_batch(lm, full, config, batch, judge, fit_ids)
+            graded = _run_batch(lm, full, config, batch, ctx)
             write_part(out, graded)
             written += len(graded)
             progress.advance(task)

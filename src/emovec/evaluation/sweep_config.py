@@ -106,6 +106,7 @@ class SweepConfig(BaseModel):
     prompt_template: str = "You are feeling {emotion}. Let that feeling shape how you respond."
     judge_url: str | None = None
     judge_model: str | None = None
+    judge_local: str | None = None  # a model emovec can load, used as a local model judge
     bootstrap: int = Field(default=1000, ge=100)
     device: str | None = None
     dtype: str | None = None

@@ -131,19 +131,32 @@ def refusal_logodds(
     module docs); > 0 means the model leans towards refusing. Steered when ``spec`` is given."""
     base = _encode_prompts(lm, prompts, system, chat)
     op = _openings(lm, refusal, compliance)
-    amb = sorted(op.ambiguous)
     one = _per_row(spec)
     with steering(lm, spec, vectors) if spec is not None else nullcontext():
-        first = last_logprobs(lm, base, one_batch=one).exp()
-        after = {t: last_logprobs(lm, [[*s, t] for s in base], one_batch=one).exp() for t in amb}
-    n = len(base)
+        first = last_logprobs(lm, base, one_batch=one)
+        after = {t: last_logprobs(lm, [[*s, t] for s in base], one_batch=one) for t in sorted(op.ambiguous)}
+    return combine_logodds(op, first, after)
+
+
+def openings(lm: LoadedModel, refusal: Sequence[str] = REFUSAL_OPENINGS,
+             compliance: Sequence[str] = COMPLIANCE_OPENINGS) -> _Openings:
+    """The refusal and compliance openings as tokens of ``lm``; ``.ambiguous`` lists the first tokens whose
+    next-token distribution is also needed."""
+    return _openings(lm, refusal, compliance)
+
+
+def combine_logodds(op: _Openings, first: Tensor, after: dict[int, Tensor]) -> Tensor:
+    """Refusal log-odds from the first reply token's log-probs ``[n, vocab]`` and, for each ambiguous first
+    token, the log-probs after it."""
+    p_first = first.exp()
+    n = p_first.shape[0]
     mass = {}
     for kind in ("refusal", "compliance"):
-        total = first[:, sorted(op.direct[kind])].sum(1) if op.direct[kind] else torch.zeros(n)
-        for t in amb:
+        total = p_first[:, sorted(op.direct[kind])].sum(1) if op.direct[kind] else torch.zeros(n)
+        for t in sorted(op.ambiguous):
             second = op.ambiguous[t][kind]
             if second:
-                total = total + first[:, t] * after[t][:, sorted(second)].sum(1)
+                total = total + p_first[:, t] * after[t].exp()[:, sorted(second)].sum(1)
         mass[kind] = total.clamp_min(1e-30)
     return (mass["refusal"].log() - mass["compliance"].log()).float()
 
@@ -182,7 +195,13 @@ def reply_perplexity(
         raise PromptError(f"{len(prompts)} prompts but {len(replies)} replies")
     heads = _encode_prompts(lm, prompts, system, chat)
     tails = [lm.tokenizer(r, add_special_tokens=False)["input_ids"] for r in replies]
-    seqs = [h + t for h, t in zip(heads, tails, strict=True)]
+    return perplexity_of_ids(lm, heads, tails, batch_tokens)
+
+
+def perplexity_of_ids(lm: LoadedModel, heads: Sequence[Sequence[int]], tails: Sequence[Sequence[int]],
+                      batch_tokens: int = 2048) -> Tensor:
+    """Perplexity of each ``tail`` given its ``head`` (token ids) under ``lm`` as it is; NaN for an empty tail."""
+    seqs = [[*h, *t] for h, t in zip(heads, tails, strict=True)]
     pad = lm.tokenizer.pad_token_id
     out = torch.full((len(seqs),), float("nan"))
     with torch.inference_mode():
@@ -196,10 +215,11 @@ def reply_perplexity(
             for r, i in enumerate(idx):
                 ids[r, : len(seqs[i])] = torch.tensor(seqs[i])
                 mask[r, : len(seqs[i])] = 1
-            logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
-                              use_cache=False).logits.float().cpu()
-            lp = F.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+            first = min(len(heads[i]) for i in idx) - 1  # logits are needed from here on only
+            logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), use_cache=False,
+                              logits_to_keep=width - first).logits.float().cpu()
+            lp = F.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, first + 1:, None])[..., 0]
             for r, i in enumerate(idx):
-                start, end = len(heads[i]), len(seqs[i])
+                start, end = len(heads[i]) - first, len(seqs[i]) - first
                 out[i] = torch.exp(-lp[r, start - 1: end - 1].mean())
     return out
