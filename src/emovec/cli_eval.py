@@ -158,3 +158,59 @@ def blackmail(
         out.print(f"{e['condition']:>18}  blackmail {b['value']:.2f} [{b['lo']:.2f}, {b['hi']:.2f}]  "
                   f"valid format {v['value']:.2f}  (n={b['n']})", highlight=False)
     err.print(f"report: {page}")
+
+
+study_app = typer.Typer(no_args_is_help=True, help="Research studies built on emovec.")
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("policy-dominance")
+@friendly
+def policy_dominance(
+    models: Annotated[str | None, typer.Option(help="comma-separated models (default: gemma-3-270m, "
+                                                    "smollm2-135m-instruct, qwen2.5-coder-0.5b-instruct)")] = None,
+    vectors: Annotated[list[str] | None, typer.Option(help="MODEL=DIR: a vector set for a model (repeatable); "
+                                                           "models without one get vectors extracted from the "
+                                                           "study's own story activations")] = None,
+    preset: Annotated[str, typer.Option(help="quick (under 20 minutes on 2 cores) or full")] = "quick",
+    out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/study"),
+    ladder: Annotated[bool, typer.Option(help="the models are one family at increasing policy levels")] = False,
+    no_extract: Annotated[bool, typer.Option(help="fail for models without --vectors instead of extracting")] = False,
+    dry_run: Annotated[bool, typer.Option(help="print the plan and its cost, run nothing")] = False,
+    overwrite: Annotated[bool, typer.Option(help="redo models already done in --out")] = False,
+    seed: int = 0,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+) -> None:
+    """Stability, modularity and causal influence of key emotion vectors across policy levels, and whether
+    emotion steering and monitoring add safety value over non-emotional controls."""
+    from emovec.studies.policy_dominance import DEFAULT_MODELS, KEY_VECTORS, PRESETS, ModelPlan, StudyError, run_study
+
+    if preset not in PRESETS:
+        raise StudyError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
+    names = [m.strip() for m in models.split(",") if m.strip()] if models else list(DEFAULT_MODELS)
+    given: dict[str, str] = {}
+    for item in vectors or []:
+        name, sep, folder = item.partition("=")
+        if not sep:
+            raise StudyError(f"--vectors {item!r} must look like MODEL=DIR")
+        if name not in names:
+            raise StudyError(f"--vectors names {name!r}, which is not among the models {names}")
+        given[name] = folder
+    if no_extract:
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise StudyError(f"no vectors for {missing[0]!r}: extract them (emovec extract --model {missing[0]}) and "
+                             f"pass --vectors {missing[0]}=DIR, or drop --no-extract")
+    plan = PRESETS[preset].plan(len(KEY_VECTORS))
+    rate = {"quick": "about 4-7 minutes per model on 2 CPU cores (135M-0.5B parameters)",
+            "full": "roughly 1-3 hours per model on 2 CPU cores; minutes on a GPU"}[preset]
+    err.print(f"preset {preset}: per model {plan}; {rate}", highlight=False)
+    if dry_run:
+        return
+    result = run_study([ModelPlan(n, given.get(n)) for n in names], preset, out_dir, ladder=ladder,
+                       overwrite=overwrite, seed=seed, device=device, dtype=dtype,
+                       log=lambda m: err.print(m, highlight=False, soft_wrap=True))
+    for name, res in result.models.items():
+        out.print(f"{name}: {res['verdict']['text']}", highlight=False)
+    err.print(f"report: {out_dir / 'report.html'} and {out_dir / 'report.json'}")

@@ -70,3 +70,20 @@ def test_export_gguf_round_trip(real_vectors_dir, tmp_path):
     torch.testing.assert_close(back[16], expected)
     res = runner.invoke(app, ["export", str(real_vectors_dir), "--steer", "calm=0.05", "--out", str(out)])
     assert res.exit_code == 2 and "--overwrite" in res.output
+
+
+def test_sweep_and_blackmail_commands(real_vectors_dir, tmp_path):
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(f"vectors: {real_vectors_dir}\nout: {tmp_path / 'sweep'}\nconditions: [none, emotion:calm]\n"
+                   "strengths: [0.1]\nlayers: [[8]]\nsuites: [paired]\nlimit: 2\nmax_new_tokens: 8\nbootstrap: 100\n")
+    res = runner.invoke(app, ["sweep", str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert "refuse harmful" in res.stdout and (tmp_path / "sweep" / "report.html").exists()
+    again = runner.invoke(app, ["sweep", str(cfg)])  # resumes: nothing new to generate
+    assert again.exit_code == 0 and "0 new rows, 4 already done" in again.output
+    out = tmp_path / "bm"
+    res = runner.invoke(app, ["blackmail", "--vectors", str(real_vectors_dir), "--emotions", "desperate",
+                              "--strengths", "0.1", "--layers", "8", "--variants", "main", "--samples", "1",
+                              "--max-new-tokens", "16", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "desperate:+0.1" in res.stdout and (out / "report.html").exists()

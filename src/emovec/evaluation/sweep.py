@@ -10,6 +10,7 @@ a row. Rows of one batch mix conditions: each row carries its own steering stren
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -78,8 +79,10 @@ class SweepResult:
 
 def settings_of(config: SweepConfig, lm: LoadedModel, vectors: VectorSet) -> dict[str, Any]:
     """What, besides the unit, changes a reply: part of every row's key."""
+    limits = {"limits": dict(sorted(config.limits.items()))} if config.limits else {}
     return {"model": lm.source.fingerprint, "vectors": vectors.provenance.model.fingerprint,
-            "vectors_created": vectors.provenance.created, "limit": config.limit,
+            "vectors_hash": hashlib.sha256(vectors.directions.float().numpy().tobytes()).hexdigest()[:16],
+            "limit": config.limit, **limits,
             "max_new_tokens": config.max_new_tokens, "temperature": config.temperature, "scope": config.scope,
             "prompt_template": config.prompt_template}
 
@@ -87,7 +90,8 @@ def settings_of(config: SweepConfig, lm: LoadedModel, vectors: VectorSet) -> dic
 def _manifest(config: SweepConfig, lm: LoadedModel, vectors: VectorSet, suites: dict[str, Suite],
               judge: ModelJudge | None) -> dict[str, Any]:
     return {"emovec_version": __version__, "model": lm.source.model_dump(),
-            "vectors": {"path": config.vectors, "provenance": vectors.provenance.model_dump(mode="json")},
+            "vectors": {"path": config.vectors, "provenance": vectors.provenance.model_dump(mode="json"),
+                        "hash": hashlib.sha256(vectors.directions.float().numpy().tobytes()).hexdigest()[:16]},
             "suites": {k: s.provenance() for k, s in suites.items()},
             "judge": judge.name if judge is not None else None,
             "config": config.model_dump(mode="json")}
@@ -100,8 +104,7 @@ def _check_manifest(out: Path, manifest: dict[str, Any], force: bool) -> None:
         if old.get("model", {}).get("fingerprint") != manifest["model"]["fingerprint"]:
             raise ArtifactExistsError(f"{out} holds a sweep of another model ({old['model'].get('name')}); "
                                       "choose another --out, or pass --force to add to it anyway")
-        if old.get("vectors", {}).get("provenance", {}).get("created") != \
-                manifest["vectors"]["provenance"].get("created"):
+        if old.get("vectors", {}).get("hash") != manifest["vectors"].get("hash"):
             raise ArtifactExistsError(f"{out} holds a sweep made with other vectors; choose another --out "
                                       "or pass --force")
     atomic_write(path, json.dumps(manifest, indent=1, default=str))
@@ -333,7 +336,7 @@ def run_sweep(
     for layer in layers_needed:
         vectors.layer_index(layer)
     full = add_directions(vectors, control_directions(lm, vectors, controls, seeds))
-    suites = {name: load_suite(name, limit=config.limit) for name in config.suites}
+    suites = {name: load_suite(name, limit=config.limits.get(name, config.limit)) for name in config.suites}
     local = None
     if config.judge_local and not config.judge_url:
         from emovec.models.loading import load_model

@@ -94,6 +94,7 @@ class SweepConfig(BaseModel):
     layers: list[list[int]] | None = None
     suites: list[str] = Field(default_factory=lambda: ["paired", "redteam", "helpful"], min_length=1)
     limit: int | None = Field(default=20, ge=1)
+    limits: dict[str, int] = Field(default_factory=dict)  # per-suite limits, overriding ``limit``
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     max_new_tokens: int = Field(default=48, ge=1, le=4096)
     batch_size: int = Field(default=16, ge=1, le=1024)

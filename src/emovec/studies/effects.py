@@ -1,0 +1,183 @@
+"""Modularity and causal influence of steering vectors.
+
+Modularity. Each of K vectors is steered in turn (at one strength); its replies, and the unsteered replies to
+the same prompts, are read back by the *unsteered* model and scored on all K vectors (mean over reply
+tokens, centred, in units of the layer's mean norm). ``matrix[i][j]`` is the mean change in readout ``j``
+when steering ``i`` (interval: bootstrap over prompts). The modularity index of vector ``i`` is
+``|matrix[i][i]| / sum_j |matrix[i][j]|``: the share of the readout change that lands on the target (1 is
+perfectly modular; 1/K is what an unrelated direction gives). Off-target quantities (refusal, helpfulness,
+fluency, KL on benign prompts) are reported beside it from the sweep that produced the replies.
+
+Causal influence. The dose-response of a behaviour over strength: per prompt, the least-squares slope of the
+behaviour on strength; the mean slope (bootstrap interval over prompts), the spread of per-prompt slopes
+(steerability), and the share of prompts whose slope has the opposite sign to the mean (wrong way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from emovec.capture import TokenSelection, capture
+from emovec.evaluation.judges.model_scores import refusal_logodds
+from emovec.evaluation.summary import Estimate
+from emovec.models.loading import LoadedModel
+from emovec.steer import SteeringSpec, SteerTerm
+from emovec.vectors.vector_set import VectorSet
+
+
+def _boot(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> Estimate:
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(1)
+    return Estimate(float(values.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975)),
+                    len(values))
+
+
+def reply_readouts(lm: LoadedModel, vectors: VectorSet, names: Sequence[str], layer: int,
+                   replies: Sequence[str]) -> np.ndarray:
+    """``[n_replies, K]``: each reply read by ``lm`` as it is (call it unsteered), mean over its tokens,
+    projected on the unit vectors from the set's centre, in units of the layer's mean norm. NaN for empty."""
+    j = vectors.layer_index(layer)
+    units = torch.nn.functional.normalize(torch.stack([vectors.vector(n, layer) for n in names]), dim=-1)
+    centre = vectors.center[j] if vectors.center is not None else torch.zeros(vectors.d_model)
+    out = np.full((len(replies), len(names)), np.nan)
+    keep = [i for i, r in enumerate(replies) if r.strip()]
+    if keep:
+        res = capture(lm, [replies[i] for i in keep], [layer], selection=TokenSelection.from_index(0))
+        scores = ((res.means[:, 0] - centre) @ units.T) / float(vectors.mean_norm[j])
+        out[keep] = scores.numpy()
+    return out
+
+
+@dataclass
+class Modularity:
+    names: list[str]
+    strength: float
+    matrix: list[list[Estimate]]  # [steered][read]
+    index: dict[str, Estimate]
+    off_target: dict[str, dict[str, float]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"names": self.names, "strength": self.strength,
+                "matrix": [[e.as_dict() for e in row] for row in self.matrix],
+                "index": {k: v.as_dict() for k, v in self.index.items()}, "off_target": self.off_target}
+
+
+def modularity_from_rows(lm: LoadedModel, vectors: VectorSet, rows: pd.DataFrame, names: Sequence[str],
+                         layer: int, strength: float, n_boot: int = 1000, seed: int = 0) -> Modularity:
+    """Modularity from sweep rows: unsteered (``none``) replies and each ``emotion:<name>`` at ``strength``, on
+    benign and helpfulness prompts (so refusals do not dominate the readout)."""
+    rng = np.random.default_rng(seed)
+    quiet = rows[rows["item_kind"].isin(["benign", "helpful"])]
+    base = quiet[quiet["cond_kind"] == "none"].set_index("item_id")
+    if base.empty:
+        raise ValueError("modularity needs unsteered ('none') rows on benign or helpfulness prompts")
+    base_read = pd.DataFrame(reply_readouts(lm, vectors, names, layer, list(base["reply"])), index=base.index,
+                             columns=list(names))
+    matrix, index, off = [], {}, {}
+    for name in names:
+        sub = quiet[(quiet["condition"] == f"emotion:{name}") & np.isclose(quiet["strength"], strength)]
+        sub = sub[sub["item_id"].isin(base.index)].set_index("item_id")
+        if sub.empty:
+            raise KeyError(f"no sweep rows steer {name!r} at strength {strength}")
+        read = reply_readouts(lm, vectors, names, layer, list(sub["reply"]))
+        delta = read - base_read.loc[sub.index].to_numpy()
+        matrix.append([_boot(delta[:, k], rng, n_boot) for k in range(len(names))])
+        ok = np.isfinite(delta).all(1)
+        d = delta[ok]
+        idx_samples = []
+        target = list(names).index(name)
+        for _ in range(n_boot):
+            pick = d[rng.integers(0, len(d), len(d))] if len(d) else d
+            m = np.abs(pick.mean(0)) if len(pick) else np.full(len(names), np.nan)
+            idx_samples.append(m[target] / m.sum() if np.isfinite(m).all() and m.sum() > 0 else np.nan)
+        m = np.abs(d.mean(0)) if len(d) else np.full(len(names), np.nan)
+        point = float(m[target] / m.sum()) if len(d) and m.sum() > 0 else float("nan")
+        arr = np.array([x for x in idx_samples if np.isfinite(x)])
+        index[name] = Estimate(point, float(np.quantile(arr, 0.025)) if len(arr) else float("nan"),
+                               float(np.quantile(arr, 0.975)) if len(arr) else float("nan"), len(d))
+        steered = rows[(rows["condition"] == f"emotion:{name}") & np.isclose(rows["strength"], strength)]
+        plain = rows[rows["cond_kind"] == "none"]
+        off[name] = _off_target(steered, plain)
+    return Modularity(list(names), strength, matrix, index, off)
+
+
+def _rate(df: pd.DataFrame, kinds: tuple[str, ...], label: str) -> float:
+    sub = df[df["item_kind"].isin(kinds)]
+    return float((sub["refusal_label"] == label).mean()) if len(sub) else float("nan")
+
+
+def _off_target(steered: pd.DataFrame, plain: pd.DataFrame) -> dict[str, float]:
+    def helpful(df: pd.DataFrame) -> float:
+        sub = df[df["item_kind"] == "helpful"]
+        return float(sub["helpful_correct"].mean()) if len(sub) else float("nan")
+
+    def ppl(df: pd.DataFrame) -> float:
+        v = df["perplexity"].to_numpy(float)
+        v = v[np.isfinite(v) & (v > 0)]
+        return float(np.exp(np.log(v).mean())) if len(v) else float("nan")
+
+    quiet = steered[steered["item_kind"].isin(["benign", "helpful"])]
+    return {
+        "refuse_harmful_change": _rate(steered, ("harmful", "redteam"), "full_refusal")
+        - _rate(plain, ("harmful", "redteam"), "full_refusal"),
+        "answer_benign_change": _rate(steered, ("benign",), "full_compliance") - _rate(plain, ("benign",),
+                                                                                         "full_compliance"),
+        "helpfulness_change": helpful(steered) - helpful(plain),
+        "perplexity_ratio": ppl(steered) / ppl(plain) if ppl(plain) > 0 else float("nan"),
+        "kl_benign": float(quiet["kl"].mean()) if len(quiet) else float("nan"),
+        "length_change": float(steered["n_new_tokens"].mean() - plain["n_new_tokens"].mean()),
+        "hedges_change": float(steered["hedges"].mean() - plain["hedges"].mean()),
+        "confidence_change": float(steered["confidence"].mean() - plain["confidence"].mean()),
+    }
+
+
+@dataclass
+class CausalInfluence:
+    name: str
+    behaviour: str
+    strengths: list[float]
+    mean_by_strength: list[float]
+    slope: Estimate
+    slope_sd: float  # spread of per-prompt slopes (steerability differences)
+    wrong_way: float  # share of prompts whose slope opposes the mean
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "behaviour": self.behaviour, "strengths": self.strengths,
+                "mean_by_strength": self.mean_by_strength, "slope": self.slope.as_dict(), "slope_sd": self.slope_sd,
+                "wrong_way": self.wrong_way}
+
+
+def slopes(values: np.ndarray, strengths: Sequence[float]) -> np.ndarray:
+    """Per-row least-squares slope of ``values`` ``[n, len(strengths)]`` on strength."""
+    x = np.asarray(strengths, float)
+    xc = x - x.mean()
+    return np.asarray(((values - values.mean(1, keepdims=True)) * xc).sum(1) / (xc**2).sum())
+
+
+def influence_from_values(name: str, behaviour: str, values: np.ndarray, strengths: Sequence[float],
+                          n_boot: int = 1000, seed: int = 0) -> CausalInfluence:
+    if values.shape[0] < 3:
+        raise ValueError(f"causal influence needs at least 3 prompts for an interval; got {values.shape[0]}")
+    s = slopes(values, strengths)
+    est = _boot(s, np.random.default_rng(seed), n_boot)
+    sign = np.sign(est.value)
+    wrong = float(np.mean(np.sign(s) == -sign)) if sign != 0 else float("nan")
+    return CausalInfluence(name, behaviour, [float(x) for x in strengths], values.mean(0).tolist(), est,
+                           float(s.std()), wrong)
+
+
+def refusal_dose_response(lm: LoadedModel, vectors: VectorSet, name: str, layer: int, prompts: Sequence[str],
+                          strengths: Sequence[float], n_boot: int = 1000) -> CausalInfluence:
+    """Causal influence of steering ``name`` on the next-token refusal log-odds of ``prompts``."""
+    values = np.stack([refusal_logodds(lm, prompts, spec=SteeringSpec([SteerTerm(name, float(s))], layers=[layer]),
+                                       vectors=vectors).numpy() if s != 0 else refusal_logodds(lm, prompts).numpy()
+                       for s in strengths], axis=1)
+    return influence_from_values(name, "refusal_logodds", values, strengths, n_boot)

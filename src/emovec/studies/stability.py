@@ -1,0 +1,176 @@
+"""Stability of emotion vectors: do we get the same direction from different data?
+
+All measures start from per-story mean activations at one layer (story tokens only), from which an emotion
+vector is the mean of its stories minus the mean over the emotions present (the recipe's centring). With
+``E`` emotions in the pool (the key vectors plus background emotions that set the centre):
+
+- ``split_half``: stories of each emotion are split at random into two halves; cosine between the vectors
+  from each half, over ``n_splits`` random splits (mean and percentile interval);
+- ``resample``: vectors from random subsamples (two thirds of the stories, one subsample per seed); the
+  mean pairwise cosine across seeds;
+- ``template``: the same stories read inside other framings (a dialogue turn, a news report; only story
+  tokens are read) against the plain story: cosine per framing, interval from bootstrapping stories;
+- ``corpus``: any two corpora (e.g. stories against model-written dialogues): cosine of their vectors;
+- ``readout_auc``: consistency of the readout on held-out stories: with vectors fitted on one half, the AUC
+  with which an emotion's vector scores that emotion's held-out stories above other emotions' stories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import Tensor
+
+from emovec.capture import TokenSelection, capture
+from emovec.corpus import Corpus
+from emovec.errors import CorpusError
+from emovec.evaluation.summary import Estimate
+from emovec.models.loading import LoadedModel
+
+TEMPLATES: dict[str, str] = {
+    "story": "{story}",
+    "dialogue": "A: You look like something happened. What's going on?\nB: {story}\nA: I see.",
+    "report": "The following account was submitted to the local newspaper.\n\n{story}\n\n(End of account.)",
+}
+
+
+@dataclass
+class StoryActivations:
+    """Per-story mean activations at one layer, per template. ``acts[template]``: ``[n_stories, d_model]``."""
+
+    layer: int
+    emotions: list[str]
+    labels: np.ndarray  # [n_stories] index into emotions
+    acts: dict[str, Tensor] = field(default_factory=dict)
+
+
+def story_activations(lm: LoadedModel, corpus: Corpus, emotions: Sequence[str], layer: int, *,
+                      per_emotion: int = 6, max_length: int = 160,
+                      templates: Mapping[str, str] | None = None) -> StoryActivations:
+    """Capture each story's mean activation (story tokens only) under each template."""
+    chosen = []
+    for e in emotions:
+        stories = [r for r in corpus.stories if r.emotion == e][:per_emotion]
+        if len(stories) < 4:
+            raise CorpusError(f"emotion {e!r} has {len(stories)} stories in the corpus; stability needs at least 4")
+        chosen += stories
+    labels = np.array([list(emotions).index(str(r.emotion)) for r in chosen])
+    out = StoryActivations(layer, list(emotions), labels)
+    for name, template in (templates or {"story": "{story}"}).items():
+        head = template.split("{story}")[0]
+        texts = [template.format(story=r.text) for r in chosen]
+        spans = [[(len(head), len(head) + len(r.text))] for r in chosen]
+        res = capture(lm, texts, [layer], selection=TokenSelection.char_spans(), spans=spans,
+                      max_length=max_length + len(lm.tokenizer(head)["input_ids"]) + 16)
+        out.acts[name] = res.means[:, 0]
+    return out
+
+
+def vectors_from(acts: Tensor, labels: np.ndarray, n_emotions: int, rows: np.ndarray | None = None) -> Tensor:
+    """``[n_emotions, d]`` emotion means minus their mean, from the chosen story rows."""
+    idx = np.arange(len(labels)) if rows is None else rows
+    means = torch.stack([acts[idx[labels[idx] == e]].mean(0) for e in range(n_emotions)])
+    return means - means.mean(0, keepdim=True)
+
+
+def _cos(a: Tensor, b: Tensor) -> np.ndarray:
+    return torch.nn.functional.cosine_similarity(a, b, dim=-1).numpy()
+
+
+def _halves(labels: np.ndarray, n_emotions: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    a, b = [], []
+    for e in range(n_emotions):
+        rows = rng.permutation(np.flatnonzero(labels == e))
+        a += list(rows[: len(rows) // 2])
+        b += list(rows[len(rows) // 2:])
+    return np.array(a), np.array(b)
+
+
+def _estimate(samples: np.ndarray) -> Estimate:
+    return Estimate(float(np.mean(samples)), float(np.quantile(samples, 0.025)), float(np.quantile(samples, 0.975)),
+                    len(samples))
+
+
+@dataclass
+class StabilityResult:
+    """Per emotion name: each measure as an ``Estimate``."""
+
+    split_half: dict[str, Estimate]
+    resample: dict[str, Estimate]
+    template: dict[str, dict[str, Estimate]]  # framing -> emotion -> estimate
+    readout_auc: dict[str, Estimate]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"split_half": {k: v.as_dict() for k, v in self.split_half.items()},
+                "resample": {k: v.as_dict() for k, v in self.resample.items()},
+                "template": {t: {k: v.as_dict() for k, v in d.items()} for t, d in self.template.items()},
+                "readout_auc": {k: v.as_dict() for k, v in self.readout_auc.items()}}
+
+
+def stability(sa: StoryActivations, targets: Sequence[str], *, n_splits: int = 50, n_seeds: int = 10,
+              seed: int = 0) -> StabilityResult:
+    """Every stability measure for the ``targets`` among ``sa.emotions`` (see module docs)."""
+    missing = [t for t in targets if t not in sa.emotions]
+    if missing:
+        raise KeyError(f"{missing[0]!r} is not among the captured emotions {sa.emotions}")
+    if n_splits < 10 or n_seeds < 3:
+        raise ValueError("intervals need at least 10 splits and 3 seeds")
+    rng = np.random.default_rng(seed)
+    n_e = len(sa.emotions)
+    cols = [sa.emotions.index(t) for t in targets]
+    base = sa.acts["story"]
+    halves, aucs = [], []
+    for _ in range(n_splits):
+        a, b = _halves(sa.labels, n_e, rng)
+        va, vb = vectors_from(base, sa.labels, n_e, a), vectors_from(base, sa.labels, n_e, b)
+        halves.append(_cos(va, vb)[cols])
+        # readout of held-out stories (half b) by vectors from half a, centred by half a's mean
+        centre = torch.stack([base[a[sa.labels[a] == e]].mean(0) for e in range(n_e)]).mean(0)
+        scores = ((base[b] - centre) @ torch.nn.functional.normalize(va, dim=-1).T).numpy()
+        row = []
+        for c in cols:
+            truth = sa.labels[b] == c
+            row.append(roc_auc_score(truth, scores[:, c]) if 0 < truth.sum() < len(b) else np.nan)
+        aucs.append(row)
+    subs = []
+    for _ in range(n_seeds):
+        rows = np.concatenate([rng.choice(np.flatnonzero(sa.labels == e), size=max(2, (2 * int((sa.labels == e).sum()))
+                                                                               // 3), replace=False)
+                               for e in range(n_e)])
+        subs.append(vectors_from(base, sa.labels, n_e, rows))
+    pair = np.array([_cos(subs[i], subs[j])[cols] for i in range(n_seeds) for j in range(i + 1, n_seeds)])
+    template: dict[str, dict[str, Estimate]] = {}
+    full = vectors_from(base, sa.labels, n_e)
+    for name, acts in sa.acts.items():
+        if name == "story":
+            continue
+        boots = []
+        for _ in range(n_splits):
+            rows = np.concatenate([rng.choice(np.flatnonzero(sa.labels == e), size=int((sa.labels == e).sum()))
+                                   for e in range(n_e)])
+            boots.append(_cos(vectors_from(base, sa.labels, n_e, rows), vectors_from(acts, sa.labels, n_e, rows))[cols])
+        point = _cos(full, vectors_from(acts, sa.labels, n_e))[cols]
+        arr = np.array(boots)
+        template[name] = {t: Estimate(float(point[k]), float(np.quantile(arr[:, k], 0.025)),
+                                      float(np.quantile(arr[:, k], 0.975)), len(arr)) for k, t in enumerate(targets)}
+    h, au = np.array(halves), np.array(aucs)
+    return StabilityResult(
+        split_half={t: _estimate(h[:, k]) for k, t in enumerate(targets)},
+        resample={t: _estimate(pair[:, k]) for k, t in enumerate(targets)},
+        template=template,
+        readout_auc={t: _estimate(au[~np.isnan(au[:, k]), k]) for k, t in enumerate(targets)},
+    )
+
+
+def corpus_stability(lm: LoadedModel, a: Corpus, b: Corpus, emotions: Sequence[str], layer: int,
+                     per_emotion: int = 6) -> dict[str, float]:
+    """Cosine per emotion between vectors from two corpora (e.g. stories and dialogues) at ``layer``."""
+    sa = story_activations(lm, a, emotions, layer, per_emotion=per_emotion)
+    sb = story_activations(lm, b, emotions, layer, per_emotion=per_emotion)
+    va = vectors_from(sa.acts["story"], sa.labels, len(emotions))
+    vb = vectors_from(sb.acts["story"], sb.labels, len(emotions))
+    return dict(zip(emotions, _cos(va, vb).tolist(), strict=True))

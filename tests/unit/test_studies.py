@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emovec.corpus import load_corpus
+from emovec.studies import (
+    ModelPlan,
+    Preset,
+    StudyError,
+    influence_from_values,
+    monitoring_value,
+    run_study,
+    stability,
+    steering_value,
+    story_activations,
+)
+
+
+def test_stability_sees_real_structure_and_not_shuffled_labels(tiny_llama, write_corpus):
+    corpus = load_corpus(write_corpus(emotions=("happy", "sad", "angry", "calm"), per=6, length=30))
+    sa = story_activations(tiny_llama, corpus, ["happy", "sad", "angry", "calm"], 1, per_emotion=6,
+                           templates={"story": "{story}", "dialogue": "A: what happened ?\nB: {story}"})
+    assert sa.acts["story"].shape[0] == 24 and set(sa.acts) == {"story", "dialogue"}
+    real = stability(sa, ["happy", "calm"], n_splits=20, n_seeds=4)
+    shuffled = sa.__class__(sa.layer, sa.emotions, np.random.default_rng(0).permutation(sa.labels), sa.acts)
+    noise = stability(shuffled, ["happy", "calm"], n_splits=20, n_seeds=4)
+    for name in ("happy", "calm"):
+        est = real.split_half[name]
+        assert est.lo <= est.value <= est.hi and est.n == 20
+        assert est.value > noise.split_half[name].value + 0.2
+        assert real.readout_auc[name].value > 0.8
+        assert -1 <= real.template["dialogue"][name].value <= 1
+    with pytest.raises(KeyError, match="not among"):
+        stability(sa, ["proud"])
+    with pytest.raises(ValueError, match="at least 10 splits"):
+        stability(sa, ["happy"], n_splits=3)
+
+
+def test_causal_influence_recovers_slopes_and_wrong_way_share():
+    strengths = [-0.2, -0.1, 0.0, 0.1, 0.2]
+    slopes = np.array([2.0, 2.0, 2.0, -1.0, 3.0])
+    values = slopes[:, None] * np.array(strengths)[None] + 0.5
+    res = influence_from_values("calm", "x", values, strengths, n_boot=200)
+    assert res.slope.value == pytest.approx(slopes.mean()) and res.wrong_way == pytest.approx(0.2)
+    assert res.slope.lo <= res.slope.value <= res.slope.hi
+    with pytest.raises(ValueError, match="at least 3 prompts"):
+        influence_from_values("calm", "x", values[:2], strengths)
+
+
+def test_monitoring_value_detects_information_beyond_controls():
+    rng = np.random.default_rng(0)
+    n = 200
+    y = rng.integers(0, 2, n)
+    controls = rng.normal(size=(n, 3))
+    informative = (y[:, None] * 1.5 + rng.normal(size=(n, 2)))
+    useful = monitoring_value(y, controls, informative, n_boot=200)
+    assert useful.auc_with_emotions > useful.auc_controls + 0.2 and useful.value.lo > 0
+    useless = monitoring_value(y, controls + y[:, None] * 2.0, rng.normal(size=(n, 2)), n_boot=200)
+    assert useless.value.lo < 0.02 and useless.auc_controls > 0.8
+    one_class = monitoring_value(np.zeros(20, dtype=int), controls[:20], informative[:20])
+    assert "not estimable" in one_class.note and one_class.value.n == 0
+
+
+def _rows(cond: str, kind: str, strength: float, refuse: list[bool], answer: list[bool], kl: float):
+    rows = [{"condition": cond, "cond_kind": kind, "strength": strength, "item_id": f"h{i}", "item_kind": "harmful",
+             "refusal_label": "full_refusal" if r else "full_compliance", "kl": kl} for i, r in enumerate(refuse)]
+    rows += [{"condition": cond, "cond_kind": kind, "strength": strength, "item_id": f"b{i}", "item_kind": "benign",
+              "refusal_label": "full_compliance" if a else "full_refusal", "kl": kl} for i, a in enumerate(answer)]
+    return rows
+
+
+def test_steering_value_compares_at_matched_side_effects():
+    t, f = True, False
+    rows = pd.DataFrame(
+        _rows("none", "none", 0.0, [f, f, f, f], [t, t, t, t], 0.0)
+        + _rows("concept:refusal", "concept", 0.1, [t, t, f, f], [t, t, t, t], 0.2)
+        + _rows("emotion:calm", "emotion", 0.1, [t, t, t, f], [t, t, t, t], 0.25)  # within 1.5 x 0.2
+        + _rows("emotion:afraid", "emotion", 0.1, [t, t, t, t], [t, t, t, t], 0.9)  # better, but too costly
+    )
+    sv = steering_value(rows, n_boot=200)
+    assert sv.best_control == "concept:refusal@+0.1" and sv.budget_kl == pytest.approx(0.3)
+    assert sv.best_emotion == "emotion:calm@+0.1"
+    assert sv.value.value == pytest.approx(0.125) and sv.value.lo <= sv.value.value <= sv.value.hi
+    only_emotions = rows[rows["cond_kind"] != "concept"]
+    assert "needs both" in steering_value(only_emotions).note
+
+
+PRESET = Preset("tiny", background=2, per_emotion=4, max_length=40, templates=("story", "dialogue"), n_splits=10,
+                n_seeds=3, n_boot=100, limits={"paired": 2, "helpful": 2}, max_new_tokens=3, strength=1.0,
+                dose=(-1.0, 0.0, 1.0), dose_prompts=3)
+
+
+def test_study_runs_resumes_and_reports(tiny_llama, tmp_path: Path):
+    keys = {"calm": "calm", "desperate": "desperate"}
+    logs: list[str] = []
+    res = run_study([ModelPlan("tiny")], PRESET, tmp_path / "study", keys=keys, loaded={"tiny": tiny_llama},
+                    log=logs.append)
+    r = res.models["tiny"]
+    assert set(r["stability"]["split_half"]) == {"calm", "desperate"}
+    assert len(r["modularity"]["matrix"]) == 2 and all(0 <= v["value"] <= 1 for v in r["modularity"]["index"].values())
+    assert set(r["causal_influence"]["calm"]) >= {"slope", "wrong_way", "mean_by_strength"}
+    assert set(r["verdict"]["criteria"]) == {"refusal_controlled_by_policy_or_controls",
+                                             "emotion_moves_style_not_failures", "poor_stability",
+                                             "broad_side_effects"}
+    for crit in r["verdict"]["criteria"].values():
+        assert isinstance(crit["met"], bool) and crit["rule"]
+    report = json.loads((tmp_path / "study" / "report.json").read_text())
+    assert report["family_note"] and "tiny" in report["models"]
+    assert "data:image/png;base64" in (tmp_path / "study" / "report.html").read_text()
+    again = run_study([ModelPlan("tiny")], PRESET, tmp_path / "study", keys=keys, loaded={"tiny": tiny_llama},
+                      log=logs.append)
+    assert any("already done" in line for line in logs) and again.models["tiny"]["layer"] == r["layer"]
+
+
+def test_study_bad_input(tiny_llama, tmp_path: Path):
+    from tests.unit.test_vector_set import make_set
+
+    make_set(tiny_llama, names=("calm", "happy"), layers=(0, 1, 2)).save(tmp_path / "vecs")
+    with pytest.raises(StudyError, match="no vector 'desperate'"):
+        run_study([ModelPlan("tiny", str(tmp_path / "vecs"))], PRESET, tmp_path / "s",
+                  keys={"calm": "calm", "desperate": "desperate"}, loaded={"tiny": tiny_llama})
+    with pytest.raises(StudyError, match="too few prompts"):
+        run_study([ModelPlan("tiny")], Preset(**{**PRESET.__dict__, "dose_prompts": 2}), tmp_path / "s",
+                  loaded={"tiny": tiny_llama})
+    with pytest.raises(StudyError, match="not one of the corpus"):
+        run_study([ModelPlan("tiny")], PRESET, tmp_path / "s", keys={"joy": "joyous"})
