@@ -210,7 +210,7 @@ def policy_dominance(
         return
     result = run_study([ModelPlan(n, given.get(n)) for n in names], preset, out_dir, ladder=ladder,
                        overwrite=overwrite, seed=seed, device=device, dtype=dtype,
-                       log=lambda m: err.print(m, highlight=False, soft_wrap=True))
+                       log=lambda m: err.print(m, highlight=False, soft_wrap=True, markup=False))
     for name, res in result.models.items():
         out.print(f"{name}: {res['verdict']['text']}", highlight=False)
     err.print(f"report: {out_dir / 'report.html'} and {out_dir / 'report.json'}")

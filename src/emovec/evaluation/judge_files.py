@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 from emovec.evaluation.judges.model_judge import ModelJudge
 from emovec.evaluation.judges.text import judge_refusal, judge_specificity, judge_tone, repetition_rate
-from emovec.evaluation.suites import SuiteError
+from emovec.evaluation.suites import SuiteError, read_jsonl
 
 TEXT_JUDGES: tuple[str, ...] = ("refusal", "specificity", "tone", "repetition")
 MODEL_JUDGES: tuple[str, ...] = ("perplexity", "refusal-logodds")
@@ -29,18 +28,7 @@ def read_table(path: str | Path) -> list[dict[str, Any]]:
         with open(p, newline="", encoding="utf-8") as handle:
             rows = [dict(r) for r in csv.DictReader(handle)]
     else:
-        rows = []
-        for number, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise SuiteError(f"{p}: line {number} is not valid JSON ({err.msg}); fix or remove that line") \
-                    from None
-            if not isinstance(row, dict):
-                raise SuiteError(f"{p}: line {number} is not a JSON object")
-            rows.append(row)
+        rows = [row for _, row in read_jsonl(p)]
     if not rows:
         raise SuiteError(f"{p} holds no rows")
     return rows

@@ -88,7 +88,8 @@ _OWN_SOURCE = "emovec package data (written for emovec)"
 _OWN_LICENCE = "Apache-2.0"
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-empty line; a malformed line is an error that names its number."""
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -99,8 +100,12 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
             raise SuiteError(f"{path}: line {number} is not valid JSON ({err.msg}); fix or remove that line") from None
         if not isinstance(row, dict):
             raise SuiteError(f"{path}: line {number} is not a JSON object")
-        rows.append(row)
+        rows.append((number, row))
     return rows
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [row for _, row in read_jsonl(path)]
 
 
 @cache
@@ -194,18 +199,7 @@ def _rows_from_file(path: Path) -> list[tuple[int, dict[str, Any]]]:
             if not isinstance(data, list):
                 raise SuiteError(f"{path}: a .json suite must be a list of objects")
             return list(enumerate(data, 1))
-        numbered = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise SuiteError(f"{path}: line {number} is not valid JSON ({err.msg}); fix or remove it") from None
-            if not isinstance(row, dict):
-                raise SuiteError(f"{path}: line {number} is not a JSON object")
-            numbered.append((number, row))
-        return numbered
+        return read_jsonl(path)
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         # line numbers: the header is line 1

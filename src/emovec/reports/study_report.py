@@ -27,6 +27,13 @@ def _est(e: dict[str, Any], digits: int = 2) -> str:
     return f"{e['value']:.{digits}f}"
 
 
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _bars(models: dict[str, Any], getter: Any, title: str, path: Path, ylim: tuple[float, float] | None = None) -> Path:
     names = list(models)
     keys = list(next(iter(models.values()))["key_vectors"].values())
@@ -42,10 +49,7 @@ def _bars(models: dict[str, Any], getter: Any, title: str, path: Path, ylim: tup
     if ylim:
         ax.set_ylim(*ylim)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _dose(models: dict[str, Any], path: Path) -> Path:
@@ -56,10 +60,7 @@ def _dose(models: dict[str, Any], path: Path) -> Path:
         ax.set_title(f"{name}: refusal log-odds", fontsize=9)
         ax.set_xlabel("strength", fontsize=8)
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _matrix(res: dict[str, Any], path: Path) -> Path:
@@ -75,10 +76,7 @@ def _matrix(res: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("steered vector", fontsize=8)
     ax.set_title(res["model"], fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def write_study_report(out: str | Path, report: dict[str, Any]) -> Path:

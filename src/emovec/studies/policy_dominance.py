@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from emovec._files import atomic_write
@@ -77,7 +78,7 @@ class Preset:
 
     def plan(self, n_keys: int) -> dict[str, int]:
         """Counts that set the cost: texts read, replies generated, tokens generated, prefill passes."""
-        conditions = 1 + 2 * (n_keys + len(CONTROLS) + 1)
+        conditions = 1 + 2 * n_keys + len(CONTROLS) + 1
         replies = conditions * sum(self.limits.values())
         return {"texts_read": (n_keys + self.background) * self.per_emotion * len(self.templates),
                 "replies": replies, "tokens_generated": replies * self.max_new_tokens,
@@ -86,8 +87,9 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset("quick", background=10, per_emotion=6, max_length=100, templates=("story", "dialogue"),
-                    n_splits=30, n_seeds=5, n_boot=500, limits={"paired": 10, "redteam": 7, "helpful": 4},
-                    max_new_tokens=20, strength=0.1, dose=(-0.2, -0.1, 0.0, 0.1, 0.2), dose_prompts=6),
+                    n_splits=30, n_seeds=5, n_boot=500, limits={"paired": 8, "redteam": 4, "helpful": 4},
+                    max_new_tokens=16, strength=0.1, dose=(-0.2, -0.1, 0.0, 0.1, 0.2), dose_prompts=6,
+                    batch_size=32),
     "full": Preset("full", background=40, per_emotion=6, max_length=200, templates=("story", "dialogue", "report"),
                    n_splits=200, n_seeds=20, n_boot=2000, limits={"paired": 100, "redteam": 140, "helpful": 55},
                    max_new_tokens=64, strength=0.1, dose=(-0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.2),
@@ -215,15 +217,22 @@ def run_model(spec: ModelPlan, preset: Preset, out: Path, *, keys: Mapping[str, 
     stab = stability(sa, targets, n_splits=preset.n_splits, n_seeds=preset.n_seeds, seed=seed)
     vs = given if given is not None else _extracted(
         lm, sa, layer, _mean_norm(lm, layer, [r.text for r in corpus.stories[:32]]))
-    conditions = ["none", *[f"emotion:{t}" for t in targets], *[f"concept:{c}" for c in CONTROLS], "random:0"]
-    cfg = SweepConfig(vectors=spec.vectors or "(extracted in the study)", out=str(out / "sweep"),
-                      conditions=[parse_condition(c) for c in conditions],
-                      strengths=[-preset.strength, preset.strength], layers=[[layer]], suites=list(preset.limits),
-                      limits=dict(preset.limits), max_new_tokens=preset.max_new_tokens,
-                      batch_size=preset.batch_size, bootstrap=max(100, preset.n_boot), seeds=[seed])
-    log(f"[{spec.name}] sweep: {len(conditions)} conditions on {sum(preset.limits.values())} prompts")
-    sweep = run_sweep(cfg, lm, vs, show_progress=False, force=True)
-    rows = sweep.rows
+    # emotions at both signs; controls (whose safe direction is known) and a random direction at +strength
+    common = {"out": str(out / "sweep"), "layers": [[layer]], "suites": list(preset.limits),
+              "limits": dict(preset.limits), "max_new_tokens": preset.max_new_tokens, "batch_size": preset.batch_size,
+              "bootstrap": max(100, preset.n_boot), "seeds": [seed],
+              "vectors": spec.vectors or "(extracted in the study)"}
+    parts = [(["none", *[f"emotion:{t}" for t in targets]], [-preset.strength, preset.strength]),
+             ([*[f"concept:{c}" for c in CONTROLS], "random:0"], [preset.strength])]
+    n_prompts = sum(preset.limits.values())
+    log(f"[{spec.name}] sweep: {len(targets)} emotions at +/-{preset.strength}, {len(CONTROLS)} controls and a "
+        f"random direction at +{preset.strength}, on {n_prompts} prompts")
+    frames = []
+    for conditions, strengths in parts:
+        cfg = SweepConfig(**common, conditions=[parse_condition(c) for c in conditions],  # type: ignore[arg-type]
+                          strengths=strengths)
+        frames.append(run_sweep(cfg, lm, vs, show_progress=False, force=True).rows)
+    rows = pd.concat(frames, ignore_index=True)
     summaries = summarize(rows, n_boot=preset.n_boot, seed=seed)
     log(f"[{spec.name}] modularity, causal influence, incremental value")
     mod = modularity_from_rows(lm, vs, rows, targets, layer, preset.strength, n_boot=preset.n_boot, seed=seed)
