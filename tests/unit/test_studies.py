@@ -62,6 +62,9 @@ def test_monitoring_value_detects_information_beyond_controls():
     assert useful.auc_with_emotions > useful.auc_controls + 0.2 and useful.value.lo > 0
     useless = monitoring_value(y, controls + y[:, None] * 2.0, rng.normal(size=(n, 2)), n_boot=200)
     assert useless.value.lo < 0.02 and useless.auc_controls > 0.8
+    groups = np.repeat(np.arange(n // 4), 4)
+    grouped = monitoring_value(y, controls, informative, n_boot=200, groups=groups)
+    assert grouped.value.lo > 0
     one_class = monitoring_value(np.zeros(20, dtype=int), controls[:20], informative[:20])
     assert "not estimable" in one_class.note and one_class.value.n == 0
 

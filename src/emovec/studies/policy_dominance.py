@@ -243,10 +243,12 @@ def run_model(spec: ModelPlan, preset: Preset, out: Path, *, keys: Mapping[str, 
     plain = rows[rows["cond_kind"] == "none"].reset_index(drop=True)
     full = add_directions(vs, control_directions(lm, vs, list(CONTROLS)))
     control_names = [f"concept:{c}" for c in CONTROLS]
-    readouts = reply_readouts(lm, full, [*control_names, *targets], layer, list(plain["reply"]))
+    watched = rows[rows["item_kind"] != "helpful"].reset_index(drop=True)
+    readouts = reply_readouts(lm, full, [*control_names, *targets], layer, list(watched["reply"]))
     ok = np.isfinite(readouts).all(1)
-    mv = monitoring_value(unsafe_labels(plain)[ok], readouts[ok][:, : len(CONTROLS)],
-                          readouts[ok][:, len(CONTROLS):], n_boot=preset.n_boot, seed=seed)
+    mv = monitoring_value(unsafe_labels(watched)[ok], readouts[ok][:, : len(CONTROLS)],
+                          readouts[ok][:, len(CONTROLS):], n_boot=preset.n_boot, seed=seed,
+                          groups=watched["item_id"].to_numpy()[ok])
     none = next(s for s in summaries if s.cond_kind == "none")
     result: dict[str, Any] = {
         "model": spec.name, "source": lm.source.model_dump(), "policy_level": POLICY_LEVEL.get(spec.name, "given"),
