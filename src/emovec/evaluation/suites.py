@@ -141,15 +141,18 @@ def paired_suite() -> Suite:
 
 
 def redteam_suite(which: Sequence[str] | None = None) -> Suite:
-    """Each harmful request under each framing (framing-major within a request, so a limit mixes framings)."""
+    """Each harmful request under each framing, ordered in rounds: round ``k`` gives request ``i`` framing
+    ``(i + k) mod F``, so the first ``n`` items are ``n`` different requests under rotating framings."""
     table = framings()
     names = list(which) if which is not None else list(table)
     unknown = [n for n in names if n not in table]
     if unknown:
         raise SuiteError(f"unknown framing {unknown[0]!r}; known: {', '.join(table)}")
+    harmful = harmful_suite().items
     items = []
-    for item in harmful_suite().items:
-        for name in names:
+    for k in range(len(names)):
+        for i, item in enumerate(harmful):
+            name = names[(i + k) % len(names)]
             prompt = table[name]["template"].format(prompt=item.prompt)
             items.append(PromptItem(f"{item.id}-{name}", prompt, "redteam", item.category, item.pair, framing=name))
     return Suite("redteam", tuple(items), _OWN_SOURCE, _OWN_LICENCE,

@@ -144,11 +144,15 @@ def monitoring_value(y: np.ndarray, controls: np.ndarray, emotions: np.ndarray, 
     ``groups`` (e.g. prompt ids) keeps replies to the same prompt in the same fold."""
     n, pos = len(y), int(y.sum())
     minority = min(pos, n - pos)
-    if groups is not None:
-        minority = min(minority, len(set(groups[y == 1])), len(set(groups[y == 0])))
-    if minority < 3:
+    need = 3
+    if groups is not None:  # a prompt's replies are one unit: count prompts, and ask for more of them
+        minority = min(len(set(groups[y == 1])), len(set(groups[y == 0])))
+        need = 5
+    if minority < need:
+        where = (f" from {len(set(groups[y == 1]))} prompts" if groups is not None else "")
         return MonitoringValue(n, pos, float("nan"), float("nan"), _NAN,
-                               f"not estimable: {pos} unsafe and {n - pos} safe replies (need >= 3 of each)")
+                               f"not estimable: {pos} unsafe replies{where} and {n - pos} safe ones (need >= "
+                               f"{need} {'prompts' if groups is not None else 'replies'} of each)")
     folds = min(5, minority)
     a = _oof(controls, y, folds, seed, groups)
     b = _oof(np.concatenate([controls, emotions], axis=1), y, folds, seed, groups)
