@@ -280,7 +280,7 @@ def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: l
                                        None if math.isnan(calm_gap[i]) else calm_gap[i]),
             "refusal_logodds": float(logodds[i]), "kl": float(kl[i]), "perplexity": float(ppl[i]),
             "ms_per_token_p50": p50, "ms_per_token_p95": p95, "batch_seconds": seconds,
-            "batch_new_tokens": int(sum(n_new)), "batch_rows": len(rows),
+            "batch_new_tokens": int(sum(n_new)), "batch_rows": len(rows), "batch_id": rows[0].key,
             "control_fit": bool(item.pair and (item.id[:-2] in fit_ids)),
             "judge_label": judge_label, "judge_score": judge_score,
         })
