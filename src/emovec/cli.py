@@ -109,6 +109,7 @@ def stories(
     stories_per_topic: Annotated[int, typer.Option(help="stories per emotion and topic")] = 1,
     neutral_per_subject: Annotated[int, typer.Option(help="neutral texts per subject (0: none)")] = 2,
     emotions: Annotated[str | None, typer.Option(help="comma-separated subset of emotions")] = None,
+    genre: Annotated[str, typer.Option(help="story (the paper's recipe) or dialogue")] = "story",
     max_new_tokens: int = 170,
     temperature: float = 0.8,
     top_p: float = 0.95,
@@ -132,7 +133,7 @@ def stories(
     )
     lm = _load(model, device, dtype)
     path = generate_corpus(lm, out_file, jobs, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                           seed=seed, batch_size=batch_size)
+                           seed=seed, batch_size=batch_size, genre=genre)
     err.print(f"corpus written to {path} (settings in {path.name}.meta.json)")
 
 

@@ -172,6 +172,9 @@ def policy_dominance(
     vectors: Annotated[list[str] | None, typer.Option(help="MODEL=DIR: a vector set for a model (repeatable); "
                                                            "models without one get vectors extracted from the "
                                                            "study's own story activations")] = None,
+    dialogues: Annotated[list[str] | None, typer.Option(help="MODEL=FILE: a dialogue corpus (emovec stories "
+                                                             "--genre dialogue) for stories-vs-dialogues "
+                                                             "stability (repeatable)")] = None,
     preset: Annotated[str, typer.Option(help="quick (under 20 minutes on 2 cores) or full")] = "quick",
     out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/study"),
     ladder: Annotated[bool, typer.Option(help="the models are one family at increasing policy levels")] = False,
@@ -189,26 +192,32 @@ def policy_dominance(
     if preset not in PRESETS:
         raise StudyError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
     names = [m.strip() for m in models.split(",") if m.strip()] if models else list(DEFAULT_MODELS)
-    given: dict[str, str] = {}
-    for item in vectors or []:
-        name, sep, folder = item.partition("=")
-        if not sep:
-            raise StudyError(f"--vectors {item!r} must look like MODEL=DIR")
-        if name not in names:
-            raise StudyError(f"--vectors names {name!r}, which is not among the models {names}")
-        given[name] = folder
+    def pairs(values: list[str] | None, flag: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for item in values or []:
+            name, sep, path = item.partition("=")
+            if not sep:
+                raise StudyError(f"{flag} {item!r} must look like MODEL=PATH")
+            if name not in names:
+                raise StudyError(f"{flag} names {name!r}, which is not among the models {names}")
+            found[name] = path
+        return found
+
+    given, genre = pairs(vectors, "--vectors"), pairs(dialogues, "--dialogues")
     if no_extract:
         missing = [n for n in names if n not in given]
         if missing:
             raise StudyError(f"no vectors for {missing[0]!r}: extract them (emovec extract --model {missing[0]}) and "
                              f"pass --vectors {missing[0]}=DIR, or drop --no-extract")
     plan = PRESETS[preset].plan(len(KEY_VECTORS))
-    rate = {"quick": "about 4-7 minutes per model on 2 CPU cores (135M-0.5B parameters)",
-            "full": "roughly 1-3 hours per model on 2 CPU cores; minutes on a GPU"}[preset]
+    rate = {"quick": "measured 2-7 minutes per model on 2 CPU cores (135M-0.5B parameters), 13.5 minutes for "
+                     "the three default models",
+            "full": "about 70x the generated tokens of quick: an estimated 2-7 hours per model on 2 CPU cores, "
+                    "well under an hour on one GPU"}[preset]
     err.print(f"preset {preset}: per model {plan}; {rate}", highlight=False)
     if dry_run:
         return
-    result = run_study([ModelPlan(n, given.get(n)) for n in names], preset, out_dir, ladder=ladder,
+    result = run_study([ModelPlan(n, given.get(n), genre.get(n)) for n in names], preset, out_dir, ladder=ladder,
                        overwrite=overwrite, seed=seed, device=device, dtype=dtype,
                        log=lambda m: err.print(m, highlight=False, soft_wrap=True, markup=False))
     for name, res in result.models.items():

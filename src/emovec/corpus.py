@@ -29,6 +29,11 @@ STORY_TEMPLATE = (
     "Write a short story of about 150 words about {topic}, in which the main character feels {emotion}. "
     "Show the feeling through what the character does, thinks and says. Write only the story."
 )
+DIALOGUE_TEMPLATE = (
+    "Write a short dialogue of about 150 words between two people about {topic}, in which one of them feels "
+    "{emotion}. Show the feeling only through what they say. Write only the dialogue."
+)
+TEMPLATES: dict[str, str] = {"story": STORY_TEMPLATE, "dialogue": DIALOGUE_TEMPLATE}
 NEUTRAL_TEMPLATE = (
     "Write a factual paragraph of about 150 words explaining {topic}. Use a neutral, encyclopedic tone "
     "with no emotions, opinions or characters. Write only the paragraph."
@@ -180,6 +185,7 @@ def generate_corpus(
     seed: int = 0,
     batch_size: int = 32,
     show_progress: bool = True,
+    genre: str = "story",
 ) -> Path:
     """Generate the texts of ``jobs`` with ``lm`` and append them to the JSONL file ``out``.
 
@@ -193,6 +199,8 @@ def generate_corpus(
         max_new_tokens, temperature, top_p: sampling settings.
         seed: batch ``i`` samples with seed ``seed + i``.
         batch_size: prompts per ``generate`` call.
+        genre: ``story`` (the paper's recipe) or ``dialogue`` (the same emotions and topics as conversations,
+            for checking that vectors do not depend on the genre).
 
     Returns:
         The path written.
@@ -201,9 +209,11 @@ def generate_corpus(
         >>> generate_corpus(lm, "stories.jsonl", plan_stories(emotions(), topics(), 10))
     """
     path = Path(out)
+    if genre not in TEMPLATES:
+        raise CorpusError(f"genre {genre!r} is not one of {', '.join(TEMPLATES)}")
     settings = GenerationSettings(
         model=lm.name, model_file_sha256=lm.source.file_sha256, model_fingerprint=lm.source.fingerprint,
-        story_template=STORY_TEMPLATE, neutral_template=NEUTRAL_TEMPLATE, max_new_tokens=max_new_tokens,
+        story_template=TEMPLATES[genre], neutral_template=NEUTRAL_TEMPLATE, max_new_tokens=max_new_tokens,
         temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
     )
     _check_or_write_meta(path, settings)

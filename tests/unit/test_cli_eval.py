@@ -65,3 +65,17 @@ def test_sweep_config_error_is_reported(tmp_path: Path):
     cfg.write_text("vectors: v\nout: o\nconditions: [none]\nbogus: 1\n")
     result = runner.invoke(app, ["sweep", str(cfg)])
     assert result.exit_code == 2 and "unknown key 'bogus'" in result.output
+
+
+def test_study_command_checks_its_input_before_loading_models():
+    res = runner.invoke(app, ["study", "policy-dominance", "--models", "smollm2-135m-instruct", "--no-extract"])
+    assert res.exit_code == 2 and "no vectors for 'smollm2-135m-instruct'" in res.output
+    assert "emovec extract" in res.output
+    res = runner.invoke(app, ["study", "policy-dominance", "--models", "a,b", "--vectors", "c=d"])
+    assert res.exit_code == 2 and "not among the models" in res.output
+    res = runner.invoke(app, ["study", "policy-dominance", "--vectors", "nodelimiter"])
+    assert res.exit_code == 2 and "MODEL=PATH" in res.output
+    res = runner.invoke(app, ["study", "policy-dominance", "--preset", "huge"])
+    assert res.exit_code == 2 and "unknown preset" in res.output
+    res = runner.invoke(app, ["study", "policy-dominance", "--preset", "full", "--dry-run"])
+    assert res.exit_code == 0 and "tokens_generated" in res.output and "hours" in res.output

@@ -44,6 +44,18 @@ def test_generation_is_resumable(tiny_llama, tmp_path):
     assert meta["model"] == "tiny-llama" and meta["seed"] == 0 and "{emotion}" in meta["story_template"]
     with pytest.raises(CorpusError, match="other settings"):
         generate_corpus(tiny_llama, out, jobs, max_new_tokens=7, show_progress=False)
+    with pytest.raises(CorpusError, match="other settings"):  # a dialogue run cannot resume a story corpus
+        generate_corpus(tiny_llama, out, jobs, max_new_tokens=6, batch_size=2, show_progress=False, genre="dialogue")
+
+
+def test_dialogue_genre(tiny_llama, tmp_path):
+    out = tmp_path / "d.jsonl"
+    generate_corpus(tiny_llama, out, plan_stories(["calm"], ["the sea"], 1), max_new_tokens=4, show_progress=False,
+                    genre="dialogue")
+    meta = json.loads((tmp_path / "d.jsonl.meta.json").read_text())
+    assert "dialogue" in meta["story_template"] and "{emotion}" in meta["story_template"]
+    with pytest.raises(CorpusError, match="genre 'poem'"):
+        generate_corpus(tiny_llama, tmp_path / "p.jsonl", [], genre="poem")
 
 
 def test_load_errors(tmp_path):

@@ -41,6 +41,22 @@ def test_stability_sees_real_structure_and_not_shuffled_labels(tiny_llama, write
         stability(sa, ["happy"], n_splits=3)
 
 
+def test_corpus_stability_compares_two_corpora(tiny_llama, write_corpus):
+    from emovec.corpus import Corpus
+    from emovec.studies import corpus_stability
+
+    emotions = ("happy", "sad", "angry", "calm")
+    a = load_corpus(write_corpus(emotions=emotions, per=5, length=30))
+    same = corpus_stability(tiny_llama, a, a, emotions, 1, targets=["happy"], per_emotion=5, n_boot=50)
+    assert set(same) == {"happy"} and same["happy"].value == pytest.approx(1.0, abs=1e-5)
+    swap = {"happy": "sad", "sad": "happy"}  # the other corpus calls happy stories sad and back
+    b = Corpus(tuple(r.model_copy(update={"emotion": swap.get(r.emotion or "", r.emotion)}) for r in a.records),
+               a.source)
+    crossed = corpus_stability(tiny_llama, a, b, emotions, 1, targets=["happy", "angry"], per_emotion=5, n_boot=50)
+    assert crossed["happy"].value < 0.5 < crossed["angry"].value
+    assert crossed["happy"].lo <= crossed["happy"].value <= crossed["happy"].hi
+
+
 def test_causal_influence_recovers_slopes_and_wrong_way_share():
     strengths = [-0.2, -0.1, 0.0, 0.1, 0.2]
     slopes = np.array([2.0, 2.0, 2.0, -1.0, 3.0])

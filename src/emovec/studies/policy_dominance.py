@@ -38,7 +38,7 @@ from emovec.evaluation.sweep_config import SweepConfig, parse_condition
 from emovec.models.loading import LoadedModel
 from emovec.studies.effects import modularity_from_rows, refusal_dose_response, reply_readouts
 from emovec.studies.incremental import monitoring_value, steering_value, unsafe_labels
-from emovec.studies.stability import TEMPLATES, stability, story_activations, vectors_from
+from emovec.studies.stability import TEMPLATES, corpus_stability, stability, story_activations, vectors_from
 from emovec.vectors.vector_set import Provenance, VectorSet
 
 # The study's key vectors and the emotion word of the 171 that stands for each.
@@ -101,6 +101,7 @@ PRESETS: dict[str, Preset] = {
 class ModelPlan:
     name: str
     vectors: str | None = None  # a vector set folder, or None to extract from the study's own activations
+    dialogues: str | None = None  # a dialogue corpus (emovec stories --genre dialogue) for cross-genre stability
 
 
 def _pool(corpus_emotions: Sequence[str], keys: Sequence[str], background: int, seed: int) -> list[str]:
@@ -215,6 +216,17 @@ def run_model(spec: ModelPlan, preset: Preset, out: Path, *, keys: Mapping[str, 
     sa = story_activations(lm, corpus, pool, layer, per_emotion=preset.per_emotion, max_length=preset.max_length,
                            templates={t: TEMPLATES[t] for t in preset.templates})
     stab = stability(sa, targets, n_splits=preset.n_splits, n_seeds=preset.n_seeds, seed=seed)
+    genre: dict[str, Any] | None = None
+    if spec.dialogues:
+        from emovec.corpus import load_corpus as load
+
+        dialogues = load(spec.dialogues)
+        have = [e for e in pool if sum(r.emotion == e for r in dialogues.stories) >= 4]
+        if not all(t in have for t in targets):
+            raise StudyError(f"the dialogue corpus {spec.dialogues} needs at least 4 texts for each key emotion")
+        genre = {k: v.as_dict() for k, v in corpus_stability(
+            lm, corpus, dialogues, have, layer, targets=targets, per_emotion=preset.per_emotion,
+            n_boot=preset.n_boot, seed=seed).items()}
     vs = given if given is not None else _extracted(
         lm, sa, layer, _mean_norm(lm, layer, [r.text for r in corpus.stories[:32]]))
     # emotions at both signs; controls (whose safe direction is known) and a random direction at +strength
@@ -254,7 +266,7 @@ def run_model(spec: ModelPlan, preset: Preset, out: Path, *, keys: Mapping[str, 
         "model": spec.name, "source": lm.source.model_dump(), "policy_level": POLICY_LEVEL.get(spec.name, "given"),
         "layer": layer, "vectors": spec.vectors or "extracted from the study's story activations",
         "key_vectors": dict(keys), "preset": preset.name, "emovec_version": __version__,
-        "stability": stab.as_dict(), "modularity": mod.as_dict(), "causal_influence": causal,
+        "stability": {**stab.as_dict(), "genre": genre}, "modularity": mod.as_dict(), "causal_influence": causal,
         "steering_value": sv.as_dict(), "monitoring_value": mv.as_dict(),
         "summary": {"none": {k: v.as_dict() for k, v in none.metrics.items()}},
         "summary_all": [s.as_dict() for s in summaries],

@@ -166,11 +166,24 @@ def stability(sa: StoryActivations, targets: Sequence[str], *, n_splits: int = 5
     )
 
 
-def corpus_stability(lm: LoadedModel, a: Corpus, b: Corpus, emotions: Sequence[str], layer: int,
-                     per_emotion: int = 6) -> dict[str, float]:
-    """Cosine per emotion between vectors from two corpora (e.g. stories and dialogues) at ``layer``."""
+def corpus_stability(lm: LoadedModel, a: Corpus, b: Corpus, emotions: Sequence[str], layer: int, *,
+                     targets: Sequence[str] | None = None, per_emotion: int = 6, n_boot: int = 200,
+                     seed: int = 0) -> dict[str, Estimate]:
+    """Cosine per emotion between vectors from two corpora (e.g. stories and model-written dialogues, see
+    ``emovec stories --genre dialogue``) at ``layer``; the interval resamples each corpus's texts."""
     sa = story_activations(lm, a, emotions, layer, per_emotion=per_emotion)
     sb = story_activations(lm, b, emotions, layer, per_emotion=per_emotion)
-    va = vectors_from(sa.acts["story"], sa.labels, len(emotions))
-    vb = vectors_from(sb.acts["story"], sb.labels, len(emotions))
-    return dict(zip(emotions, _cos(va, vb).tolist(), strict=True))
+    n_e = len(emotions)
+    cols = [list(emotions).index(t) for t in (targets or emotions)]
+    point = _cos(vectors_from(sa.acts["story"], sa.labels, n_e), vectors_from(sb.acts["story"], sb.labels, n_e))
+    rng = np.random.default_rng(seed)
+
+    def resample(labels: np.ndarray) -> np.ndarray:
+        return np.concatenate([rng.choice(np.flatnonzero(labels == e), size=int((labels == e).sum()))
+                               for e in range(n_e)])
+
+    boots = np.array([_cos(vectors_from(sa.acts["story"], sa.labels, n_e, resample(sa.labels)),
+                           vectors_from(sb.acts["story"], sb.labels, n_e, resample(sb.labels)))
+                      for _ in range(n_boot)])
+    return {emotions[c]: Estimate(float(point[c]), float(np.quantile(boots[:, c], 0.025)),
+                                  float(np.quantile(boots[:, c], 0.975)), n_boot) for c in cols}
