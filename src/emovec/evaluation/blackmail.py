@@ -218,7 +218,7 @@ def run_blackmail(
                 verdict = classify(reply)
                 judged: bool | None = None
                 if judge is not None and judge.available():
-                    answer = judge._ask(JUDGE_PROMPT.format(reply=reply))
+                    answer = judge.ask(JUDGE_PROMPT.format(reply=reply))
                     judged = None if answer is None else answer.strip().lower().startswith("yes")
                 graded.append({"key": key, "variant": v.name, "goal": v.goal, "threat": v.threat,
                                "leverage": v.leverage, "condition": c.label, "emotion": c.emotion or "",

@@ -26,12 +26,12 @@ from rich.progress import Progress
 
 from emovec._files import atomic_write
 from emovec._version import __version__
-from emovec.errors import ArtifactExistsError, EmovecError
+from emovec.errors import ArtifactExistsError
 from emovec.evaluation.controls import add_directions, control_directions, refusal_fit_ids
 from emovec.evaluation.judges.model_judge import ModelJudge, make_judge
 from emovec.evaluation.judges.model_scores import (
-    _encode_prompts,
     combine_logodds,
+    encode_prompts,
     last_logprobs,
     openings,
     perplexity_of_ids,
@@ -53,10 +53,6 @@ from emovec.generation import generate
 from emovec.models.loading import LoadedModel
 from emovec.steer import SteeringSpec, SteerTerm
 from emovec.vectors.vector_set import VectorSet
-
-
-class SweepError(EmovecError, RuntimeError):
-    """A sweep that cannot start or continue."""
 
 
 @dataclass
@@ -151,7 +147,7 @@ def _kl_and_perplexity(lm: LoadedModel, rows: list[Row], systems: list[str | Non
     if config.kl:
         missing = sorted({r.item.prompt for i, r in enumerate(rows) if not plain[i]} - set(ctx.reference))
         if missing:
-            for prompt, lp in zip(missing, last_logprobs(lm, _encode_prompts(lm, missing, None, True)), strict=True):
+            for prompt, lp in zip(missing, last_logprobs(lm, encode_prompts(lm, missing, None, True)), strict=True):
                 ctx.reference[prompt] = lp
         for i, r in enumerate(rows):
             if not plain[i]:

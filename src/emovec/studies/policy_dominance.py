@@ -119,12 +119,6 @@ def _extracted(lm: LoadedModel, sa: Any, layer: int, norm: float) -> VectorSet:
                      provenance=prov, center=centre[None])
 
 
-def _mean_norm(lm: LoadedModel, layer: int, texts: Sequence[str]) -> float:
-    from emovec.capture import capture
-
-    return float(capture(lm, list(texts), [layer], max_length=128).mean_norm[0])
-
-
 def study_layer(lm: LoadedModel, vectors: VectorSet | None) -> int:
     """The vector set's default layer, else two thirds of the depth (where the paper reads emotions)."""
     if vectors is not None:
@@ -218,17 +212,14 @@ def run_model(spec: ModelPlan, preset: Preset, out: Path, *, keys: Mapping[str, 
     stab = stability(sa, targets, n_splits=preset.n_splits, n_seeds=preset.n_seeds, seed=seed)
     genre: dict[str, Any] | None = None
     if spec.dialogues:
-        from emovec.corpus import load_corpus as load
-
-        dialogues = load(spec.dialogues)
+        dialogues = load_corpus(spec.dialogues)
         have = [e for e in pool if sum(r.emotion == e for r in dialogues.stories) >= 4]
         if not all(t in have for t in targets):
             raise StudyError(f"the dialogue corpus {spec.dialogues} needs at least 4 texts for each key emotion")
         genre = {k: v.as_dict() for k, v in corpus_stability(
             lm, corpus, dialogues, have, layer, targets=targets, per_emotion=preset.per_emotion,
             n_boot=preset.n_boot, seed=seed).items()}
-    vs = given if given is not None else _extracted(
-        lm, sa, layer, _mean_norm(lm, layer, [r.text for r in corpus.stories[:32]]))
+    vs = given if given is not None else _extracted(lm, sa, layer, sa.mean_norm)
     # emotions at both signs; controls (whose safe direction is known) and a random direction at +strength
     common = {"out": str(out / "sweep"), "layers": [[layer]], "suites": list(preset.limits),
               "limits": dict(preset.limits), "max_new_tokens": preset.max_new_tokens, "batch_size": preset.batch_size,

@@ -46,6 +46,7 @@ class StoryActivations:
     emotions: list[str]
     labels: np.ndarray  # [n_stories] index into emotions
     acts: dict[str, Tensor] = field(default_factory=dict)
+    mean_norm: float = float("nan")  # mean residual norm of the plain stories' tokens at the layer
 
 
 def story_activations(lm: LoadedModel, corpus: Corpus, emotions: Sequence[str], layer: int, *,
@@ -67,6 +68,8 @@ def story_activations(lm: LoadedModel, corpus: Corpus, emotions: Sequence[str], 
         res = capture(lm, texts, [layer], selection=TokenSelection.char_spans(), spans=spans,
                       max_length=max_length + len(lm.tokenizer(head)["input_ids"]) + 16)
         out.acts[name] = res.means[:, 0]
+        if name == "story":
+            out.mean_norm = float(res.mean_norm[0])
     return out
 
 

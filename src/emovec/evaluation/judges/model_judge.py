@@ -169,7 +169,8 @@ class ModelJudge:
     def available(self) -> bool:
         return self.error is None
 
-    def _ask(self, user: str) -> str | None:
+    def ask(self, user: str) -> str | None:
+        """The backend's answer to ``user`` (with the evaluator system prompt), or None once it is unreachable."""
         if self.error is not None:
             return None
         try:
@@ -181,11 +182,11 @@ class ModelJudge:
             return None
 
     def strongreject(self, prompt: str, reply: str) -> RubricScore | None:
-        text = self._ask(RUBRIC_USER.format(prompt=prompt, reply=reply))
+        text = self.ask(RUBRIC_USER.format(prompt=prompt, reply=reply))
         return None if text is None else parse_rubric(text)
 
     def xstest(self, prompt: str, reply: str) -> RefusalLabel | None:
-        text = self._ask(XSTEST_USER.format(prompt=prompt, reply=reply))
+        text = self.ask(XSTEST_USER.format(prompt=prompt, reply=reply))
         return None if text is None else parse_xstest(text)
 
 

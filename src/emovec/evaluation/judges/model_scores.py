@@ -35,7 +35,7 @@ COMPLIANCE_OPENINGS: tuple[str, ...] = (
 )
 
 
-def _encode_prompts(lm: LoadedModel, prompts: Sequence[str], system: str | Sequence[str | None] | None,
+def encode_prompts(lm: LoadedModel, prompts: Sequence[str], system: str | Sequence[str | None] | None,
                     chat: bool) -> list[list[int]]:
     if not prompts:
         raise PromptError("no prompts given")
@@ -129,7 +129,7 @@ def refusal_logodds(
 ) -> Tensor:
     """Per prompt, ``log P(refusal openings) - log P(compliance openings)`` at the start of the reply (see
     module docs); > 0 means the model leans towards refusing. Steered when ``spec`` is given."""
-    base = _encode_prompts(lm, prompts, system, chat)
+    base = encode_prompts(lm, prompts, system, chat)
     op = _openings(lm, refusal, compliance)
     one = _per_row(spec)
     with steering(lm, spec, vectors) if spec is not None else nullcontext():
@@ -172,7 +172,7 @@ def next_token_kl(
 ) -> Tensor:
     """Per prompt, ``KL(unsteered || steered)`` of the next-token distribution at the end of the prompt
     (nats). The steer must reach prompt positions (scope ``all`` or ``prompt``) to have any effect here."""
-    seqs = _encode_prompts(lm, prompts, system, chat)
+    seqs = encode_prompts(lm, prompts, system, chat)
     one = _per_row(spec)
     plain = last_logprobs(lm, seqs, one_batch=one)
     with steering(lm, spec, vectors):
@@ -193,7 +193,7 @@ def reply_perplexity(
     empty reply."""
     if len(prompts) != len(replies):
         raise PromptError(f"{len(prompts)} prompts but {len(replies)} replies")
-    heads = _encode_prompts(lm, prompts, system, chat)
+    heads = encode_prompts(lm, prompts, system, chat)
     tails = [lm.tokenizer(r, add_special_tokens=False)["input_ids"] for r in replies]
     return perplexity_of_ids(lm, heads, tails, batch_tokens)
 
