@@ -94,6 +94,22 @@ class SteeringSpec:
         return {int(layer): 1.0 for layer in self.layers}
 
 
+def mixed_spec(per_row: Sequence[tuple[str | None, float]], layers: Sequence[int],
+               scope: Scope = "all") -> SteeringSpec | None:
+    """One specification for a batch whose rows steer different directions: ``per_row`` gives each row's
+    (direction name or ``None`` for no steering, strength); every direction becomes a term with zero strength
+    on the other rows (adding zero leaves a row exactly unsteered). ``None`` when no row steers.
+
+    Example:
+        >>> spec = mixed_spec([("calm", 0.05), (None, 0.0), ("desperate", 0.05)], layers=[12])
+    """
+    directions = sorted({d for d, _ in per_row if d is not None})
+    if not directions:
+        return None
+    terms = [SteerTerm(d, [s if name == d else 0.0 for name, s in per_row]) for d in directions]
+    return SteeringSpec(terms, layers=list(layers), scope=scope)
+
+
 @dataclass
 class _Resolved:
     """A term made concrete for one layer: unit direction, strengths per row (in residual units), op."""

@@ -9,9 +9,10 @@ import pytest
 from emovec.errors import ArtifactExistsError
 from emovec.evaluation.store import StoreError, read_results
 from emovec.evaluation.summary import summarize
-from emovec.evaluation.sweep import mixed_spec, run_sweep
+from emovec.evaluation.sweep import run_sweep
 from emovec.evaluation.sweep_config import SweepConfigError, grid, load_config
 from emovec.reports.sweep_report import write_sweep_report
+from emovec.steer import mixed_spec
 from tests.unit.test_vector_set import make_set
 
 BASE = {"vectors": "unused", "conditions": ["none", "emotion:calm", "prompt:calm", "random:0", "concept:refusal"],

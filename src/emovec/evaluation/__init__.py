@@ -36,7 +36,7 @@ from emovec.evaluation.judges import (
 from emovec.evaluation.store import read_results
 from emovec.evaluation.suites import PromptItem, Suite, load_suite, load_suite_file, suite_names
 from emovec.evaluation.summary import ConditionSummary, Estimate, summarize
-from emovec.evaluation.sweep import SweepResult, mixed_spec, run_sweep
+from emovec.evaluation.sweep import SweepResult, run_sweep
 from emovec.evaluation.sweep_config import SweepConfig, SweepConfigError, load_config
 
 __all__ = [
@@ -69,7 +69,6 @@ __all__ = [
     "load_suite",
     "load_suite_file",
     "make_judge",
-    "mixed_spec",
     "next_token_kl",
     "read_results",
     "read_table",

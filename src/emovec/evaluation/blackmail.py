@@ -31,9 +31,9 @@ from emovec._version import __version__
 from emovec.data import data_path
 from emovec.evaluation.judges.model_judge import ModelJudge
 from emovec.evaluation.store import read_results, write_part
-from emovec.evaluation.sweep import mixed_spec
 from emovec.generation import generate
 from emovec.models.loading import LoadedModel
+from emovec.steer import mixed_spec
 from emovec.vectors.vector_set import VectorSet
 
 

@@ -51,7 +51,7 @@ from emovec.evaluation.suites import PromptItem, Suite, load_suite
 from emovec.evaluation.sweep_config import SweepConfig, Unit, grid
 from emovec.generation import generate
 from emovec.models.loading import LoadedModel
-from emovec.steer import SteeringSpec, SteerTerm
+from emovec.steer import mixed_spec
 from emovec.vectors.vector_set import VectorSet
 
 
@@ -104,17 +104,6 @@ def _check_manifest(out: Path, manifest: dict[str, Any], force: bool) -> None:
             raise ArtifactExistsError(f"{out} holds a sweep made with other vectors; choose another --out "
                                       "or pass --force")
     atomic_write(path, json.dumps(manifest, indent=1, default=str))
-
-
-def mixed_spec(per_row: Sequence[tuple[str | None, float]], layers: Sequence[int],
-               scope: str = "all") -> SteeringSpec | None:
-    """One specification for a batch whose rows steer different directions: ``per_row`` gives each row's
-    (direction name or ``None``, strength); every direction becomes a term with zero strength on other rows."""
-    directions = sorted({d for d, _ in per_row if d is not None})
-    if not directions:
-        return None
-    terms = [SteerTerm(d, [s if name == d else 0.0 for name, s in per_row]) for d in directions]
-    return SteeringSpec(terms, layers=list(layers), scope=scope)  # type: ignore[arg-type]
 
 
 def _percentile(values: Sequence[float], q: float) -> float:

@@ -209,7 +209,7 @@ def judge_helpful(reply: str, reference: Sequence[str]) -> bool:
     return any(_normal(ref) in body for ref in reference if ref.strip())
 
 
-CALM_EMOTIONS: tuple[str, ...] = ("calm", "at ease", "relaxed", "peaceful", "serene", "content")
+CALM_EMOTIONS: tuple[str, ...] = ("calm", "at ease", "relaxed", "peaceful", "serene", "content", "self-confident")
 DISTRESS_EMOTIONS: tuple[str, ...] = ("afraid", "anxious", "nervous", "worried", "desperate")
 
 
