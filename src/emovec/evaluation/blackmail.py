@@ -31,6 +31,7 @@ from emovec._version import __version__
 from emovec.data import data_path
 from emovec.evaluation.judges.model_judge import ModelJudge
 from emovec.evaluation.store import read_results, write_part
+from emovec.evaluation.sweep import vectors_hash
 from emovec.generation import generate
 from emovec.models.loading import LoadedModel
 from emovec.steer import mixed_spec
@@ -191,7 +192,7 @@ def run_blackmail(
     steer_layers = list(layers) if layers is not None else ([vectors.default_layer] if vectors is not None else [])
     settings = {"model": lm.source.fingerprint, "temperature": temperature, "max_new_tokens": max_new_tokens,
                 "layers": steer_layers, "seed": seed,
-                "vectors": vectors.provenance.created if vectors is not None else None}
+                "vectors": vectors_hash(vectors) if vectors is not None else None}
     manifest = {"emovec_version": __version__, "model": lm.source.model_dump(), "scenario": "blackmail",
                 "settings": settings, "judge": judge.name if judge else None,
                 "variants": [v.name for v in variants], "conditions": [c.label for c in conditions]}

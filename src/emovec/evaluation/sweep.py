@@ -73,21 +73,26 @@ class SweepResult:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
-def settings_of(config: SweepConfig, lm: LoadedModel, vectors: VectorSet) -> dict[str, Any]:
+def vectors_hash(vectors: VectorSet) -> str:
+    """A short content hash of the directions (stable across re-extractions that give the same vectors)."""
+    return hashlib.sha256(vectors.directions.float().numpy().tobytes()).hexdigest()[:16]
+
+
+def settings_of(config: SweepConfig, lm: LoadedModel, vectors: VectorSet, digest: str) -> dict[str, Any]:
     """What, besides the unit, changes a reply: part of every row's key."""
     limits = {"limits": dict(sorted(config.limits.items()))} if config.limits else {}
     return {"model": lm.source.fingerprint, "vectors": vectors.provenance.model.fingerprint,
-            "vectors_hash": hashlib.sha256(vectors.directions.float().numpy().tobytes()).hexdigest()[:16],
+            "vectors_hash": digest,
             "limit": config.limit, **limits,
             "max_new_tokens": config.max_new_tokens, "temperature": config.temperature, "scope": config.scope,
             "prompt_template": config.prompt_template}
 
 
-def _manifest(config: SweepConfig, lm: LoadedModel, vectors: VectorSet, suites: dict[str, Suite],
+def _manifest(config: SweepConfig, lm: LoadedModel, vectors: VectorSet, digest: str, suites: dict[str, Suite],
               judge: ModelJudge | None) -> dict[str, Any]:
     return {"emovec_version": __version__, "model": lm.source.model_dump(),
             "vectors": {"path": config.vectors, "provenance": vectors.provenance.model_dump(mode="json"),
-                        "hash": hashlib.sha256(vectors.directions.float().numpy().tobytes()).hexdigest()[:16]},
+                        "hash": digest},
             "suites": {k: s.provenance() for k, s in suites.items()},
             "judge": judge.name if judge is not None else None,
             "config": config.model_dump(mode="json")}
@@ -328,9 +333,10 @@ def run_sweep(
 
         local = load_model(config.judge_local, device=config.device, dtype=config.dtype)
     judge = make_judge(config.judge_url, config.judge_model, local=local)
-    manifest = _manifest(config, lm, vectors, suites, judge)
+    digest = vectors_hash(vectors)
+    manifest = _manifest(config, lm, vectors, digest, suites, judge)
     _check_manifest(out, manifest, force)
-    settings = settings_of(config, lm, vectors)
+    settings = settings_of(config, lm, vectors, digest)
     units = grid(config, vectors.default_layer)
     rows = plan_rows(config, units, suites, settings)
     done = read_results(out)
