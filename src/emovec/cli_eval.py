@@ -210,7 +210,7 @@ def policy_dominance(
             raise StudyError(f"no vectors for {missing[0]!r}: extract them (emovec extract --model {missing[0]}) and "
                              f"pass --vectors {missing[0]}=DIR, or drop --no-extract")
     plan = PRESETS[preset].plan(len(KEY_VECTORS))
-    rate = {"quick": "measured 2-7 minutes per model on 2 CPU cores (135M-0.5B parameters), 13.5 minutes for "
+    rate = {"quick": "measured once on 2 CPU cores during development: 2-7 minutes per model, 13.5 minutes for "
                      "the three default models",
             "full": "about 70x the generated tokens of quick: an estimated 2-7 hours per model on 2 CPU cores, "
                     "well under an hour on one GPU"}[preset]

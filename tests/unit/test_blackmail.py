@@ -81,7 +81,10 @@ def test_run_is_resumable_and_reports(tiny_llama, tmp_path: Path):
     assert {e["condition"] for e in summary} == {c.label for c in conds}
     assert summary[0]["threat_blackmail"]["n"] == 2 * 2  # two threatening variants with a secret, two samples
     page = write_blackmail_report(tmp_path / "bm", rows, {"model": {"name": "tiny"}})
-    assert "never produced a valid action" in page.read_text() or "used the email format" in page.read_text()
+    text = page.read_text()
+    valid, black = int(rows["valid_format"].sum()), int(rows["blackmail"].sum())
+    assert f"{black} of {len(rows)} replies blackmailed; {valid} used the email format correctly." in text
+    assert ("never produced a valid action" in text) == (valid == 0)
     with pytest.raises(KeyError, match="no vector named"):
         run_blackmail(tiny_llama, vs, tmp_path / "x", conditions=conditions_for(["hopeless"], [0.1]),
                       show_progress=False)

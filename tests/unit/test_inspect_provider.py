@@ -40,7 +40,9 @@ def test_steered_provider_runs_an_inspect_task_offline(checkpoint: Path):
         assert log.samples is not None and len(log.samples) == 2
         assert all(s.scores and s.scores["refusal_correct"].answer in ("full_refusal", "partial_refusal",
                                                                          "full_compliance") for s in log.samples)
-        assert log.results is not None and log.results.scores[0].metrics["accuracy"].value in (0.0, 0.5, 1.0)
+        correct = sum(s.scores["refusal_correct"].value == "C" for s in log.samples)  # type: ignore[index]
+        assert log.results is not None
+        assert log.results.scores[0].metrics["accuracy"].value == pytest.approx(correct / len(log.samples))
     replies = [[s.output.completion for s in log.samples] for log in (plain, steered)]  # type: ignore[union-attr]
     assert replies[0] != replies[1]  # a strong steer changes a tiny model's greedy replies
     zero = run({"vectors": "vecs", "steer": "calm:0", "layers": "1"})

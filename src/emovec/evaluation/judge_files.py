@@ -54,7 +54,8 @@ def judge_rows(
     """Grade each row's ``text_column`` (given ``prompt_column`` where the judge needs it)."""
     if judge not in JUDGES:
         raise SuiteError(f"unknown judge {judge!r}; known: {', '.join(JUDGES)}")
-    texts = _column(rows, text_column, where, "--text-column")
+    # refusal-logodds reads the model at the end of the prompt only; every other judge reads the reply
+    texts = [""] * len(rows) if judge == "refusal-logodds" else _column(rows, text_column, where, "--text-column")
     needs_prompt = judge in MODEL_JUDGES or judge in ENDPOINT_JUDGES
     prompts = _column(rows, prompt_column, where, "--prompt-column") if prompt_column and (
         needs_prompt or prompt_column in rows[0]) else [""] * len(rows)
