@@ -41,8 +41,8 @@ def suites(
 @app.command()
 @friendly
 def judge(
-    name: Annotated[str, typer.Argument(help="refusal, specificity, tone, repetition, perplexity, refusal-logodds, "
-                                             "strongreject, xstest")],
+    name: Annotated[str, typer.Argument(help="refusal, specificity, tone, repetition, emotion (needs nade), "
+                                             "perplexity, refusal-logodds, strongreject, xstest")],
     replies: Annotated[Path, typer.Argument(help="CSV or JSONL file of replies")],
     text_column: Annotated[str, typer.Option(help="column holding the reply")] = "completion",
     prompt_column: Annotated[str, typer.Option(help="column holding the prompt")] = "prompt",
@@ -69,6 +69,16 @@ def judge(
                         lm=lm, model_judge=mj)
     if mj is not None and not mj.available():
         err.print(f"[yellow]model judge unavailable ({mj.error}); its labels are empty[/]", soft_wrap=True)
+    if name == "xstest" and any(r["label"] is not None for r in graded):
+        from emovec.evaluation.judges.agreement import agreement
+        from emovec.evaluation.judges.text import judge_refusal
+
+        ag = agreement([judge_refusal(str(r.get(text_column) or "")).label for r in graded],
+                       [r["label"] for r in graded])
+        err.print(f"rule judge vs model judge on {ag.n} replies: agreement {ag.accuracy:.3f}, kappa {ag.kappa:.3f}",
+                  highlight=False)
+        for line in ag.failure_summary()[:3]:
+            err.print(f"  {line}", highlight=False)
     atomic_write(out_path, "".join(json.dumps(r, default=str) + "\n" for r in graded))
     labels: dict[str, int] = {}
     for r in graded:

@@ -9,11 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from emovec.errors import MissingPackageError
+from emovec.evaluation.judges.emotion import PLUTCHIK, emotion_judge_error, judge_emotions
 from emovec.evaluation.judges.model_judge import ModelJudge
 from emovec.evaluation.judges.text import judge_refusal, judge_specificity, judge_tone, repetition_rate
 from emovec.evaluation.suites import SuiteError, read_jsonl
 
-TEXT_JUDGES: tuple[str, ...] = ("refusal", "specificity", "tone", "repetition")
+TEXT_JUDGES: tuple[str, ...] = ("refusal", "specificity", "tone", "repetition", "emotion")
 MODEL_JUDGES: tuple[str, ...] = ("perplexity", "refusal-logodds")
 ENDPOINT_JUDGES: tuple[str, ...] = ("strongreject", "xstest")
 JUDGES: tuple[str, ...] = (*TEXT_JUDGES, *MODEL_JUDGES, *ENDPOINT_JUDGES)
@@ -73,6 +75,8 @@ def judge_rows(
         values = refusal_logodds(lm, prompts).tolist()  # the prompt alone; the reply is not read
         return [{**r, "label": "refusal" if v > 0 else "compliance", "score": v} for r, v in zip(rows, values,
                                                                                                  strict=True)]
+    if judge == "emotion":
+        return _emotion_rows(rows, texts)
     if judge in ENDPOINT_JUDGES and model_judge is None:
         raise SuiteError(f"judge {judge!r} needs a model judge: give --judge-url (and --judge-model)")
     for row, prompt, text in zip(rows, prompts, texts, strict=True):
@@ -99,4 +103,19 @@ def judge_rows(
             assert model_judge is not None
             extra = {"label": model_judge.xstest(prompt, text), "score": math.nan}
         out.append({**row, **extra})
+    return out
+
+
+def _emotion_rows(rows: Sequence[dict[str, Any]], texts: list[str]) -> list[dict[str, Any]]:
+    """``nade``'s eight scores per reply; ``label`` is the highest-scoring emotion and ``score`` its value (both
+    empty for an empty reply)."""
+    scores = judge_emotions(texts)
+    if scores is None:
+        raise MissingPackageError(f"{emotion_judge_error()}: pip install 'emovec[judges]' (or pip install nade)")
+    out = []
+    for row, values in zip(rows, scores.as_rows(), strict=True):
+        finite = {k: v for k, v in values.items() if not math.isnan(v)}
+        top = max(finite, key=lambda k: finite[k]) if finite else None
+        out.append({**row, "label": top, "score": finite[top] if top else math.nan,
+                    **{f"emotion_{k}": values[k] for k in PLUTCHIK}})
     return out

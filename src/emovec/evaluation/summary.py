@@ -11,7 +11,15 @@ Metrics (rows pooled over suites and seeds):
   of repeated word trigrams;
 - ``kl_benign``: mean next-token KL (unsteered || steered) on benign and helpfulness prompts;
 - ``refusal_logodds_harmful`` / ``_benign``: mean next-token refusal log-odds;
-- ``ms_per_token_p50`` / ``_p95``: decode latency of the batches the rows ran in (batches mix conditions).
+- ``ms_per_token_p50`` / ``_p95``: decode latency of the batches the rows ran in (batches mix conditions);
+- ``readout_calm_minus_distress``: the steered model's own readout of its reply (mean over reply tokens of the
+  calm emotions minus the distress ones, ``emovec.evaluation.judges.text.CALM_EMOTIONS``/``DISTRESS_EMOTIONS``);
+- ``nade_calm_minus_distress``: the same contrast from the independent emotion judge (``nade``): the mean of
+  the Plutchik counterparts of the calm emotions (joy, trust) minus those of the distress ones (fear), through
+  ``emovec.evaluation.judges.emotion.plutchik_of``;
+- ``nade_target``: for ``emotion:NAME`` conditions, ``nade``'s score of NAME's Plutchik counterpart (NaN for
+  other conditions and for names without one); ``nade_<emotion>``: each of its eight scores.
+  All ``nade_*`` metrics are NaN (n = 0) when ``nade`` was not installed: "emotion judge skipped".
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from emovec.evaluation.judges.emotion import PLUTCHIK, plutchik_of
+from emovec.evaluation.judges.text import CALM_EMOTIONS, DISTRESS_EMOTIONS
 
 HARMFUL = ("harmful", "redteam")
 
@@ -95,8 +106,33 @@ class ConditionSummary:
 METRICS: tuple[str, ...] = (
     "refuse_harmful", "answer_benign", "balanced_accuracy", "harmful_detail", "tone_masked_rate", "helpfulness",
     "perplexity", "repetition", "kl_benign", "refusal_logodds_harmful", "refusal_logodds_benign",
-    "ms_per_token_p50", "ms_per_token_p95",
+    "ms_per_token_p50", "ms_per_token_p95", "readout_calm_minus_distress", "nade_calm_minus_distress", "nade_target",
+    *(f"nade_{e}" for e in PLUTCHIK),
 )
+CALM_PLUTCHIK: tuple[str, ...] = tuple(sorted({p for e in CALM_EMOTIONS if (p := plutchik_of(e))}))
+DISTRESS_PLUTCHIK: tuple[str, ...] = tuple(sorted({p for e in DISTRESS_EMOTIONS if (p := plutchik_of(e))}))
+
+
+def _column(df: pd.DataFrame, name: str) -> np.ndarray:
+    return df[name].to_numpy(float) if name in df else np.full(len(df), np.nan)
+
+
+def nade_calm_minus_distress(df: pd.DataFrame) -> np.ndarray:
+    """Per row: mean ``nade`` score of ``CALM_PLUTCHIK`` minus that of ``DISTRESS_PLUTCHIK`` (NaN without nade)."""
+    calm = np.mean([_column(df, f"nade_{e}") for e in CALM_PLUTCHIK], axis=0)
+    distress = np.mean([_column(df, f"nade_{e}") for e in DISTRESS_PLUTCHIK], axis=0)
+    return np.asarray(calm - distress, dtype=float)
+
+
+def nade_target(df: pd.DataFrame) -> np.ndarray:
+    """Per row: for an ``emotion:NAME`` condition, ``nade``'s score of NAME's Plutchik counterpart; else NaN."""
+    out = np.full(len(df), np.nan)
+    for i, (kind, name) in enumerate(zip(df["cond_kind"], df["cond_name"], strict=True)):
+        basic = plutchik_of(str(name)) if kind == "emotion" else None
+        if basic is not None and f"nade_{basic}" in df:
+            out[i] = float(df[f"nade_{basic}"].iloc[i])
+    return out
+
 
 
 def summarize_group(df: pd.DataFrame, rng: np.random.Generator, n_boot: int) -> dict[str, Estimate]:
@@ -122,6 +158,10 @@ def summarize_group(df: pd.DataFrame, rng: np.random.Generator, n_boot: int) -> 
         "refusal_logodds_benign": bootstrap(benign["refusal_logodds"].to_numpy(float), _mean, rng, n_boot),
         "ms_per_token_p50": Estimate(float(df["ms_per_token_p50"].median()), float("nan"), float("nan"), len(df)),
         "ms_per_token_p95": Estimate(float(df["ms_per_token_p95"].median()), float("nan"), float("nan"), len(df)),
+        "readout_calm_minus_distress": bootstrap(_column(df, "calm_minus_distress"), _mean, rng, n_boot),
+        "nade_calm_minus_distress": bootstrap(nade_calm_minus_distress(df), _mean, rng, n_boot),
+        "nade_target": bootstrap(nade_target(df), _mean, rng, n_boot),
+        **{f"nade_{e}": bootstrap(_column(df, f"nade_{e}"), _mean, rng, n_boot) for e in PLUTCHIK},
     }
 
 

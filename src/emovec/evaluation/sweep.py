@@ -28,6 +28,7 @@ from emovec._files import atomic_write
 from emovec._version import __version__
 from emovec.errors import ArtifactExistsError
 from emovec.evaluation.controls import add_directions, control_directions, refusal_fit_ids
+from emovec.evaluation.judges.emotion import PLUTCHIK, emotion_judge_error, judge_emotions, load_emotion_judge
 from emovec.evaluation.judges.model_judge import ModelJudge, make_judge
 from emovec.evaluation.judges.model_scores import (
     combine_logodds,
@@ -95,6 +96,7 @@ def _manifest(config: SweepConfig, lm: LoadedModel, vectors: VectorSet, digest: 
                         "hash": digest},
             "suites": {k: s.provenance() for k, s in suites.items()},
             "judge": judge.name if judge is not None else None,
+            "emotion_judge": "nade" if load_emotion_judge() is not None else emotion_judge_error(),
             "config": config.model_dump(mode="json")}
 
 
@@ -241,6 +243,9 @@ def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: l
     logodds = (combine_logodds(ctx.openings, gen.first_logprobs, gen.after_prompt).tolist()
                if config.logodds else [float("nan")] * len(rows))
     kl, ppl = _kl_and_perplexity(lm, rows, systems, gen, ctx, config)
+    # the independent emotion judge (nade), beside the model's own readout; NaN when it is not installed
+    emo = judge_emotions(gen.replies)
+    emo_rows = emo.as_rows() if emo is not None else [dict.fromkeys(PLUTCHIK, math.nan)] * len(rows)
     out = []
     for i, (row, reply) in enumerate(zip(rows, gen.replies, strict=True)):
         item = row.item
@@ -273,6 +278,7 @@ def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: l
             "batch_new_tokens": int(sum(n_new)), "batch_rows": len(rows), "batch_id": rows[0].key,
             "control_fit": bool(item.pair and (item.id[:-2] in fit_ids)),
             "judge_label": judge_label, "judge_score": judge_score,
+            **{f"nade_{e}": emo_rows[i][e] for e in PLUTCHIK},
         })
     return out
 

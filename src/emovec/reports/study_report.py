@@ -63,6 +63,17 @@ def _dose(models: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def _target_readout(res: dict[str, Any], name: str) -> str:
+    mod = res["modularity"]
+    i = mod["names"].index(name) if name in mod["names"] else None
+    return "n/a" if i is None else _est(mod["matrix"][i][i], 3)
+
+
+def _target_judge(res: dict[str, Any], name: str) -> str:
+    est = res["modularity"].get("judge_target", {}).get(name)
+    return "skipped" if est is None else _est(est)
+
+
 def _matrix(res: dict[str, Any], path: Path) -> Path:
     mod = res["modularity"]
     names = mod["names"]
@@ -133,15 +144,20 @@ def write_study_report(out: str | Path, report: dict[str, Any]) -> Path:
                    [[k, c["met"], ", ".join(f"{a}={b:.3f}" if isinstance(b, float) else f"{a}={b}"
                                             for a, b in c.items() if a not in ("met", "rule")), c["rule"]]
                     for k, c in crit.items()]),
-            _table(["vector", "split-half", "resample", "readout AUC", "modularity", "refusal slope",
-                    "wrong-way share", "refuse harmful change", "KL benign", "length change"],
+            _table(["vector", "split-half", "resample", "readout AUC", "modularity", "readout target change",
+                    "nade target change", "refusal slope", "wrong-way share", "refuse harmful change", "KL benign",
+                    "length change"],
                    [[k, _est(r["stability"]["split_half"][k]), _est(r["stability"]["resample"][k]),
                      _est(r["stability"]["readout_auc"][k]), _est(r["modularity"]["index"][k]),
+                     _target_readout(r, k), _target_judge(r, k),
                      _est(r["causal_influence"][k]["slope"]), f"{r['causal_influence'][k]['wrong_way']:.2f}",
                      f"{r['modularity']['off_target'][k]['refuse_harmful_change']:+.2f}",
                      f"{r['modularity']['off_target'][k]['kl_benign']:.3f}",
                      f"{r['modularity']['off_target'][k]['length_change']:+.1f}"]
                     for k in r["key_vectors"].values()]),
+            "<p class=note>Target change: the steered vector's own readout of its replies (circular) beside the "
+            "independent emotion judge's change in that emotion's Plutchik counterpart (nade; "
+            f"{html.escape(str(r['modularity'].get('judge_status', 'not run')))}).</p>",
             f"<p class=note>Steering: best control {html.escape(str(r['steering_value']['best_control']))}, best "
             f"emotion {html.escape(str(r['steering_value']['best_emotion']))} "
             f"{html.escape(r['steering_value']['note'])}. Monitoring: {r['monitoring_value']['n_unsafe']} unsafe of "

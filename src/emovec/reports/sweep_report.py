@@ -16,11 +16,18 @@ import pandas as pd
 
 from emovec._files import atomic_write
 from emovec.evaluation.judges.agreement import agreement
+from emovec.evaluation.judges.emotion import SKIPPED
 from emovec.evaluation.summary import ConditionSummary, summarize
 from emovec.reports.html import _CSS, _img, _table
 
 PLOTTED: tuple[str, ...] = ("refuse_harmful", "answer_benign", "harmful_detail", "tone_masked_rate", "helpfulness",
-                            "kl_benign", "perplexity", "refusal_logodds_harmful")
+                            "kl_benign", "perplexity", "refusal_logodds_harmful", "readout_calm_minus_distress",
+                            "nade_calm_minus_distress")
+EMOTION_SIDE: tuple[str, ...] = ("readout_calm_minus_distress", "nade_calm_minus_distress", "nade_target")
+
+
+def _has_nade(rows: pd.DataFrame) -> bool:
+    return "nade_joy" in rows and bool(rows["nade_joy"].notna().any())
 
 
 def dose_response(summaries: Sequence[ConditionSummary], condition: str, layers: str, path: Path,
@@ -68,9 +75,11 @@ def write_sweep_report(out: str | Path, rows: pd.DataFrame, manifest: dict[str, 
     summaries = summarize(rows, n_boot=n_boot)
     atomic_write(directory / "summary.json", json.dumps([s.as_dict() for s in summaries], indent=1))
     images = []
+    nade = _has_nade(rows)
+    plotted = PLOTTED if nade else tuple(m for m in PLOTTED if not m.startswith("nade_"))
     for cond, layers in sorted({(s.condition, s.layers) for s in summaries if s.cond_kind not in ("none", "prompt")}):
         name = f"dose_{cond.replace(':', '_').replace(' ', '_')}_L{layers.replace(',', '-')}.png"
-        images.append(_img(dose_response(summaries, cond, layers, figures / name)))
+        images.append(_img(dose_response(summaries, cond, layers, figures / name, plotted)))
     main = ["refuse_harmful", "answer_benign", "balanced_accuracy", "harmful_detail", "tone_masked_rate",
             "helpfulness"]
     side = ["perplexity", "repetition", "kl_benign", "refusal_logodds_harmful", "refusal_logodds_benign",
@@ -83,6 +92,11 @@ def write_sweep_report(out: str | Path, rows: pd.DataFrame, manifest: dict[str, 
         "<h2>Side effects, fluency, latency</h2>", _summary_table(summaries, side),
         "<p class=note>Judges are offline rules (see emovec.evaluation.judges.text); latency is per batch, and "
         "batches mix conditions, so it measures the sweep, not one condition.</p>",
+        "<h2>Emotion: the model's own readout beside an independent judge</h2>",
+        (_summary_table(summaries, EMOTION_SIDE) + "<p class=note>readout: the steered model reading its own reply "
+         "(circular); nade: a separate fastText + LightGBM classifier of Plutchik's eight emotions, joy and trust "
+         "minus fear; nade_target: its score of the steered emotion's Plutchik counterpart "
+         "(emovec.evaluation.judges.emotion).</p>") if nade else f"<p>{html.escape(SKIPPED)}</p>",
         "<h2>Dose-response</h2>", *images,
     ]
     judged = rows[rows["judge_label"].notna()] if "judge_label" in rows else rows.iloc[:0]

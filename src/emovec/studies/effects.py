@@ -8,6 +8,12 @@ when steering ``i`` (interval: bootstrap over prompts). The modularity index of 
 perfectly modular; 1/K is what an unrelated direction gives). Off-target quantities (refusal, helpfulness,
 fluency, KL on benign prompts) are reported beside it from the sweep that produced the replies.
 
+Because the readout is the steered model's own, the same replies are also scored by an independent emotion
+judge (``nade``, ``emovec.evaluation.judges.emotion``): ``judge_matrix[i][k]`` is the mean change in its
+score of Plutchik emotion ``PLUTCHIK[k]`` when steering ``i``, and ``judge_target[i]`` the change in the
+Plutchik counterpart of vector ``i`` (``plutchik_of``; NaN for names without one), beside ``matrix[i][i]``.
+Without ``nade`` both are empty and ``judge_status`` says "emotion judge skipped (install nade)".
+
 Causal influence. The dose-response of a behaviour over strength: per prompt, the least-squares slope of the
 behaviour on strength; the mean slope (bootstrap interval over prompts), the spread of per-prompt slopes
 (steerability), and the share of prompts whose slope has the opposite sign to the mean (wrong way).
@@ -16,7 +22,7 @@ behaviour on strength; the mean slope (bootstrap interval over prompts), the spr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +30,7 @@ import pandas as pd
 import torch
 
 from emovec.capture import TokenSelection, capture
+from emovec.evaluation.judges.emotion import PLUTCHIK, emotion_judge_error, judge_emotions, plutchik_of
 from emovec.evaluation.judges.model_scores import refusal_logodds
 from emovec.evaluation.summary import Estimate
 from emovec.models.loading import LoadedModel
@@ -63,11 +70,27 @@ class Modularity:
     matrix: list[list[Estimate]]  # [steered][read]
     index: dict[str, Estimate]
     off_target: dict[str, dict[str, float]]
+    judge_status: str = "nade"
+    judge_matrix: list[list[Estimate]] = field(default_factory=list)  # [steered][PLUTCHIK], nade score change
+    judge_target: dict[str, Estimate] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"names": self.names, "strength": self.strength,
                 "matrix": [[e.as_dict() for e in row] for row in self.matrix],
-                "index": {k: v.as_dict() for k, v in self.index.items()}, "off_target": self.off_target}
+                "index": {k: v.as_dict() for k, v in self.index.items()}, "off_target": self.off_target,
+                "judge_status": self.judge_status, "judge_emotions": list(PLUTCHIK),
+                "judge_matrix": [[e.as_dict() for e in row] for row in self.judge_matrix],
+                "judge_target": {k: v.as_dict() for k, v in self.judge_target.items()}}
+
+
+def judge_scores(replies: pd.DataFrame) -> np.ndarray | None:
+    """``[n, 8]`` ``nade`` scores of the rows' replies: the sweep's ``nade_*`` columns when it scored them, else
+    scored now; ``None`` when ``nade`` is not installed."""
+    cols = [f"nade_{e}" for e in PLUTCHIK]
+    if all(c in replies for c in cols) and replies[cols].notna().any().any():
+        return replies[cols].to_numpy(float)
+    scores = judge_emotions([str(r) for r in replies["reply"]])
+    return None if scores is None else scores.scores
 
 
 def modularity_from_rows(lm: LoadedModel, vectors: VectorSet, rows: pd.DataFrame, names: Sequence[str],
@@ -82,6 +105,9 @@ def modularity_from_rows(lm: LoadedModel, vectors: VectorSet, rows: pd.DataFrame
     base_read = pd.DataFrame(reply_readouts(lm, vectors, names, layer, list(base["reply"])), index=base.index,
                              columns=list(names))
     matrix, index, off = [], {}, {}
+    base_judge = judge_scores(base)
+    judge_matrix: list[list[Estimate]] = []
+    judge_target: dict[str, Estimate] = {}
     for name in names:
         sub = quiet[(quiet["condition"] == f"emotion:{name}") & np.isclose(quiet["strength"], strength)]
         sub = sub[sub["item_id"].isin(base.index)].set_index("item_id")
@@ -106,7 +132,15 @@ def modularity_from_rows(lm: LoadedModel, vectors: VectorSet, rows: pd.DataFrame
         steered = rows[(rows["condition"] == f"emotion:{name}") & np.isclose(rows["strength"], strength)]
         plain = rows[rows["cond_kind"] == "none"]
         off[name] = _off_target(steered, plain)
-    return Modularity(list(names), strength, matrix, index, off)
+        sub_judge = judge_scores(sub) if base_judge is not None else None
+        if base_judge is not None and sub_judge is not None:
+            jd = sub_judge - pd.DataFrame(base_judge, index=base.index).loc[sub.index].to_numpy()
+            judge_matrix.append([_boot(jd[:, k], rng, n_boot) for k in range(len(PLUTCHIK))])
+            basic = plutchik_of(name)
+            judge_target[name] = (judge_matrix[-1][PLUTCHIK.index(basic)] if basic is not None
+                                  else Estimate(float("nan"), float("nan"), float("nan"), 0))
+    status = "nade" if base_judge is not None else str(emotion_judge_error())
+    return Modularity(list(names), strength, matrix, index, off, status, judge_matrix, judge_target)
 
 
 def _rate(df: pd.DataFrame, kinds: tuple[str, ...], label: str) -> float:
