@@ -181,10 +181,44 @@ def bench_sweep(lm: LoadedModel, repeats: int) -> None:
          tps["sweep_no_ppl"] / tps["plain"], "recorded (perplexity: false)")
 
 
+def bench_judges() -> None:
+    """The refusal judge against the hand-labelled file (whole file and the held-out half), the string-match
+    baseline on the same replies, the rule judge's throughput, and the nade emotion judge's when installed."""
+    from emovec.evaluation.judges.accuracy import baseline_refusal, load_labelled, measure
+    from emovec.evaluation.judges.emotion import SKIPPED, load_emotion_judge
+    from emovec.evaluation.judges.text import judge_refusal
+
+    rows = load_labelled()
+    for split in ("all", "heldout"):
+        sub = [r for r in rows if split in ("all", r.split)]
+        judge, base = measure(lambda t: judge_refusal(t).label, sub), measure(baseline_refusal, sub)
+        emit(f"refusal_judge_3class_{split}", judge.three_class, "accuracy", judge.three_class / base.three_class,
+             f">= 0.90 ({judge.n} hand-labelled replies; ratio: over the string-match baseline)")
+        emit(f"refusal_judge_binary_{split}", judge.binary, "accuracy", judge.binary / base.binary,
+             f">= 0.93 ({judge.n} hand-labelled replies; ratio: over the string-match baseline)")
+        emit(f"string_match_baseline_3class_{split}", base.three_class, "accuracy", None, "recorded")
+        emit(f"string_match_baseline_binary_{split}", base.binary, "accuracy", None, "recorded")
+        print(json.dumps({"name": f"refusal_judge_confusion_{split}", "rows_people_columns_judge": judge.confusion}),
+              flush=True)
+    replies = [r.reply for r in rows] * 10
+    seconds = best_of(lambda: [judge_refusal(t) for t in replies], 3)
+    emit("refusal_judge_throughput", len(replies) / seconds, "replies/s", None, ">= 1000 replies/s on 2 cores")
+    nade = load_emotion_judge()
+    if nade is None:
+        print(json.dumps({"name": "emotion_judge_throughput", "skipped": SKIPPED}), flush=True)
+        return
+    seconds = best_of(lambda: nade.score(replies), 2)
+    emit("emotion_judge_throughput", len(replies) / seconds, "replies/s", None, "recorded (nade, 8 emotions)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--judges-only", action="store_true", help="only the judge benchmarks (no model)")
     args = parser.parse_args()
+    bench_judges()
+    if args.judges_only:
+        return
     lm = load_model("smollm2-135m-instruct")
     stories = [r.text for r in load_corpus().stories]
     bench_capture(lm, stories[: 48 if args.quick else 96], repeats=2 if args.quick else 3)

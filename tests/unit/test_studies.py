@@ -122,6 +122,12 @@ def test_study_runs_resumes_and_reports(tiny_llama, tmp_path: Path):
     r = res.models["tiny"]
     assert set(r["stability"]["split_half"]) == {"calm", "desperate"}
     assert len(r["modularity"]["matrix"]) == 2 and all(0 <= v["value"] <= 1 for v in r["modularity"]["index"].values())
+    mod = r["modularity"]  # the independent emotion judge beside the readout, or the skip
+    if mod["judge_status"] == "nade":
+        assert set(mod["judge_target"]) == {"calm", "desperate"} and len(mod["judge_matrix"]) == 2
+        assert len(mod["judge_matrix"][0]) == 8 == len(mod["judge_emotions"])
+    else:
+        assert mod["judge_status"].startswith("emotion judge skipped") and not mod["judge_target"]
     assert set(r["causal_influence"]["calm"]) >= {"slope", "wrong_way", "mean_by_strength"}
     assert set(r["verdict"]["criteria"]) == {"refusal_controlled_by_policy_or_controls",
                                              "emotion_moves_style_not_failures", "poor_stability",
