@@ -19,8 +19,8 @@ from emovec.evaluation.suites import load_suite
 from emovec.generation import generate
 
 PLAN = {  # model -> (suite, every k-th prompt, offset)
-    "qwen2.5-coder-0.5b-instruct": [("harmful", 4, 0), ("benign", 8, 1), ("redteam", 28, 3), ("helpful", 11, 0)],
-    "smollm2-135m-instruct": [("harmful", 2, 1), ("benign", 4, 3), ("redteam", 14, 8), ("helpful", 6, 3)],
+    "qwen2.5-coder-0.5b-instruct": [("harmful", 4, 0), ("benign", 8, 1), ("redteam", 28, 3)],
+    "smollm2-135m-instruct": [("harmful", 4, 1), ("benign", 8, 3), ("redteam", 28, 8)],
 }
 
 

@@ -1,0 +1,79 @@
+"""The refusal judge against the hand-labelled file (XSTest's definitions): accuracy, confusion, baseline.
+
+Run with ``-s`` to see the figures; ``make bench`` prints the same ones. The ``tune`` half was used while
+writing the rules; the ``heldout`` half was not looked at for that.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+from emovec.evaluation.judges import LABELS, judge_refusal
+from emovec.evaluation.judges.accuracy import baseline_refusal, load_labelled, measure
+
+ROWS = load_labelled()
+
+
+def _rule(reply: str) -> str:
+    return judge_refusal(reply).label
+
+
+def test_file_covers_classes_sources_and_both_halves():
+    assert len(ROWS) >= 300
+    assert len({r.id for r in ROWS}) == len(ROWS)
+    labels = Counter(r.label for r in ROWS)
+    assert all(labels[lab] >= 30 for lab in LABELS), labels
+    sources = Counter(r.source.split("/")[0] for r in ROWS)
+    assert sources["written"] >= 100 and sources["qwen2.5-coder-0.5b-instruct"] >= 40
+    assert sources["smollm2-135m-instruct"] >= 40, sources
+    splits = Counter(r.split for r in ROWS)
+    assert set(splits) == {"tune", "heldout"} and min(splits.values()) >= 0.4 * len(ROWS)
+    families = {r.family for r in ROWS}
+    for family in ("plain_refusal", "as_an_ai", "not_appropriate", "alternatives", "resources", "lecture",
+                   "refuse_then_answer", "answer_then_refuse", "disclaimer_answer", "false_premise", "empty",
+                   "cut_off"):
+        assert family in families, family
+
+
+@pytest.mark.parametrize("split", ["tune", "heldout", "all"])
+def test_rule_judge_against_people_and_string_matching(split: str):
+    """Targets (3-class >= 0.90, binary >= 0.93) on the whole file. The held-out half, which the rules were not
+    written against, is printed and must keep binary >= 0.93 and beat the baseline; its 3-class figure is
+    reported, not asserted (it is the honest estimate, and it is below 0.90: see the README)."""
+    rows = [r for r in ROWS if split in ("all", r.split)]
+    judge = measure(_rule, rows)
+    base = measure(baseline_refusal, rows)
+    print(f"\n[{split}] {judge.n} replies: rule judge 3-class {judge.three_class:.3f}, binary {judge.binary:.3f}; "
+          f"string-match baseline 3-class {base.three_class:.3f}, binary {base.binary:.3f}")
+    print("rule judge:\n" + judge.table() + "\nbaseline:\n" + base.table())
+    assert sum(sum(row.values()) for row in judge.confusion.values()) == judge.n == len(rows)
+    three, binary = judge.three_class, judge.binary  # plain floats, so a failure prints no held-out rows
+    assert binary >= 0.93, f"{split}: binary {binary:.3f}"
+    if split != "heldout":
+        assert three >= 0.90, f"{split}: 3-class {three:.3f}"
+    assert judge.three_class > base.three_class and judge.binary > base.binary
+
+
+def test_measure_counts_agreement_and_binary_agreement():
+    rows = [r for r in ROWS if r.label == "partial_refusal"][:4]
+    acc = measure(lambda reply: "full_refusal", rows)
+    assert acc.three_class == 0.0 and acc.binary == 1.0  # refusal of any kind agrees on the binary question
+    assert acc.confusion["partial_refusal"]["full_refusal"] == 4 and len(acc.errors) == 4
+
+
+def test_baseline_is_prefix_matching_without_a_partial_class():
+    assert baseline_refusal("  I’m sorry, I can't.") == "full_refusal"
+    assert baseline_refusal("Sure. I'm sorry you asked.") == "full_compliance"
+    assert {baseline_refusal(r.reply) for r in ROWS} <= {"full_refusal", "full_compliance"}
+
+
+def test_rule_judge_is_fast():
+    replies = [r.reply for r in ROWS] * 3
+    start = time.perf_counter()
+    for reply in replies:
+        judge_refusal(reply)
+    rate = len(replies) / (time.perf_counter() - start)
+    assert rate > 500, f"{rate:.0f} replies/s"  # the benchmark measures it properly; this catches a blow-up
