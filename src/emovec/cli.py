@@ -105,8 +105,12 @@ def models() -> None:
 def stories(
     out_file: Annotated[Path, typer.Option("--out", help="JSONL file to write (appended to and resumed)")],
     model: ModelOpt = "smollm2-135m-instruct",
-    topics_per_emotion: Annotated[int, typer.Option(help="topics per emotion (rotating; 100 = every topic)")] = 8,
-    stories_per_topic: Annotated[int, typer.Option(help="stories per emotion and topic")] = 1,
+    design: Annotated[str, typer.Option(help="crossed (every topic for every emotion, the paper's) or rotating")] = (
+        "crossed"),
+    n_topics: Annotated[int, typer.Option("--topics", help="crossed: number of topics, each for every emotion")] = 20,
+    stories_per_cell: Annotated[int, typer.Option(help="crossed: stories per emotion x topic cell")] = 1,
+    topics_per_emotion: Annotated[int, typer.Option(help="rotating: topics per emotion")] = 8,
+    stories_per_topic: Annotated[int, typer.Option(help="rotating: stories per emotion and topic")] = 1,
     neutral_per_subject: Annotated[int, typer.Option(help="neutral texts per subject (0: none)")] = 2,
     emotions: Annotated[str | None, typer.Option(help="comma-separated subset of emotions")] = None,
     genre: Annotated[str, typer.Option(help="story (the paper's recipe) or dialogue")] = "story",
@@ -119,7 +123,7 @@ def stories(
     dtype: DtypeOpt = None,
 ) -> None:
     """Have a model write emotion stories (and neutral texts) into a resumable JSONL corpus."""
-    from emovec.corpus import generate_corpus, plan_neutral, plan_stories
+    from emovec.corpus import generate_corpus, plan_crossed, plan_neutral, plan_stories
     from emovec.data import emotions as all_emotions
     from emovec.data import neutral_subjects, topics
     from emovec.errors import CorpusError
@@ -128,12 +132,16 @@ def stories(
     unknown = [e for e in chosen if e not in all_emotions()]
     if unknown:
         raise CorpusError(f"unknown emotions {unknown}; see emovec/data/emotions171.txt for the 171 names")
-    jobs = plan_neutral(neutral_subjects(), neutral_per_subject) + plan_stories(
-        chosen, topics(), topics_per_emotion, stories_per_topic
-    )
+    if design == "crossed":
+        story_jobs = plan_crossed(chosen, topics(), n_topics, stories_per_cell)
+    elif design == "rotating":
+        story_jobs = plan_stories(chosen, topics(), topics_per_emotion, stories_per_topic)
+    else:
+        raise CorpusError(f"--design {design!r}: use crossed or rotating")
+    jobs = plan_neutral(neutral_subjects(), neutral_per_subject) + story_jobs
     lm = _load(model, device, dtype)
     path = generate_corpus(lm, out_file, jobs, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                           seed=seed, batch_size=batch_size, genre=genre)
+                           seed=seed, batch_size=batch_size, genre=genre, design=design)
     err.print(f"corpus written to {path} (settings in {path.name}.meta.json)")
 
 
@@ -143,8 +151,9 @@ class Recipe:
 
     layers: str | None = None
     token_start: int = 50
-    heldout: int = 1
     denoise: float = 0.5
+    topic_removal: bool | None = None
+    topics: int | None = None
     stories_per_emotion: int | None = None
     neutral_limit: int | None = None
     max_length: int | None = None
@@ -164,16 +173,18 @@ def _extract(model: str, corpus: Path | None, out_dir: Path, recipe: Recipe, ove
     start = time.perf_counter()
     ext = extract_emotion_vectors(
         lm, corp, layers=parse_layers(recipe.layers), token_start=recipe.token_start,
-        heldout_per_emotion=recipe.heldout, denoise_variance=recipe.denoise or None,
+        denoise_variance=recipe.denoise or None, topic_removal=recipe.topic_removal, topics=recipe.topics,
         stories_per_emotion=recipe.stories_per_emotion, neutral_limit=recipe.neutral_limit,
         max_length=recipe.max_length, skip_short=recipe.skip_short,
     )
+    from emovec.vectors.story_cache import save_stories, tensors_hash
+
     ext.vectors.save(out_dir, overwrite=overwrite)
-    info = ext.vectors.provenance.corpus
-    assert info is not None
-    err.print(f"extracted {len(ext.vectors.names)} vectors at {len(ext.vectors.layers)} layers from {info.n_train} "
-              f"stories ({info.n_heldout} held out, {info.n_neutral} neutral texts) in "
-              f"{time.perf_counter() - start:.0f}s -> {out_dir}")
+    save_stories(out_dir, ext.stories, ext.bases, tensors_hash(out_dir))
+    d = ext.design
+    err.print(f"extracted {len(ext.vectors.names)} vectors at {len(ext.vectors.layers)} layers from {d.n_stories} "
+              f"stories on {d.n_topics} topics ({d.cells_filled}/{d.cells_total} emotion x topic cells, topic removal "
+              f"{'on' if d.topic_removal else 'off'}) in {time.perf_counter() - start:.0f}s -> {out_dir}")
     return lm, ext
 
 
@@ -188,8 +199,10 @@ def extract(
     corpus: Annotated[Path | None, typer.Option(help="corpus JSONL (default: the shipped corpus)")] = None,
     layers: LayersOpt = None,
     token_start: Annotated[int, typer.Option(help="first token averaged in each story (paper: 50)")] = 50,
-    heldout: Annotated[int, typer.Option(help="stories per emotion held out for validation")] = 1,
     denoise: Annotated[float, typer.Option(help="neutral-text variance to project out (0: off)")] = 0.5,
+    topic_removal: Annotated[bool | None, typer.Option(
+        "--topic-removal/--no-topic-removal", help="remove topic effects (default: if the corpus is crossed)")] = None,
+    topics: Annotated[int | None, typer.Option(help="use a subset: the first N topics")] = None,
     stories_per_emotion: Annotated[int | None, typer.Option(help="use a subset: stories per emotion")] = None,
     neutral_limit: Annotated[int | None, typer.Option(help="use a subset: number of neutral texts")] = None,
     max_length: Annotated[int | None, typer.Option(help="truncate texts to this many tokens")] = None,
@@ -199,7 +212,7 @@ def extract(
     dtype: DtypeOpt = None,
 ) -> None:
     """Extract the 171 emotion vectors with the paper's recipe (all layers in one pass)."""
-    recipe = Recipe(layers, token_start, heldout, denoise, stories_per_emotion, neutral_limit, max_length,
+    recipe = Recipe(layers, token_start, denoise, topic_removal, topics, stories_per_emotion, neutral_limit, max_length,
                     skip_short)
     _extract(model, corpus, out_dir, recipe, overwrite, device, dtype)
 
@@ -234,25 +247,69 @@ def concept(
     err.print(f"{method} direction for {name!r} from {len(pos)} positive and {len(neg)} negative texts -> {out_dir}")
 
 
-def _inspect(lm: Any, vs: Any, vectors_dir: Path, heldout: Any, as_json: bool, force: bool = False) -> None:
-    from emovec.reports import write_validation_report
-    from emovec.validation import validate
+@dataclass(frozen=True)
+class Checks:
+    """The validation settings the CLI passes to ``validate``."""
 
-    with err.status("validating"):
-        report = validate(lm, vs, heldout, force=force)
+    readout: str = "projection"
+    permutations: int = 100
+    snippets_per_subset: int | None = None
+    nested: bool = True
+
+
+def _inspect(lm: Any, vs: Any, vectors_dir: Path, ext: Any, as_json: bool, checks: Checks,
+             force: bool = False) -> None:
+    from emovec.reports import write_validation_report
+    from emovec.validation import READOUTS, validate
+
+    if checks.readout not in READOUTS:
+        raise typer.BadParameter(f"--readout {checks.readout!r}: use one of {', '.join(READOUTS)}")
+    with err.status("validating: topic-held-out cross-validation, permutation baseline, human-rated text"):
+        report = validate(lm, vs, ext.stories if ext is not None else None, ext.bases if ext is not None else None,
+                          readout=checks.readout, n_permutations=checks.permutations,
+                          snippets_per_subset=checks.snippets_per_subset, nested=checks.nested,
+                          cache_dir=vectors_dir, force=force)
     vs.with_recommended_layer(report.recommended_layer).save(vectors_dir, overwrite=True)
     page = write_validation_report(vs, report, vectors_dir)
     if as_json:
         print(report.model_dump_json(indent=1))
         return
-    best = report.heldout_top1[report.recommended_layer]
-    top5 = report.heldout_top5[report.recommended_layer]
-    out.print(
-        f"recommended layer {report.recommended_layer}: held-out top-1 {best:.3f}, top-5 {top5:.3f} "
-        f"(chance {report.chance_top1:.4f} / {report.chance_top5:.4f}, {report.n_heldout} stories)\n"
-        f"PC1 ({report.pca_explained[0]:.1%}): {', '.join(report.pc1_top[:4])} ... {', '.join(report.pc1_bottom[:4])}\n"
-        f"report: {page}", highlight=False,
-    )
+    out.print(summary_lines(report) + f"\nreport: {page}", highlight=False)
+
+
+def summary_lines(report: Any) -> str:
+    """The figures a user checks first: cross-validated accuracy, its baselines, the layer, valence on human text."""
+    layer = report.recommended_layer
+    cv = report.cv_at(layer)
+    lines = [f"recommended layer {layer} (of {report.layers[0]}-{report.layers[-1]} read; chosen by topic-held-out "
+             f"top-5 over {report.n_stories} stories, {report.n_topics} topics, {report.n_folds} folds, "
+             f"readout {report.recipe['readout']})",
+             f"  at layer {layer}: top-1 {cv.top1.fmt()}, top-5 {cv.top5.fmt()}, mean rank {cv.mean_rank.fmt(1)}"]
+    if report.nested is not None:
+        n = report.nested
+        lines.append(f"  layer chosen inside CV (unbiased): top-1 {n.top1.fmt()}, top-5 {n.top5.fmt()}, "
+                     f"mean rank {n.mean_rank.fmt(1)}; layers chosen per fold {n.chosen_layers}")
+    lines.append(f"  chance: top-1 {report.chance_top1:.4f}, top-5 {report.chance_top5:.4f}, mean rank "
+                 f"{report.chance_mean_rank:.0f}")
+    if report.permutation is not None:
+        p = report.permutation
+        lines.append(f"  shuffled labels ({p.n_permutations} permutations): top-1 99th pct {p.top1_p99:.4f}, "
+                     f"top-5 99th pct {p.top5_p99:.4f}, mean rank 1st pct {p.mean_rank_p01:.1f}")
+    ext = report.external
+    if ext.axis is not None:
+        lines.append(f"valence axis PC{ext.axis.component}: emotion words vs NRC polarity r {ext.axis.word_r.fmt()}")
+    for sub in ext.subsets:
+        vader = f", VADER itself {sub.vader_r:.3f}" if sub.vader_r is not None else ""
+        lines.append(f"  human-rated {sub.subset} (n={sub.n}): r {sub.r.fmt()} (random directions 95th pct "
+                     f"{sub.random_direction_p95:.3f}{vader})")
+    lines += [f"  skipped: {msg}" for msg in ext.skipped]
+    pc = ", ".join(report.pc1_top[:4]) + " ... " + ", ".join(report.pc1_bottom[:4])
+    lines.append(f"PC1 ({report.pca_explained[0]:.1%}): {pc}")
+    return "\n".join(lines)
+
+
+ReadoutOpt = Annotated[str, typer.Option(help="how CV scores a story: projection (as monitoring) or lda")]
+PermOpt = Annotated[int, typer.Option(help="label permutations for the baseline (0: none)")]
 
 
 @app.command()
@@ -260,42 +317,51 @@ def _inspect(lm: Any, vs: Any, vectors_dir: Path, heldout: Any, as_json: bool, f
 def inspect(
     vectors_dir: Annotated[Path, typer.Argument(help="a vector set directory")],
     as_json: Annotated[bool, typer.Option("--json", help="print every figure as JSON on stdout")] = False,
+    readout: ReadoutOpt = "projection",
+    permutations: PermOpt = 100,
+    snippets_per_subset: Annotated[int | None, typer.Option(
+        help="VADER snippets read per subset (default: all 23,703)")] = None,
     force: Annotated[bool, typer.Option(help="validate on a different model of the same width")] = False,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
 ) -> None:
-    """Validate a vector set: held-out accuracy per layer, geometry, implicit emotion, logit lens; write a report.
+    """Validate a vector set: topic-held-out accuracy per layer with a permutation baseline, the corpus diagnostic,
+    valence on human-rated text, geometry, implicit emotion, logit lens; write a report.
 
-    The recommended layer is recorded in the set's vectors.json.
+    The stories are re-read from the corpus the set records. The recommended layer is saved in its vectors.json.
     """
     lm, vs = _load_for(vectors_dir, force, device, dtype)
-    _inspect(lm, vs, vectors_dir, None, as_json, force)
+    _inspect(lm, vs, vectors_dir, None, as_json, Checks(readout, permutations, snippets_per_subset), force)
 
 
 @app.command()
 @friendly
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="where the vector set and report go")] = Path("runs/demo"),
-    stories_per_emotion: Annotated[int, typer.Option(help="stories per emotion used (1 is held out)")] = 6,
+    topics: Annotated[int, typer.Option(help="topics of the shipped corpus read (each has a story per emotion)")] = 8,
     neutral_limit: Annotated[int, typer.Option(help="neutral texts used for denoising")] = 60,
-    max_length: Annotated[int, typer.Option(help="tokens read per text")] = 100,
-    layers: Annotated[str, typer.Option(help="layers read (capture stops after the deepest)")] = "0-22:2",
+    max_length: Annotated[int, typer.Option(help="tokens read per text")] = 96,
+    token_start: Annotated[int, typer.Option(help="first token averaged in each story")] = 50,
+    layers: Annotated[str, typer.Option(help="layers read (capture stops after the deepest)")] = "2-24:2",
+    snippets_per_subset: Annotated[int, typer.Option(help="VADER snippets read per subset")] = 250,
+    permutations: PermOpt = 100,
     overwrite: Annotated[bool, typer.Option(help="replace a vector set already in --out")] = False,
 ) -> None:
     """Extract the 171 emotion vectors of the default model from the shipped corpus, validate them, report."""
     from emovec.models.registry import DEFAULT_MODEL
 
     start = time.perf_counter()
-    err.print(f"demo: to finish in minutes on a CPU, the demo reads the shipped corpus with limits: "
-              f"{stories_per_emotion} stories per emotion (1 held out for validation), {neutral_limit} neutral "
-              f"texts, the first {max_length} tokens of each, layers {layers}; stories too short for the token "
-              "start are skipped. `emovec extract` uses the whole corpus at every layer.")
+    err.print(f"demo: to finish in minutes on a CPU, the demo reads part of the shipped corpus: the first {topics} "
+              f"topics (a story for each of the 171 emotions on each), {neutral_limit} neutral texts, tokens "
+              f"{token_start}-{max_length} of each, layers {layers}, {snippets_per_subset} human-rated snippets per "
+              "VADER subset. `emovec extract` + `emovec inspect` use everything.")
     if overwrite and (out_dir / "vectors.json").exists():
         err.print(f"demo: replacing the vector set in {out_dir} (--overwrite)")
-    recipe = Recipe(layers=layers, stories_per_emotion=stories_per_emotion, neutral_limit=neutral_limit,
+    recipe = Recipe(layers=layers, token_start=token_start, topics=topics, neutral_limit=neutral_limit,
                     max_length=max_length, skip_short=True)
     lm, ext = _extract(DEFAULT_MODEL, None, out_dir, recipe, overwrite, None, None)
-    _inspect(lm, ext.vectors, out_dir, ext.heldout, False)
+    _inspect(lm, ext.vectors, out_dir, ext, False, Checks(permutations=permutations,
+                                                          snippets_per_subset=snippets_per_subset))
     out.print(f"vector set: {out_dir}/vectors.safetensors + vectors.json; report: {out_dir}/report.html "
               f"(total {time.perf_counter() - start:.0f}s)")
 

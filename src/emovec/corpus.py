@@ -6,6 +6,7 @@ it was generated with (model, its file hash, prompt templates, sampling, seed, e
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from collections import Counter
@@ -66,6 +67,7 @@ class GenerationSettings(BaseModel):
     top_p: float
     seed: int
     batch_size: int
+    design: str = "rotating"
     emovec_version: str = __version__
 
 
@@ -107,6 +109,30 @@ def plan_stories(
             topic = topic_list[(e_idx * topics_per_emotion + k // stories_per_topic) % len(topic_list)]
             jobs.append(Job(f"story/{emotion}/{k}", "story", emotion, topic, k))
     return jobs
+
+
+def plan_crossed(
+    emotion_names: Sequence[str], topic_list: Sequence[str], n_topics: int, stories_per_cell: int = 1
+) -> list[Job]:
+    """The paper's crossed design: each of the first ``n_topics`` topics written for every emotion,
+    ``stories_per_cell`` times. Every emotion meets every topic, so topic effects can be removed exactly.
+
+    Jobs come topic-major (all emotions of topic 0, then topic 1, ...), so an interrupted run holds whole
+    topics. Story ids are ``story/{emotion}/t{topic:03d}/{k}``; ``index`` is ``topic * stories_per_cell + k``.
+
+    Example:
+        >>> jobs = plan_crossed(["calm", "angry"], ["a walk", "a storm"], 2)
+        >>> [(j.emotion, j.topic) for j in jobs]
+        [('calm', 'a walk'), ('angry', 'a walk'), ('calm', 'a storm'), ('angry', 'a storm')]
+    """
+    if not emotion_names or stories_per_cell < 1 or n_topics < 1:
+        raise CorpusError("plan_crossed needs at least one emotion, one topic and one story per cell")
+    if n_topics > len(topic_list):
+        raise CorpusError(f"--topics {n_topics}: only {len(topic_list)} topics are available")
+    return [
+        Job(f"story/{emotion}/t{t:03d}/{k}", "story", emotion, topic_list[t], t * stories_per_cell + k)
+        for t in range(n_topics) for k in range(stories_per_cell) for emotion in emotion_names
+    ]
 
 
 def plan_neutral(subjects: Sequence[str], per_subject: int) -> list[Job]:
@@ -154,12 +180,14 @@ def _read_done(path: Path) -> set[str]:
     return {json.loads(line)["id"] for line in keep.decode("utf-8").splitlines() if line.strip()}
 
 
-def _meta_path(path: Path) -> Path:
-    return path.with_name(path.name + ".meta.json")
+def meta_path(path: Path) -> Path:
+    """``stories.jsonl.meta.json`` beside ``stories.jsonl`` (also for a gzipped ``stories.jsonl.gz``)."""
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    return path.with_name(name + ".meta.json")
 
 
 def _check_or_write_meta(path: Path, settings: GenerationSettings) -> None:
-    meta = _meta_path(path)
+    meta = meta_path(path)
     if meta.exists():
         old = GenerationSettings.model_validate_json(meta.read_text())
         differing = [k for k, v in settings.model_dump().items() if k not in ("batch_size", "emovec_version")
@@ -186,6 +214,7 @@ def generate_corpus(
     batch_size: int = 32,
     show_progress: bool = True,
     genre: str = "story",
+    design: str = "rotating",
 ) -> Path:
     """Generate the texts of ``jobs`` with ``lm`` and append them to the JSONL file ``out``.
 
@@ -201,6 +230,8 @@ def generate_corpus(
         batch_size: prompts per ``generate`` call.
         genre: ``story`` (the paper's recipe) or ``dialogue`` (the same emotions and topics as conversations,
             for checking that vectors do not depend on the genre).
+        design: ``crossed`` (every topic for every emotion, ``plan_crossed``) or ``rotating`` (``plan_stories``);
+            recorded in the meta file so extraction can check it.
 
     Returns:
         The path written.
@@ -214,7 +245,7 @@ def generate_corpus(
     settings = GenerationSettings(
         model=lm.name, model_file_sha256=lm.source.file_sha256, model_fingerprint=lm.source.fingerprint,
         story_template=TEMPLATES[genre], neutral_template=NEUTRAL_TEMPLATE, max_new_tokens=max_new_tokens,
-        temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
+        temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size, design=design,
     )
     _check_or_write_meta(path, settings)
     done = _read_done(path)
@@ -245,6 +276,16 @@ class Corpus:
 
     records: tuple[CorpusRecord, ...]
     source: str
+    settings: GenerationSettings | None = None
+
+    @property
+    def design(self) -> str | None:
+        """The design recorded in the corpus's meta file (``crossed``, ``rotating``), if it has one."""
+        return self.settings.design if self.settings is not None else None
+
+    def topics(self) -> list[str]:
+        """Story topics in first-seen order (the generation order for a crossed corpus)."""
+        return list(dict.fromkeys(r.topic for r in self.stories))
 
     @property
     def stories(self) -> list[CorpusRecord]:
@@ -277,31 +318,37 @@ class Corpus:
             held += rows[cut:]
         return train, held
 
-    def subset(self, stories_per_emotion: int | None, neutral_limit: int | None = None) -> Corpus:
-        """Keep the first ``stories_per_emotion`` stories of each emotion and ``neutral_limit`` neutral texts."""
+    def subset(self, stories_per_emotion: int | None, neutral_limit: int | None = None,
+               topics: int | None = None) -> Corpus:
+        """Keep the stories of the first ``topics`` topics, then the first ``stories_per_emotion`` stories of each
+        emotion, and ``neutral_limit`` neutral texts."""
         counts: Counter[str] = Counter()
         keep: list[CorpusRecord] = []
         n_neutral = 0
+        kept_topics = set(self.topics()[:topics]) if topics is not None else None
         for r in sorted(self.records, key=lambda r: (r.kind, str(r.emotion), r.index)):
             if r.kind == "story":
+                if kept_topics is not None and r.topic not in kept_topics:
+                    continue
                 counts[str(r.emotion)] += 1
                 if stories_per_emotion is None or counts[str(r.emotion)] <= stories_per_emotion:
                     keep.append(r)
             elif neutral_limit is None or n_neutral < neutral_limit:
                 n_neutral += 1
                 keep.append(r)
-        return Corpus(tuple(keep), self.source)
+        return Corpus(tuple(keep), self.source, self.settings)
 
 
 def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open(path, encoding="utf-8") as handle:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 yield number, line
 
 
 def load_corpus(path: str | Path | None = None) -> Corpus:
-    """Read a corpus JSONL file (default: the shipped corpus), validating every line.
+    """Read a corpus JSONL file, plain or gzipped (default: the shipped corpus), validating every line.
 
     Raises:
         CorpusError: the file is missing, empty, has a malformed line (its number is given) or a duplicate id.
@@ -331,7 +378,14 @@ def load_corpus(path: str | Path | None = None) -> Corpus:
         records.append(rec)
     if not records:
         raise CorpusError(f"corpus file {p} holds no records; generate stories with `emovec stories`")
-    return Corpus(tuple(records), str(p))
+    meta = meta_path(p)
+    settings = None
+    if meta.is_file():
+        try:
+            settings = GenerationSettings.model_validate_json(meta.read_text(encoding="utf-8"))
+        except ValidationError:
+            raise CorpusError(f"{meta}: unreadable corpus meta file; fix or delete it") from None
+    return Corpus(tuple(records), str(p), settings)
 
 
 def default_jobs(topics_per_emotion: int = 8, neutral_per_subject: int = 2) -> list[Job]:

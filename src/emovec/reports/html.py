@@ -37,33 +37,103 @@ def _table(headers: list[str], rows: Sequence[Sequence[object]]) -> str:
 
 def write_figures(vectors: VectorSet, report: ValidationReport, out: Path) -> dict[str, Path | None]:
     """Draw every figure of the report as PNG into ``out``."""
+    from emovec.validation.external import ExternalDataMissing, nrc_polarity
+
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        polarity = nrc_polarity()
+    except ExternalDataMissing:
+        polarity = {}
     return {
-        "accuracy": plots.accuracy_by_layer(report, out / "heldout_accuracy.png"),
+        "accuracy": plots.accuracy_by_layer(report, out / "cv_accuracy.png"),
+        "diagnostic": plots.corpus_diagnostic(report, out / "corpus_diagnostic.png"),
+        "valence_words": plots.valence_words(report, polarity, out / "valence_words.png"),
+        "valence_snippets": plots.valence_snippets(report, out / "valence_snippets.png"),
         "pca": plots.pca_scatter(report, out / "pca.png"),
         "similarity": plots.similarity_heatmap(vectors, report, out / "similarity.png"),
         "implicit": plots.implicit_matrix(report, out / "implicit.png"),
     }
 
 
+def _headline(report: ValidationReport) -> str:
+    layer = report.recommended_layer
+    cv = report.cv_at(layer)
+    text = (f"Recommended layer <b>{layer}</b> of {max(report.layers) + 1 if report.layers else '?'} read, chosen by "
+            f"topic-held-out top-5. ")
+    if report.nested is not None:
+        n = report.nested
+        text += (f"With the layer chosen inside the cross-validation (the unbiased figure): top-1 {n.top1.fmt()}, "
+                 f"top-5 {n.top5.fmt()}, mean rank of the true emotion {n.mean_rank.fmt(1)}. ")
+    text += (f"At layer {layer}: top-1 {cv.top1.fmt()}, top-5 {cv.top5.fmt()}. Chance: {report.chance_top1:.4f} / "
+             f"{report.chance_top5:.4f} / mean rank {report.chance_mean_rank:.0f}.")
+    if report.permutation is not None:
+        p = report.permutation
+        text += (f" Shuffled labels ({p.n_permutations} permutations within topics): top-1 99th percentile "
+                 f"{p.top1_p99:.4f}, top-5 99th percentile {p.top5_p99:.4f}, mean rank 1st percentile "
+                 f"{p.mean_rank_p01:.1f}.")
+    return f"<p>{text}</p>"
+
+
+def _external_section(report: ValidationReport, figures: dict[str, Path | None]) -> list[str]:
+    ext = report.external
+    parts = ["<h2>Valence on human-rated text</h2>",
+             "<p class=note>A valence axis is read from the vectors alone: among their first three principal "
+             "components, the one that best separates NRC EmoLex positive from negative emotion words, signed so "
+             "positive words score high. Nothing is fitted on the snippets. Each snippet's mean activation (all "
+             "tokens, minus the vectors' centre) is projected on that axis and correlated with the mean rating of "
+             "about 20 people (Pearson r, Fisher-z 95% interval), against 100 random directions through the same "
+             "centre and against VADER's own lexicon scorer.</p>"]
+    if ext.axis is not None:
+        ax = ext.axis
+        parts.append(f"<p>Axis: PC{ax.component} at layer {ax.layer} ({ax.explained:.1%} of the vectors' variance). "
+                     f"Emotion words vs NRC polarity ({ax.n_positive} positive, {ax.n_negative} negative): "
+                     f"point-biserial r {ax.word_r.fmt()}.</p>")
+        parts.append(_img(figures.get("valence_words")))
+    if ext.subsets:
+        parts.append(_table(
+            ["subset", "snippets", "r with human valence [95% CI]", "random directions |r| 95th pct", "VADER r"],
+            [[s.subset, s.n, s.r.fmt(), f"{s.random_direction_p95:.3f}",
+              f"{s.vader_r:.3f}" if s.vader_r is not None else "n/a"] for s in ext.subsets]))
+        parts.append(_img(figures.get("valence_snippets")))
+    parts += [f"<p class=note>Source: {html.escape(src)}</p>" for src in ext.sources]
+    parts += [f"<p class=note><b>Skipped</b>: {html.escape(msg)}</p>" for msg in ext.skipped]
+    return parts
+
+
 def render_validation(vectors: VectorSet, report: ValidationReport, figures: dict[str, Path | None]) -> str:
     """The HTML text of a validation report."""
     layer = report.recommended_layer
-    best = next(a for a in report.heldout if a.layer == layer)
     prov = vectors.provenance
     tok = prov.token_selection
     corpus = prov.corpus
+    recipe = report.recipe
     parts = [
         f"<h1>Emotion vectors of {html.escape(report.model)}</h1>",
-        f"<p>{report.n_emotions} emotion vectors at {len(report.layers)} layers, method <code>{prov.method}</code>, "
-        f"tokens <code>{tok.kind}</code> from index {tok.start}, emovec {prov.emovec_version}. "
-        f"Recommended layer <b>{layer}</b>: held-out top-1 {best.top1:.3f} and top-5 {best.top5:.3f} "
-        f"on {report.n_heldout} stories (chance {report.chance_top1:.4f} and {report.chance_top5:.4f}).</p>",
-        "<h2>Held-out stories</h2>",
-        "<p class=note>Each held-out story's mean activation (tokens as above), minus the mean over emotions, is "
-        "assigned to the emotion vector with the largest projection; accuracy per layer.</p>",
+        f"<p>{report.n_emotions} emotion vectors at {len(report.layers)} layers from {report.n_stories} stories on "
+        f"{report.n_topics} topics, method <code>{prov.method}</code>, tokens <code>{tok.kind}</code> from index "
+        f"{tok.start}, topic removal {'on' if recipe.get('topic_removal') else 'off'}, neutral denoising "
+        f"{recipe.get('denoise_variance') or 'off'}, emovec {prov.emovec_version}.</p>",
+        _headline(report),
+        "<h2>Stories of unseen topics</h2>",
+        f"<p class=note>Topics are dealt to {report.n_folds} folds. For each fold, vectors are refitted by the same "
+        f"recipe on the other folds' stories only, and each of the fold's stories is scored by the "
+        f"<code>{html.escape(str(recipe.get('readout')))}</code> readout "
+        "(projection: centred activation on each unit vector, as monitoring reads; lda: the vectors whitened by the "
+        "shrunk within-emotion covariance). Every story is classified once, by vectors that saw nothing of its topic. "
+        "Intervals: 95% bootstrap over topics. The steering vectors are always the mean-difference directions "
+        "fitted on every story.</p>",
         _img(figures.get("accuracy")),
-        _table(["layer", "top-1", "top-5"], [[a.layer, f"{a.top1:.3f}", f"{a.top5:.3f}"] for a in report.heldout]),
+        _table(["layer", "top-1", "top-5", "mean rank"],
+               [[c.layer, c.top1.fmt(), c.top5.fmt(), c.mean_rank.fmt(1)] for c in report.cv]),
+        "<h2>Corpus diagnostic</h2>",
+        "<p class=note>Mean cosine of centred story activations for pairs that share an emotion (not a topic), a "
+        "topic (not an emotion), or neither. The gap between same-emotion and unrelated pairs is the emotion a "
+        "single story carries; same-topic pairs show how much topic there is to remove.</p>",
+        _img(figures.get("diagnostic")),
+        _table(["layer", "same emotion", "same topic", "unrelated"],
+               [[d.layer, f"{d.same_emotion:+.4f}", f"{d.same_topic:+.4f}", f"{d.unrelated:+.4f}"]
+                for d in report.diagnostic]),
+        *_external_section(report, figures),
         "<h2>Geometry</h2>",
         f"<p>Explained variance of the first PCs at layer {layer}: "
         + ", ".join(f"{v:.1%}" for v in report.pca_explained[:6]) + "</p>",

@@ -20,26 +20,38 @@ from emovec.capture import TokenSelection, capture
 from emovec.corpus import Corpus, CorpusRecord
 from emovec.errors import CorpusError
 from emovec.models.loading import LoadedModel
+from emovec.vectors.design import DesignSummary, emotion_effects, summarize_design
 from emovec.vectors.methods import get_method
 from emovec.vectors.vector_set import CorpusInfo, Provenance, VectorSet
 
 
 @dataclass(frozen=True)
 class LabeledActivations:
-    """Per-text mean activations ``[n_texts, n_layers, d_model]`` with a label per text."""
+    """Per-text mean activations ``[n_texts, n_layers, d_model]`` with an emotion (and topic) per text."""
 
     labels: list[str]
     layers: list[int]
     acts: Tensor
+    topics: list[str] | None = None
 
 
 @dataclass(frozen=True)
 class EmotionExtraction:
-    """The result of ``extract_emotion_vectors``: the vectors and the held-out stories' activations."""
+    """The result of ``extract_emotion_vectors``.
+
+    Attributes:
+        vectors: the emotion vectors (fitted on every story).
+        stories: every story's activations with its emotion and topic, for cross-validation.
+        bases: per layer, the neutral-text directions projected out of the vectors (``None``: no denoising).
+        denoise_components: how many directions that was per layer.
+        design: how the stories fill the emotion x topic grid.
+    """
 
     vectors: VectorSet
-    heldout: LabeledActivations
+    stories: LabeledActivations
+    bases: list[Tensor | None]
     denoise_components: list[int]
+    design: DesignSummary
 
 
 def neutral_subspace(neutral: Tensor, variance: float) -> tuple[Tensor, int]:
@@ -82,54 +94,72 @@ def _drop_short(lm: LoadedModel, records: list[CorpusRecord], token_start: int, 
     return kept
 
 
+def _use_topic_removal(corpus: Corpus, stories: Sequence[CorpusRecord], topic_removal: bool | None) -> DesignSummary:
+    emotions = [str(r.emotion) for r in stories]
+    topics = [r.topic for r in stories]
+    if topic_removal is None:
+        loose = summarize_design(emotions, topics, corpus.design, crossed=False)
+        topic_removal = corpus.design == "crossed" or (corpus.design is None and loose.fill >= 0.5)
+        if not topic_removal:
+            return loose
+    return summarize_design(emotions, topics, corpus.design, crossed=topic_removal)
+
+
 def extract_emotion_vectors(
     lm: LoadedModel,
     corpus: Corpus,
     *,
     layers: Sequence[int] | None = None,
     token_start: int = 50,
-    heldout_per_emotion: int = 1,
     denoise_variance: float | None = 0.5,
+    topic_removal: bool | None = None,
     batch_tokens: int = 8192,
     show_progress: bool = True,
     stories_per_emotion: int | None = None,
+    topics: int | None = None,
     neutral_limit: int | None = None,
     max_length: int | None = None,
     skip_short: bool = False,
 ) -> EmotionExtraction:
-    """Emotion vectors by the paper's recipe, all layers in one pass per batch.
+    """Emotion vectors by the paper's recipe with topic effects removed, all layers in one pass per batch.
+
+    Per story, the residual stream is averaged over tokens from ``token_start`` on. In a crossed corpus
+    (every topic written for every emotion) per-topic means are removed before per-emotion means are taken
+    (``emovec.vectors.design.emotion_effects``); the mean over emotions is subtracted; then the top principal
+    components of neutral texts' activations explaining ``denoise_variance`` of their variance are projected
+    out. Every story's activations are returned for cross-validation by held-out topic (``validate``).
 
     Args:
         lm: the model to read.
         corpus: stories (and neutral texts, for denoising).
         layers: block indices (default: all).
         token_start: first token position averaged in each story (the paper: 50). Lower it for short stories.
-        heldout_per_emotion: stories per emotion kept out of the fit, for validation.
         denoise_variance: fraction of neutral-text variance whose principal components are projected out;
             ``None`` or 0 turns denoising off.
+        topic_removal: remove topic effects (default: when the corpus is crossed). ``True`` on a corpus of
+            another design raises ``CorpusError``.
         batch_tokens: padded tokens per batch.
         stories_per_emotion: use only the first this many stories of each emotion (recorded).
+        topics: use only the stories of the first this many topics (recorded).
         neutral_limit: use only this many neutral texts (recorded).
         max_length: truncate every text to this many tokens (recorded); ``None`` keeps whole texts.
         skip_short: drop stories with no token past ``token_start`` (warned and recorded) instead of raising.
             Neutral texts that short are always dropped with a warning.
 
     Returns:
-        ``EmotionExtraction`` with the ``VectorSet`` and the held-out activations.
+        ``EmotionExtraction`` with the ``VectorSet`` and every story's activations.
 
     Example:
         >>> ext = extract_emotion_vectors(load_model(), load_corpus(), token_start=50)
         >>> ext.vectors.save("runs/vectors")
     """
-    if stories_per_emotion is not None or neutral_limit is not None:
-        corpus = corpus.subset(stories_per_emotion, neutral_limit)
-    train, held = corpus.split(heldout_per_emotion)
+    if stories_per_emotion is not None or neutral_limit is not None or topics is not None:
+        corpus = corpus.subset(stories_per_emotion, neutral_limit, topics)
     denoise = bool(denoise_variance)
-    n_stories = len(train) + len(held)
-    train = _drop_short(lm, train, token_start, max_length, "fitting stories", skip_short)
-    held = _drop_short(lm, held, token_start, max_length, "held-out stories", skip_short)
+    n_stories = len(corpus.stories)
+    stories = _drop_short(lm, corpus.stories, token_start, max_length, "stories", skip_short)
     neutral = _drop_short(lm, corpus.neutral, token_start, max_length, "neutral texts", True) if denoise else []
-    if not train:
+    if not stories:
         raise CorpusError(f"{corpus.source} holds no stories; generate them with `emovec stories`")
     if denoise and len(neutral) < 2:
         raise CorpusError(
@@ -137,35 +167,33 @@ def extract_emotion_vectors(
             "denoising needs at least 2 "
             "(generate them with `emovec stories --neutral-per-subject 2`, or pass denoise_variance=None)"
         )
-    names = list(dict.fromkeys(str(r.emotion) for r in train))
-    texts = [r.text for r in train] + [r.text for r in held] + ([r.text for r in neutral] if denoise else [])
-    keys: list[object] = [("emotion", r.emotion) for r in train]
-    keys += [("heldout", i) for i in range(len(held))]
-    keys += [("neutral", i) for i in range(len(neutral))] if denoise else []
+    design = _use_topic_removal(corpus, stories, topic_removal)
+    removing = design.topic_removal
+    texts = [r.text for r in stories] + [r.text for r in neutral]
     res = capture(
-        lm, texts, layers, selection=TokenSelection.from_index(token_start), groups=keys,
-        batch_tokens=batch_tokens, show_progress=show_progress, max_length=max_length,
+        lm, texts, layers, selection=TokenSelection.from_index(token_start), batch_tokens=batch_tokens,
+        show_progress=show_progress, max_length=max_length,
         description=f"reading {len(texts)} texts at {len(lm.check_layers(layers))} layers",
     )
-    index = res.group_index()
-    emotion_means = res.means[[index[("emotion", n)] for n in names]]  # [E, L, d]
-    center = emotion_means.mean(0)  # [L, d]
-    directions = (emotion_means - center).transpose(0, 1).contiguous()  # [L, E, d]
+    story_acts = res.means[: len(stories)]
+    emotions = [str(r.emotion) for r in stories]
+    topic_labels = [r.topic for r in stories]
+    names, effects, centre = emotion_effects(story_acts, emotions, topic_labels if removing else None)
+    directions = effects.transpose(0, 1).contiguous()  # [L, E, d]
     components: list[int] = []
+    bases: list[Tensor | None] = [None] * len(res.layers)
     if denoise:
-        neutral_acts = res.means[[index[("neutral", i)] for i in range(len(neutral))]]
+        neutral_acts = res.means[len(stories):]
         for j in range(len(res.layers)):
             basis, k = neutral_subspace(neutral_acts[:, j], float(denoise_variance or 0))
             directions[j] = project_out(directions[j], basis)
+            bases[j] = basis
             components.append(k)
-    heldout = LabeledActivations(
-        labels=[str(r.emotion) for r in held], layers=res.layers,
-        acts=res.means[[index[("heldout", i)] for i in range(len(held))]] if held else torch.empty(0),
-    )
     info = CorpusInfo(
-        path=corpus.source, sha256=sha256_of([corpus.source]), n_train=len(train), n_heldout=len(held),
-        n_neutral=len(neutral) if denoise else 0, heldout_per_emotion=heldout_per_emotion,
-        stories_per_emotion=stories_per_emotion, neutral_limit=neutral_limit,
+        path=corpus.source, sha256=sha256_of([corpus.source]), n_train=len(stories), n_heldout=0,
+        n_neutral=len(neutral), stories_per_emotion=stories_per_emotion, neutral_limit=neutral_limit,
+        topics_limit=topics, design=design.design, n_topics=design.n_topics,
+        cells_filled=design.cells_filled, cells_total=design.cells_total,
     )
     prov = Provenance(
         model=lm.source, method="emotion_mean",
@@ -173,18 +201,23 @@ def extract_emotion_vectors(
             "denoise_variance": float(denoise_variance) if denoise_variance else None,
             "denoise_components_min": min(components) if components else 0,
             "denoise_components_max": max(components) if components else 0,
-            "aggregation": "mean over tokens, then over stories, minus mean over emotions",
+            "topic_removal": bool(removing),
+            "aggregation": ("mean over tokens; per-topic means removed before per-emotion means (two-way "
+                            "backfitting); minus mean over emotions") if removing else
+                           "mean over tokens, then over stories, minus mean over emotions",
             "max_length": max_length,
             "skip_short": skip_short,
-            "stories_skipped_short": n_stories - len(train) - len(held),
+            "stories_skipped_short": n_stories - len(stories),
         },
         token_selection=TokenSelection.from_index(token_start), corpus=info,
     )
     vectors = VectorSet(
         names=tuple(names), layers=tuple(res.layers), directions=directions, mean_norm=res.mean_norm,
-        provenance=prov, center=center,
+        provenance=prov, center=centre,
     )
-    return EmotionExtraction(vectors=vectors, heldout=heldout, denoise_components=components)
+    labeled = LabeledActivations(labels=emotions, layers=res.layers, acts=story_acts, topics=topic_labels)
+    return EmotionExtraction(vectors=vectors, stories=labeled, bases=bases, denoise_components=components,
+                             design=design)
 
 
 def extract_concepts(

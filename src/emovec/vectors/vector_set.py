@@ -43,11 +43,16 @@ class CorpusInfo(BaseModel):
     path: str
     sha256: str
     n_train: int
-    n_heldout: int
+    n_heldout: int = 0
     n_neutral: int
     heldout_per_emotion: int = 0
     stories_per_emotion: int | None = None
     neutral_limit: int | None = None
+    topics_limit: int | None = None
+    design: str | None = None
+    n_topics: int | None = None
+    cells_filled: int | None = None
+    cells_total: int | None = None
 
 
 class Provenance(BaseModel):

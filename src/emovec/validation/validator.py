@@ -1,0 +1,292 @@
+"""``validate``: every figure of ``emovec inspect``, computed from activations of the model the vectors came from.
+
+Classification is cross-validated by held-out topic: vectors are refitted without each fold's topics by the
+same recipe and score that fold's stories, so every story is classified once by vectors that never saw its
+topic. The headline figure comes from nested cross-validation (the layer is chosen without the scored fold);
+the per-layer curve shows every layer; a label-permutation baseline shows what a shuffled corpus scores.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+from torch import Tensor
+
+from emovec.capture import TokenSelection, capture
+from emovec.corpus import load_corpus
+from emovec.errors import CorpusError
+from emovec.metrics import Estimate, cluster_bootstrap, percentile
+from emovec.models.loading import LoadedModel
+from emovec.validation.crossval import (
+    Readout,
+    Recipe,
+    cross_validated_ranks,
+    nested_layer_choice,
+    permutation_baseline,
+)
+from emovec.validation.diagnostic import PairCosines, pair_cosines
+from emovec.validation.external import (
+    ExternalDataMissing,
+    SubsetValence,
+    ValenceAxis,
+    correlate_subsets,
+    nrc_polarity,
+    sample_snippets,
+    vader_compound,
+    vader_snippets,
+    valence_axis,
+)
+from emovec.validation.geometry import ImplicitResult, implicit_emotion, logit_lens, pca_geometry
+from emovec.vectors.extract import LabeledActivations, extract_emotion_vectors
+from emovec.vectors.story_cache import load_stories, tensors_hash
+from emovec.vectors.vector_set import VectorSet
+
+
+class LayerCV(BaseModel):
+    """Topic-held-out classification of every story at one layer (intervals: bootstrap over topics)."""
+
+    layer: int
+    top1: Estimate
+    top5: Estimate
+    mean_rank: Estimate
+
+
+class NestedCV(BaseModel):
+    """Topic-held-out classification at a layer chosen without the scored topics (the unbiased headline)."""
+
+    top1: Estimate
+    top5: Estimate
+    mean_rank: Estimate
+    chosen_layers: list[int]
+
+
+class PermutationBaseline(BaseModel):
+    """The same cross-validation with emotion labels shuffled within topics, at the recommended layer."""
+
+    layer: int
+    n_permutations: int
+    top1_mean: float
+    top1_p99: float
+    top5_mean: float
+    top5_p99: float
+    mean_rank_mean: float
+    mean_rank_p01: float
+
+
+class ExternalChecks(BaseModel):
+    """Valence on human-rated text (VADER snippets) and human word labels (NRC EmoLex)."""
+
+    axis: ValenceAxis | None = None
+    subsets: list[SubsetValence] = []
+    sources: list[str] = []
+    skipped: list[str] = []
+
+
+class ValidationReport(BaseModel):
+    """All figures of ``emovec inspect``."""
+
+    model: str
+    layers: list[int]
+    n_emotions: int
+    n_stories: int
+    n_topics: int
+    n_folds: int
+    recipe: dict[str, object]
+    chance_top1: float
+    chance_top5: float
+    chance_mean_rank: float
+    recommended_layer: int
+    cv: list[LayerCV]
+    nested: NestedCV | None
+    permutation: PermutationBaseline | None
+    diagnostic: list[PairCosines]
+    pca_explained: list[float]
+    pca_coords: dict[str, tuple[float, float]]
+    pc1_top: list[str]
+    pc1_bottom: list[str]
+    pc2_top: list[str]
+    pc2_bottom: list[str]
+    nearest: dict[str, list[tuple[str, float]]]
+    implicit: ImplicitResult | None
+    logit_lens: dict[str, list[str]]
+    logit_lens_suppressed: dict[str, list[str]]
+    external: ExternalChecks
+    provenance: dict[str, object]
+
+    def cv_at(self, layer: int) -> LayerCV:
+        return next(c for c in self.cv if c.layer == layer)
+
+
+def stories_from_corpus(lm: LoadedModel, vectors: VectorSet, show_progress: bool = False) -> tuple[
+        LabeledActivations, list[Tensor | None]]:
+    """Re-read every story (and the neutral texts) a set was fitted on, with the settings its provenance records."""
+    info = vectors.provenance.corpus
+    if info is None:
+        raise CorpusError("this vector set records no story corpus; validate it with the activations from extraction")
+    params = vectors.provenance.method_params
+    max_length = params.get("max_length")
+    denoise = params.get("denoise_variance")
+    ext = extract_emotion_vectors(
+        lm, load_corpus(info.path), layers=list(vectors.layers), token_start=vectors.provenance.token_selection.start,
+        denoise_variance=float(denoise) if isinstance(denoise, float) else None,
+        topic_removal=bool(params.get("topic_removal", False)), show_progress=show_progress,
+        stories_per_emotion=info.stories_per_emotion, topics=info.topics_limit, neutral_limit=info.neutral_limit,
+        max_length=int(max_length) if isinstance(max_length, int) else None, skip_short=bool(params.get("skip_short")),
+    )
+    return ext.stories, ext.bases
+
+
+def _estimates(ranks: Tensor, topics: Sequence[str], n_resamples: int, seed: int) -> tuple[Estimate, ...]:
+    r = ranks.numpy().astype(np.float64)
+    return tuple(cluster_bootstrap(v, topics, n_resamples=n_resamples, seed=seed)
+                 for v in ((r == 1).astype(float), (r <= 5).astype(float), r))
+
+
+def _external(lm: LoadedModel, vectors: VectorSet, layer: int, per_subset: int | None,
+              seed: int) -> ExternalChecks:
+    checks = ExternalChecks()
+    j = vectors.layer_index(layer)
+    try:
+        polarity = nrc_polarity()
+        axis_summary, axis = valence_axis(vectors.directions[j], vectors.names, layer, polarity)
+        checks.axis = axis_summary
+        checks.sources.append(f"NRC EmoLex (nrclex package, MIT): {len(polarity)} words with one polarity; "
+                              f"{axis_summary.n_positive} positive, {axis_summary.n_negative} negative emotion words")
+    except (ExternalDataMissing, ValueError) as exc:
+        checks.skipped.append(f"valence axis: {exc}")
+        return checks
+    try:
+        snippets = sample_snippets(vader_snippets(), per_subset, seed)
+    except ExternalDataMissing as exc:
+        checks.skipped.append(f"sentence valence: {exc}")
+        return checks
+    checks.sources.append(
+        f"VADER snippets (vadersentiment 3.3.2 source archive, hutto_ICWSM_2014, MIT): {len(snippets)} read of "
+        f"{len(vader_snippets())}" + (f" ({per_subset} sampled per subset, seed {seed})" if per_subset else "")
+    )
+    res = capture(lm, [s.text for s in snippets], [layer], selection=TokenSelection.from_index(0))
+    centre = vectors.center[j] if vectors.center is not None else res.means[:, 0].mean(0)
+    acts = res.means[:, 0] - centre
+    readout = (acts @ axis).numpy()
+    gen = torch.Generator().manual_seed(seed)
+    rand = torch.nn.functional.normalize(torch.randn(acts.shape[1], 100, generator=gen), dim=0)
+    vader = vader_compound([s.text for s in snippets])
+    checks.subsets = correlate_subsets(snippets, readout, (acts @ rand).numpy(), vader)
+    return checks
+
+
+def validate(
+    lm: LoadedModel,
+    vectors: VectorSet,
+    stories: LabeledActivations | None = None,
+    bases: Sequence[Tensor | None] | None = None,
+    *,
+    readout: Readout = "projection",
+    n_folds: int = 6,
+    n_permutations: int = 100,
+    nested: bool = True,
+    snippets_per_subset: int | None = None,
+    external: bool = True,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    show_progress: bool = False,
+    force: bool = False,
+) -> ValidationReport:
+    """Validate an emotion vector set on the model it came from.
+
+    Args:
+        lm: the model (checked against the set's provenance).
+        vectors: the emotion vectors.
+        stories, bases: every story's activations and the neutral bases, from ``extract_emotion_vectors``; re-read
+            from the corpus when ``None``.
+        readout: how cross-validation scores a story: ``projection`` (as monitoring does) or ``lda``.
+        n_folds: topics are dealt to this many cross-validation folds.
+        n_permutations: label permutations for the baseline (0: none).
+        nested: also choose the layer inside cross-validation for an unbiased headline figure.
+        snippets_per_subset: VADER snippets read per subset (``None``: all 23,703).
+        external: run the checks on human-rated text (skipped with a note when the data is not installed).
+        n_resamples: bootstrap resamples for intervals.
+        cache_dir: the vector set's directory; its ``stories.safetensors`` (written by ``emovec extract``) is used
+            instead of re-reading the corpus when it belongs to these vectors.
+        force: validate on a model other than the one the vectors were made from (same width).
+
+    Returns:
+        A ``ValidationReport``; ``report.recommended_layer`` is the best topic-held-out layer.
+
+    Example:
+        >>> report = validate(lm, VectorSet.load("runs/demo"))
+        >>> report.nested.top5.fmt()
+    """
+    vectors.check_compatible(lm, force=force)
+    if stories is None and cache_dir is not None:
+        cached = load_stories(cache_dir, tensors_hash(cache_dir))
+        if cached is not None:
+            stories, bases = cached
+    if stories is None:
+        stories, bases = stories_from_corpus(lm, vectors, show_progress)
+    if stories.topics is None or len(stories.labels) == 0:
+        raise CorpusError("validation needs every story's activations with its topic (from extraction)")
+    layer_bases = list(bases) if bases is not None else [None] * len(stories.layers)
+    topics = stories.topics
+    n_topics = len(set(topics))
+    if n_topics < 3:
+        raise CorpusError(f"the stories cover {n_topics} topics; cross-validation by held-out topic needs at least 3")
+    folds = min(n_folds, n_topics)
+    recipe = Recipe(topic_removal=bool(vectors.provenance.method_params.get("topic_removal", False)), readout=readout)
+    ranks = cross_validated_ranks(stories.acts, stories.labels, topics, layer_bases, recipe, n_folds=folds)
+    cv = []
+    for j, layer in enumerate(stories.layers):
+        top1, top5, mean_rank = _estimates(ranks[j], topics, n_resamples // 2, seed)
+        cv.append(LayerCV(layer=layer, top1=top1, top5=top5, mean_rank=mean_rank))
+    # The recommended layer is never the first block's output when deeper layers were read.
+    candidates = [j for j, layer in enumerate(stories.layers) if layer > 0] or list(range(len(stories.layers)))
+    best = max(candidates, key=lambda j: (round(cv[j].top5.value, 6), -cv[j].mean_rank.value))
+    layer = stories.layers[best]
+    nested_cv = None
+    if nested and len(candidates) > 1 and folds >= 3:
+        nested_ranks, chosen = nested_layer_choice(stories.acts, stories.labels, topics, layer_bases, recipe,
+                                                   candidates, n_folds=folds)
+        n1, n5, nr = _estimates(nested_ranks, topics, n_resamples, seed)
+        nested_cv = NestedCV(top1=n1, top5=n5, mean_rank=nr, chosen_layers=[stories.layers[c] for c in chosen])
+    perm = None
+    if n_permutations > 0:
+        table = permutation_baseline(stories.acts[:, best], stories.labels, topics, layer_bases[best], recipe,
+                                     n_permutations=n_permutations, n_folds=folds, seed=seed)
+        perm = PermutationBaseline(
+            layer=layer, n_permutations=n_permutations, top1_mean=float(table[:, 0].mean()),
+            top1_p99=percentile(table[:, 0], 99), top5_mean=float(table[:, 1].mean()),
+            top5_p99=percentile(table[:, 1], 99), mean_rank_mean=float(table[:, 2].mean()),
+            mean_rank_p01=percentile(table[:, 2], 1),
+        )
+    ratio, coords = pca_geometry(vectors, layer)
+    order1 = coords[:, 0].argsort(descending=True).tolist()
+    order2 = coords[:, 1].argsort(descending=True).tolist()
+    names = vectors.names
+    promoted, suppressed = logit_lens(lm, vectors, layer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ext = _external(lm, vectors, layer, snippets_per_subset, seed) if external else ExternalChecks(
+            skipped=["external checks not requested"])
+    n = len(names)
+    return ValidationReport(
+        model=vectors.provenance.model.name, layers=list(stories.layers), n_emotions=n, n_stories=len(stories.labels),
+        n_topics=n_topics, n_folds=folds,
+        recipe={"topic_removal": recipe.topic_removal, "readout": readout,
+                "token_start": vectors.provenance.token_selection.start,
+                "denoise_variance": vectors.provenance.method_params.get("denoise_variance")},
+        chance_top1=1 / n, chance_top5=min(5, n) / n, chance_mean_rank=(n + 1) / 2, recommended_layer=layer,
+        cv=cv, nested=nested_cv, permutation=perm,
+        diagnostic=pair_cosines(stories.acts, stories.labels, topics, stories.layers),
+        pca_explained=ratio, pca_coords={nm: (float(coords[i, 0]), float(coords[i, 1])) for i, nm in enumerate(names)},
+        pc1_top=[names[i] for i in order1[:10]], pc1_bottom=[names[i] for i in order1[-10:][::-1]],
+        pc2_top=[names[i] for i in order2[:10]], pc2_bottom=[names[i] for i in order2[-10:][::-1]],
+        nearest={nm: vectors.nearest(nm, layer, k=5) for nm in names},
+        implicit=implicit_emotion(lm, vectors, layer), logit_lens=promoted, logit_lens_suppressed=suppressed,
+        external=ext, provenance=vectors.provenance.model_dump(mode="json"),
+    )
