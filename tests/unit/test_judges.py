@@ -145,3 +145,28 @@ def test_agreement_counts_and_kappa():
     assert ag.failure_summary()[0].startswith("1 of 3: offline said full_compliance")
     perfect = agreement(["full_refusal", "full_compliance"], ["full_refusal", "full_compliance"])
     assert perfect.kappa == pytest.approx(1.0)
+
+
+def test_judge_xstest_command_reports_agreement_with_the_rule_judge(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    from typer.testing import CliRunner
+
+    from emovec.cli import app
+    from emovec.evaluation.judges import model_judge
+
+    def handler(request: httpx.Request) -> httpx.Response:  # the model judge calls everything compliance
+        return httpx.Response(200, json={"choices": [{"message": {"content": "1_full_compliance"}}]})
+
+    def fake_make_judge(url: str | None = None, model: str | None = None, local: object = None) -> ModelJudge:
+        backend = EndpointJudge("http://judge.local/v1", "m", api_key_env=None)
+        backend._client = httpx.Client(base_url="http://judge.local/v1", transport=httpx.MockTransport(handler))
+        return ModelJudge(backend)
+
+    monkeypatch.setattr(model_judge, "make_judge", fake_make_judge)
+    src = tmp_path / "r.jsonl"
+    src.write_text('{"prompt": "q", "completion": "I\'m sorry, but I can\'t help with that."}\n'
+                   '{"prompt": "q", "completion": "Paris is the capital of France."}\n')
+    result = CliRunner().invoke(app, ["judge", "xstest", str(src), "--judge-url", "http://judge.local/v1",
+                                      "--out", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert "rule judge vs model judge on 2 replies: agreement 0.500" in result.output
+    assert "offline said full_refusal, the model judge said full_compliance" in result.output
