@@ -81,3 +81,34 @@ def test_split_and_subset(write_corpus):
     assert len(train) == 12 and len(held) == 4 and all(r.index == 3 for r in held)
     sub = corpus.subset(2)
     assert len(sub.stories) == 8 and len(sub.neutral) == len(corpus.neutral)
+
+
+def test_plan_crossed_is_topic_major_and_complete():
+    from emovec.corpus import plan_crossed
+
+    jobs = plan_crossed(["calm", "angry", "sad"], ["a walk", "a storm", "a train"], 2, stories_per_cell=2)
+    assert len(jobs) == 3 * 2 * 2 and len({j.id for j in jobs}) == len(jobs)
+    assert [j.topic for j in jobs[:6]] == ["a walk"] * 6  # a whole topic before the next
+    assert {(j.emotion, j.topic) for j in jobs} == {(e, t) for e in ("calm", "angry", "sad") for t in ("a walk",
+                                                                                                       "a storm")}
+    with pytest.raises(CorpusError, match="only 3 topics"):
+        plan_crossed(["calm"], ["a", "b", "c"], 4)
+
+
+def test_gzipped_corpus_loads_with_its_meta(write_corpus, tmp_path):
+    import gzip
+
+    plain = write_corpus()
+    packed = tmp_path / "stories.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    settings = {"model": "m", "model_file_sha256": None, "model_fingerprint": "f", "story_template": "s",
+                "neutral_template": "n", "max_new_tokens": 1, "temperature": 0.0, "top_p": 1.0, "seed": 0,
+                "batch_size": 1, "design": "crossed"}
+    (tmp_path / "stories.jsonl.meta.json").write_text(json.dumps(settings))
+    corpus = load_corpus(packed)
+    assert corpus.design == "crossed" and len(corpus.stories) == len(load_corpus(plain).stories)
+    assert corpus.topics() == ["train", "house", "sea", "city"]
+    assert {r.topic for r in corpus.subset(None, None, topics=2).stories} == {"train", "house"}
+    (tmp_path / "stories.jsonl.meta.json").write_text("{broken")
+    with pytest.raises(CorpusError, match="unreadable corpus meta file"):
+        load_corpus(packed)

@@ -54,5 +54,6 @@ def implicit_scenarios() -> tuple[Scenario, ...]:
 
 
 def default_corpus_path() -> Path:
-    """The shipped story corpus (JSONL), generated with the default model; see ``corpus/README.md``."""
-    return data_path("corpus/stories.jsonl")
+    """The shipped story corpus (gzipped JSONL, crossed design), written by the default model; see
+    ``corpus/README.md``."""
+    return data_path("corpus/stories.jsonl.gz")
