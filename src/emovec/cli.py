@@ -341,7 +341,7 @@ def demo(
     topics: Annotated[int, typer.Option(help="topics of the shipped corpus read (each has a story per emotion)")] = 8,
     neutral_limit: Annotated[int, typer.Option(help="neutral texts used for denoising")] = 60,
     max_length: Annotated[int, typer.Option(help="tokens read per text")] = 96,
-    token_start: Annotated[int, typer.Option(help="first token averaged in each story")] = 50,
+    token_start: Annotated[int, typer.Option(help="first token averaged in each story")] = 10,
     layers: Annotated[str, typer.Option(help="layers read (capture stops after the deepest)")] = "2-24:2",
     snippets_per_subset: Annotated[int, typer.Option(help="VADER snippets read per subset")] = 250,
     permutations: PermOpt = 100,

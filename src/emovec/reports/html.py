@@ -79,8 +79,9 @@ def _external_section(report: ValidationReport, figures: dict[str, Path | None])
     parts = ["<h2>Valence on human-rated text</h2>",
              "<p class=note>A valence axis is read from the vectors alone: among their first three principal "
              "components, the one that best separates NRC EmoLex positive from negative emotion words, signed so "
-             "positive words score high. Nothing is fitted on the snippets. Each snippet's mean activation (all "
-             "tokens, minus the vectors' centre) is projected on that axis and correlated with the mean rating of "
+             "positive words score high. Nothing is fitted on the snippets. Each snippet's mean activation "
+             "(tokens from the third on, past the attention-sink tokens; minus the vectors' centre) is projected "
+             "on that axis and correlated with the mean rating of "
              "about 20 people (Pearson r, Fisher-z 95% interval), against 100 random directions through the same "
              "centre and against VADER's own lexicon scorer.</p>"]
     if ext.axis is not None:

@@ -46,6 +46,8 @@ from emovec.vectors.extract import LabeledActivations, extract_emotion_vectors
 from emovec.vectors.story_cache import load_stories, tensors_hash
 from emovec.vectors.vector_set import VectorSet
 
+SNIPPET_TOKEN_START = 2
+
 
 class LayerCV(BaseModel):
     """Topic-held-out classification of every story at one layer (intervals: bootstrap over topics)."""
@@ -169,7 +171,11 @@ def _external(lm: LoadedModel, vectors: VectorSet, layer: int, per_subset: int |
         f"VADER snippets (vadersentiment 3.3.2 source archive, hutto_ICWSM_2014, MIT): {len(snippets)} read of "
         f"{len(vader_snippets())}" + (f" ({per_subset} sampled per subset, seed {seed})" if per_subset else "")
     )
-    res = capture(lm, [s.text for s in snippets], [layer], selection=TokenSelection.from_index(0))
+    # The first tokens of every text carry the model's attention-sink activations (norms far above the rest),
+    # which swamp a mean over a 20-token snippet; they are skipped (measured in the README).
+    lengths = [len(ids) for ids in lm.tokenizer([s.text for s in snippets])["input_ids"]]
+    snippets = [s for s, n in zip(snippets, lengths, strict=True) if n > SNIPPET_TOKEN_START]
+    res = capture(lm, [s.text for s in snippets], [layer], selection=TokenSelection.from_index(SNIPPET_TOKEN_START))
     centre = vectors.center[j] if vectors.center is not None else res.means[:, 0].mean(0)
     acts = res.means[:, 0] - centre
     readout = (acts @ axis).numpy()
