@@ -1,5 +1,5 @@
 """Evaluation commands of the ``emovec`` CLI (suites, judge, sweep, blackmail): thin shells over
-``emovec.evaluation``. Registered on the main app when ``emovec.cli`` is imported."""
+``emovec.evaluation``. Registered on the shared app when ``emovec.cli`` imports this module."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from emovec.cli import DeviceOpt, DtypeOpt, _load, _load_for, app, err, friendly, out, parse_layers
+from emovec.cli_shared import DeviceOpt, DtypeOpt, _load, _load_for, app, err, friendly, out, parse_layers
 from emovec.errors import ArtifactExistsError
 
 

@@ -1,0 +1,81 @@
+"""What every command group of the ``emovec`` command line shares: the app, consoles, common options, error
+handling, layer parsing and model loading. Command modules import this; nothing here imports them."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from emovec.errors import EmovecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Functional emotion vectors for language models.")
+err = Console(stderr=True)
+out = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="built-in name, .gguf path, checkpoint dir or hub id")]
+DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, mps (default: best available)")]
+DtypeOpt = Annotated[str | None, typer.Option(help="float32, bfloat16, float16 (default: float32 on CPU)")]
+
+
+def friendly(fn: F) -> F:
+    """Turn emovec's errors into one clear message and exit code 2, with no traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (EmovecError, FileNotFoundError, KeyError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_layers(text: str | None) -> list[int] | None:
+    """``None``/``all`` -> all layers; ``"3"``, ``"3,7,-1"``, ``"0-29"``, ``"10-20:2"``."""
+    if text is None or text.strip().lower() == "all":
+        return None
+    layers: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        step = 1
+        if ":" in part:
+            part, step_text = part.split(":")
+            step = int(step_text)
+        if "-" in part[1:]:
+            a, b = part[0] + part[1:].split("-")[0], part[1:].split("-", 1)[1]
+            layers += list(range(int(a), int(b) + 1, step))
+        else:
+            layers.append(int(part))
+    return layers
+
+
+def _load(model: str, device: str | None, dtype: str | None) -> Any:
+    from emovec.models import load_model
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    start = time.perf_counter()
+    with err.status(f"loading {model}"):
+        lm = load_model(model, device=device, dtype=dtype)
+    err.print(f"loaded {lm.name} ({lm.source.family}, {lm.n_layers} layers, width {lm.d_model}) on {lm.device} "
+              f"in {time.perf_counter() - start:.1f}s")
+    return lm
+
+
+def _load_for(vectors_dir: Path, force: bool, device: str | None, dtype: str | None) -> tuple[Any, Any]:
+    from emovec.vectors import VectorSet
+
+    vs = VectorSet.load(vectors_dir)
+    source = vs.provenance.model
+    lm = _load(source.name if source.kind == "builtin" else source.location, device, dtype)
+    vs.check_compatible(lm, force=force)
+    return lm, vs
