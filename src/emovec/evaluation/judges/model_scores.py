@@ -133,9 +133,47 @@ def refusal_logodds(
     op = _openings(lm, refusal, compliance)
     one = _per_row(spec)
     with steering(lm, spec, vectors) if spec is not None else nullcontext():
-        first = last_logprobs(lm, base, one_batch=one)
-        after = {t: last_logprobs(lm, [[*s, t] for s in base], one_batch=one) for t in sorted(op.ambiguous)}
+        first, after = logprobs_and_followups(lm, base, sorted(op.ambiguous), one_batch=one)
     return combine_logodds(op, first, after)
+
+
+def logprobs_and_followups(lm: LoadedModel, seqs: Sequence[Sequence[int]], followups: Sequence[int],
+                           batch_tokens: int = 4096, max_rows: int = 32, one_batch: bool = False
+                           ) -> tuple[Tensor, dict[int, Tensor]]:
+    """Next-token log-probs after each sequence ``[n, vocab]``, and after each sequence plus each token in
+    ``followups`` (``{token: [n, vocab]}``). A follow-up costs one token per row: it continues from the
+    sequence's key-value cache instead of re-reading the sequence. Same batching as ``last_logprobs``."""
+    import copy
+
+    pad = lm.tokenizer.pad_token_id
+    first: list[Tensor | None] = [None] * len(seqs)
+    after: dict[int, list[Tensor | None]] = {t: [None] * len(seqs) for t in followups}
+    groups = [list(range(len(seqs)))] if one_batch else _batches([len(s) for s in seqs], batch_tokens, max_rows)
+    with torch.inference_mode():
+        for idx in groups:
+            width = max(len(seqs[i]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for r, i in enumerate(idx):
+                ids[r, width - len(seqs[i]):] = torch.tensor(seqs[i])
+                mask[r, width - len(seqs[i]):] = 1
+            position_ids = (mask.cumsum(1) - 1).clamp(min=0)
+            res = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
+                           position_ids=position_ids.to(lm.device), use_cache=bool(followups), logits_to_keep=1)
+            lp = F.log_softmax(res.logits[:, -1].float(), dim=-1).cpu()
+            for r, i in enumerate(idx):
+                first[i] = lp[r]
+            for n, t in enumerate(followups):
+                cache = res.past_key_values if n == len(followups) - 1 else copy.deepcopy(res.past_key_values)
+                nxt = lm.model(input_ids=torch.full((len(idx), 1), t, dtype=torch.long).to(lm.device),
+                               attention_mask=torch.cat([mask, torch.ones(len(idx), 1, dtype=torch.long)], 1).to(lm.device),
+                               position_ids=(position_ids[:, -1:] + 1).to(lm.device), past_key_values=cache,
+                               use_cache=True, logits_to_keep=1)
+                lp_t = F.log_softmax(nxt.logits[:, -1].float(), dim=-1).cpu()
+                for r, i in enumerate(idx):
+                    after[t][i] = lp_t[r]
+    return (torch.stack([x for x in first if x is not None]),
+            {t: torch.stack([x for x in v if x is not None]) for t, v in after.items()})
 
 
 def openings(lm: LoadedModel, refusal: Sequence[str] = REFUSAL_OPENINGS,

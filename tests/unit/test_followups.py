@@ -1,0 +1,18 @@
+"""Next-token log-probs with follow-up tokens read from the key-value cache equal a full re-read."""
+
+from __future__ import annotations
+
+import torch
+
+from emovec.evaluation.judges.model_scores import last_logprobs, logprobs_and_followups
+
+
+def test_cached_followups_match_rereading_each_sequence_with_the_token(tiny) -> None:
+    tok = tiny.tokenizer
+    seqs = [tok(t)["input_ids"] for t in ("the cat sat on the", "a dog ran", "she looked at the old house and")]
+    follow = [tok("happy", add_special_tokens=False)["input_ids"][0], tok("sad", add_special_tokens=False)["input_ids"][0]]
+    first, after = logprobs_and_followups(tiny, seqs, follow)
+    assert torch.allclose(first, last_logprobs(tiny, seqs), atol=1e-5)
+    for t in follow:
+        assert torch.allclose(after[t], last_logprobs(tiny, [[*s, t] for s in seqs]), atol=1e-4)
+    assert not torch.allclose(after[follow[0]], after[follow[1]])  # the cache was not shared between follow-ups
