@@ -1,0 +1,2 @@
+"""Drift of emotion vectors over (safety) fine-tuning: training data and regimes, LoRA fine-tuning, a
+``TrainerCallback`` that watches locked vectors at every checkpoint, the drift indices, and the drift study."""

@@ -1,0 +1,189 @@
+"""LoRA fine-tuning (peft, through the transformers ``Trainer``) on a safety regime, watched by a drift monitor.
+
+Checkpoints are written every ``save_steps`` to ``OUT/checkpoints`` and a rerun resumes from the last one;
+the final adapter is saved in the standard peft format to ``OUT/adapter``; ``OUT/finetune.json`` records the
+configuration, the data counts per role, the seed and the loss history.
+
+Example:
+    >>> result = finetune(FinetuneConfig(regime="balanced", out="runs/ft/balanced", steps=60))
+    >>> lm = load_finetuned("smollm2-135m-instruct", result.adapter)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, Field
+
+from emovec._files import atomic_write
+from emovec._version import __version__
+from emovec.drift.data import Example, regime_data
+from emovec.drift.rows import DriftRow, read_rows
+from emovec.errors import EmovecError
+from emovec.generation import format_prompt
+from emovec.models.loading import LoadedModel
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+class FinetuneError(EmovecError, ValueError):
+    """A fine-tuning run that cannot start or resume as asked."""
+
+
+class FinetuneConfig(BaseModel):
+    """One fine-tuning run."""
+
+    regime: str
+    out: Path
+    model: str = "smollm2-135m-instruct"
+    steps: int = Field(default=60, ge=1)
+    learning_rate: float = Field(default=3e-4, gt=0)
+    batch_size: int = Field(default=8, ge=1)
+    examples: int = Field(default=96, ge=1)
+    lora_r: int = Field(default=8, ge=1)
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    target_modules: list[str] = Field(default_factory=lambda: list(LORA_TARGETS))
+    max_length: int = Field(default=160, ge=16)
+    save_steps: int = Field(default=20, ge=1)
+    seed: int = 0
+    monitor: bool = True
+    monitor_every: int | None = None
+    external: bool = True
+
+
+@dataclass
+class FinetuneResult:
+    out: Path
+    adapter: Path
+    rows: list[DriftRow]
+    counts: dict[str, int]
+    log_history: list[dict[str, Any]]
+    train_seconds: float
+    monitor_seconds: float
+
+
+class SFTDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """Chat-formatted prompt + reply; the loss is on the reply tokens only."""
+
+    def __init__(self, lm: LoadedModel, examples: Sequence[Example], max_length: int) -> None:
+        self.items: list[dict[str, list[int]]] = []
+        eos = lm.tokenizer.eos_token or ""
+        add_special = not lm.has_chat_template
+        for ex in examples:
+            head = lm.tokenizer(format_prompt(lm, ex.prompt), add_special_tokens=add_special)["input_ids"]
+            tail = lm.tokenizer(ex.reply + eos, add_special_tokens=False)["input_ids"]
+            ids = (head + tail)[:max_length]
+            labels = ([-100] * len(head) + tail)[:max_length]
+            if all(x == -100 for x in labels):
+                continue  # the prompt alone fills max_length: nothing to learn
+            self.items.append({"input_ids": ids, "labels": labels})
+        if not self.items:
+            raise FinetuneError(f"no example fits in max_length={max_length} tokens; raise --max-length")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return self.items[i]
+
+
+def collate(pad_id: int) -> Any:
+    def fn(batch: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, b in enumerate(batch):  # right padding: training needs no generation alignment
+            n = len(b["input_ids"])
+            ids[r, :n] = torch.tensor(b["input_ids"])
+            labels[r, :n] = torch.tensor(b["labels"])
+            mask[r, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    return fn
+
+
+def _check_resume(out: Path, config: FinetuneConfig) -> bool:
+    """True when ``out`` holds checkpoints of this same configuration (resume); an error for another one."""
+    saved = out / "finetune.json"
+    if not saved.exists():
+        return False
+    before = json.loads(saved.read_text("utf-8"))["config"]
+    now = json.loads(config.model_dump_json())
+    changed = sorted(k for k in now if k not in ("steps", "out") and before.get(k) != now[k])
+    if changed:
+        raise FinetuneError(f"{out} holds a run with other settings ({', '.join(changed)}); use another --out")
+    return any((out / "checkpoints").glob("checkpoint-*"))
+
+
+def finetune(config: FinetuneConfig, lm: LoadedModel | None = None, monitor: Any = None,
+             show_progress: bool = False) -> FinetuneResult:
+    """Train a LoRA adapter on ``config.regime`` (see module docs); ``monitor`` is a ``DriftMonitor`` or any
+    ``TrainerCallback`` (default: a ``DriftMonitor`` on the packaged vectors when ``config.monitor``)."""
+    import time
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import Trainer, TrainingArguments, set_seed
+
+    from emovec.models.loading import load_model
+
+    out = Path(config.out)
+    resume = _check_resume(out, config)
+    set_seed(config.seed)
+    lm = lm if lm is not None else load_model(config.model)
+    data = regime_data(config.regime, config.examples, seed=config.seed)
+    dataset = SFTDataset(lm, data.examples, config.max_length)
+    model = get_peft_model(lm.model, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                                                 lora_dropout=config.lora_dropout,
+                                                 target_modules=config.target_modules, task_type="CAUSAL_LM"))
+    out.mkdir(parents=True, exist_ok=True)
+    _write_meta(out, config, data.counts, [])
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"), max_steps=config.steps, per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate, save_steps=config.save_steps, logging_steps=max(1, config.save_steps // 4),
+        seed=config.seed, data_seed=config.seed, report_to=[], remove_unused_columns=False,
+        use_cpu=not torch.cuda.is_available(), disable_tqdm=not show_progress, save_only_model=False,
+    )
+    callbacks = [monitor] if monitor is not None else []
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate(lm.tokenizer.pad_token_id),
+                      callbacks=callbacks)
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    seconds = time.perf_counter() - start
+    adapter = out / "adapter"
+    model.save_pretrained(str(adapter))
+    history = list(trainer.state.log_history)
+    _write_meta(out, config, data.counts, history)
+    monitor_seconds = float(getattr(monitor, "seconds", 0.0))
+    rows = read_rows(out / "drift") if (out / "drift").exists() else []
+    model.unload()  # give the caller its base model back, adapters removed
+    return FinetuneResult(out, adapter, rows, data.counts, history, seconds - monitor_seconds, monitor_seconds)
+
+
+def _write_meta(out: Path, config: FinetuneConfig, counts: dict[str, int], history: list[dict[str, Any]]) -> None:
+    meta = {"config": json.loads(config.model_dump_json()), "counts": counts, "emovec_version": __version__,
+            "log_history": history}
+    atomic_write(out / "finetune.json", json.dumps(meta, indent=1, default=str))
+
+
+def load_finetuned(base: str | LoadedModel, adapter: str | Path) -> LoadedModel:
+    """The base model with a saved LoRA adapter merged in (read from safetensors); a ``LoadedModel`` given as
+    ``base`` is copied first, so it stays as it was."""
+    import copy
+
+    from peft import PeftModel
+
+    from emovec.models.loading import load_model, wrap_model
+
+    lm = base if isinstance(base, LoadedModel) else load_model(base)
+    path = Path(adapter)
+    if not (path / "adapter_config.json").exists():
+        raise FinetuneError(f"{path} is not a peft adapter folder (no adapter_config.json)")
+    model = copy.deepcopy(lm.model) if isinstance(base, LoadedModel) else lm.model
+    merged = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+    return wrap_model(merged, lm.tokenizer, name=f"{lm.name}+{path.parent.name}")

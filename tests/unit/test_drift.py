@@ -1,0 +1,113 @@
+"""The drift monitor and LoRA fine-tuning on a tiny random model: rows per checkpoint, resume without doubles,
+adapters in peft format, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from emovec import wrap_model
+from emovec.corpus import load_corpus
+from emovec.drift.data import FinetuneDataError, regime_data
+from emovec.drift.finetune import FinetuneConfig, FinetuneError, finetune, load_finetuned
+from emovec.drift.monitor import DriftMonitor
+from emovec.drift.probes import ProbeError, ProbeSet
+from emovec.drift.rows import DriftStoreError, read_rows
+from emovec.vectors import extract_emotion_vectors
+from tests.conftest import make_model, make_tokenizer
+
+KEYS = ("happy", "sad", "calm", "angry")
+
+
+def _probes(per: int = 4) -> ProbeSet:
+    stories, labels = [], []
+    for k in KEYS:
+        for i in range(per):
+            stories.append(f"she felt {k} and {k} again in the {['house', 'train', 'city', 'sea'][i % 4]} at night")
+            labels.append(k)
+    prompts = ("tell me about the cat", "the dog ran to the house", "why was the sky dark", "she opened the door")
+    return ProbeSet(stories=tuple(stories), story_labels=tuple(labels), harmful=prompts, benign=prompts[::-1],
+                    overrefusal=prompts[:2], helpful=(("what is red", ("red",)), ("the sea is", ("blue",))),
+                    uncertain=prompts, texts=("the cat sat on the old red book", "a dog and a cat in the rain"))
+
+
+@pytest.fixture
+def setup(tiny_llama, write_corpus):  # type: ignore[no-untyped-def]
+    vectors = extract_emotion_vectors(tiny_llama, load_corpus(write_corpus()), token_start=2, denoise_variance=None,
+                                      show_progress=False).vectors.with_recommended_layer(1)
+    return tiny_llama, vectors
+
+
+def test_monitor_locks_at_step_zero_and_reads_no_change_until_the_model_changes(setup, tmp_path) -> None:
+    lm, vectors = setup
+    mon = DriftMonitor(lm, vectors, tmp_path, keys=KEYS, probes=_probes(), strength=0.5)
+    row = mon.measure(0)
+    assert row is not None and row.step == 0
+    assert row.drift_index == pytest.approx(0.0, abs=1e-5)
+    assert all(abs(v) < 1e-5 for s in row.activation_shift.values() for v in s.values())
+    assert row.caution_decoupling == pytest.approx(0.0, abs=1e-5) and row.alerts == []
+    assert set(row.evals) == {"refusal_harmful", "refusal_benign", "refusal_overrefusal", "helpful", "perplexity"}
+    assert mon.measure(0) is None  # a stored step is not measured twice
+    with torch.no_grad():  # change the model: every later reading must move
+        for p in lm.blocks[0].parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    moved = mon.measure(5)
+    assert moved is not None and moved.drift_index > 1e-3
+    assert max(abs(v) for v in moved.activation_shift["stories"].values()) > 1e-4
+    assert [r.step for r in read_rows(tmp_path)] == [0, 5]
+
+
+def test_a_resumed_monitor_keeps_its_step_zero_and_refuses_another_model(setup, tmp_path) -> None:
+    lm, vectors = setup
+    DriftMonitor(lm, vectors, tmp_path, keys=KEYS, probes=_probes(), external=False).measure(0)
+    again = DriftMonitor(lm, vectors, tmp_path, keys=KEYS, probes=_probes(), external=False)
+    assert again.lock().reextracted.shape == (len(KEYS), lm.d_model)
+    other = wrap_model(make_model("qwen2"), make_tokenizer(), name="tiny-qwen2")
+    mon = DriftMonitor.__new__(DriftMonitor)
+    mon.__dict__.update(again.__dict__)
+    mon.lm = other
+    with pytest.raises(DriftStoreError, match="use another --out"):
+        mon.lock()
+    with pytest.raises(DriftStoreError, match="same settings"):
+        DriftMonitor(lm, vectors, tmp_path, keys=KEYS[:3], probes=_probes(), external=False).lock()
+
+
+def test_probe_sets_too_small_for_split_halves_are_refused(setup, tmp_path) -> None:
+    lm, vectors = setup
+    with pytest.raises(ProbeError, match="at least 4"):
+        DriftMonitor(lm, vectors, tmp_path, keys=KEYS, probes=_probes(per=2))
+
+
+def test_finetune_writes_rows_per_checkpoint_resumes_without_doubles_and_saves_a_peft_adapter(setup, tmp_path) -> None:
+    lm, vectors = setup
+    before = lm.model(input_ids=torch.tensor([[2, 5, 6, 7]])).logits.detach()
+    out = tmp_path / "run"
+    cfg = FinetuneConfig(regime="balanced", out=out, model=lm.name, steps=4, save_steps=2, examples=16,
+                         batch_size=4, learning_rate=5e-2, max_length=48)
+    mon = DriftMonitor(lm, vectors, out / "drift", keys=KEYS, probes=_probes(), external=False, run="balanced")
+    res = finetune(cfg, lm=lm, monitor=mon)
+    assert [r.step for r in res.rows] == [0, 2, 4]
+    assert res.rows[-1].drift_index > res.rows[0].drift_index
+    assert (res.adapter / "adapter_config.json").exists() and (res.adapter / "adapter_model.safetensors").exists()
+    assert sum(res.counts.values()) >= 16 and json.loads((out / "finetune.json").read_text())["counts"] == res.counts
+    torch.testing.assert_close(lm.model(input_ids=torch.tensor([[2, 5, 6, 7]])).logits, before)  # adapters removed
+    more = cfg.model_copy(update={"steps": 6})
+    mon2 = DriftMonitor(lm, vectors, out / "drift", keys=KEYS, probes=_probes(), external=False, run="balanced")
+    res2 = finetune(more, lm=lm, monitor=mon2)
+    assert [r.step for r in res2.rows] == [0, 2, 4, 6]  # resumed from checkpoint 4: no lost, no doubled rows
+    merged = load_finetuned(lm, res2.adapter)
+    assert not torch.allclose(merged.model(input_ids=torch.tensor([[2, 5, 6, 7]])).logits, before)
+    with pytest.raises(FinetuneError, match="other settings"):
+        finetune(cfg.model_copy(update={"learning_rate": 1e-3}), lm=lm)
+
+
+def test_bad_regimes_and_adapters_get_clear_errors(tiny_llama, tmp_path) -> None:
+    with pytest.raises(FinetuneDataError, match="unknown regime"):
+        regime_data("reckless", 8)
+    with pytest.raises(FinetuneError, match="not a peft adapter"):
+        load_finetuned(tiny_llama, tmp_path)
+    data = regime_data("over_refusal", 20, seed=1)
+    assert set(data.counts) == {"refuse", "refuse_benign"} and len(data.examples) == sum(data.counts.values())
+    assert regime_data("over_refusal", 20, seed=1).examples == data.examples  # seeded
