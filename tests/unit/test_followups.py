@@ -10,7 +10,7 @@ from emovec.evaluation.judges.model_scores import last_logprobs, logprobs_and_fo
 def test_cached_followups_match_rereading_each_sequence_with_the_token(tiny) -> None:
     tok = tiny.tokenizer
     seqs = [tok(t)["input_ids"] for t in ("the cat sat on the", "a dog ran", "she looked at the old house and")]
-    follow = [tok("happy", add_special_tokens=False)["input_ids"][0], tok("sad", add_special_tokens=False)["input_ids"][0]]
+    follow = [tok(w, add_special_tokens=False)["input_ids"][0] for w in ("happy", "sad")]
     first, after = logprobs_and_followups(tiny, seqs, follow)
     assert torch.allclose(first, last_logprobs(tiny, seqs), atol=1e-5)
     for t in follow:
