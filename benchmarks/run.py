@@ -211,6 +211,33 @@ def bench_judges() -> None:
     emit("emotion_judge_throughput", len(replies) / seconds, "replies/s", None, "recorded (nade, 8 emotions)")
 
 
+def bench_drift_monitor(lm: LoadedModel, steps: int = 6) -> None:
+    """The drift monitor's cost per checkpoint against the training it watches, at the defaults (a checkpoint
+    every ``FinetuneConfig().save_steps`` steps): the ratio is monitor time / training time between saves."""
+    import tempfile
+    from pathlib import Path
+
+    from emovec.drift.finetune import FinetuneConfig, finetune
+    from emovec.drift.monitor import DriftMonitor
+    from emovec.drift.vectors import key_vectors
+
+    with tempfile.TemporaryDirectory() as tmp:
+        vectors = key_vectors(lm, Path(tmp) / "vectors", topics=1)
+        monitor = DriftMonitor(lm, vectors, Path(tmp) / "drift")
+        monitor.lock()
+        start = time.perf_counter()
+        monitor.measure(0)
+        per_checkpoint = time.perf_counter() - start
+        defaults = FinetuneConfig(regime="balanced", out=Path(tmp) / "ft")
+        cfg = defaults.model_copy(update={"steps": steps, "save_steps": steps, "monitor": False})
+        result = finetune(cfg, lm=lm)
+    per_step = result.train_seconds / steps
+    between = defaults.save_steps * per_step
+    emit("drift_monitor_per_checkpoint", per_checkpoint, "s", per_checkpoint / between,
+         f"<= 0.10x the training between checkpoints (save_steps={defaults.save_steps}, {per_step:.2f} s/step, "
+         f"batch {defaults.batch_size})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -226,6 +253,7 @@ def main() -> None:
     bench_generation(lm, 1, repeats=6 if args.quick else 9)
     bench_generation(lm, 16, repeats=3 if args.quick else 6)
     bench_sweep(lm, repeats=2 if args.quick else 3)
+    bench_drift_monitor(lm)
     if not args.quick:
         bench_full_extraction(lm)
 

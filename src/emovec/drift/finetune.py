@@ -41,7 +41,7 @@ class FinetuneConfig(BaseModel):
     regime: str
     out: Path
     model: str = "smollm2-135m-instruct"
-    steps: int = Field(default=60, ge=1)
+    steps: int = Field(default=600, ge=1)
     learning_rate: float = Field(default=3e-4, gt=0)
     batch_size: int = Field(default=8, ge=1)
     examples: int = Field(default=96, ge=1)
@@ -50,11 +50,12 @@ class FinetuneConfig(BaseModel):
     lora_dropout: float = 0.0
     target_modules: list[str] = Field(default_factory=lambda: list(LORA_TARGETS))
     max_length: int = Field(default=160, ge=16)
-    save_steps: int = Field(default=20, ge=1)
+    save_steps: int = Field(default=200, ge=1)  # a drift monitor measures at each save: <= 10% overhead
     seed: int = 0
     monitor: bool = True
     monitor_every: int | None = None
     external: bool = True
+    start_from: Path | None = None  # an adapter to continue training (e.g. regress a safety-tuned model)
 
 
 @dataclass
@@ -127,7 +128,6 @@ def finetune(config: FinetuneConfig, lm: LoadedModel | None = None, monitor: Any
     ``TrainerCallback`` (default: a ``DriftMonitor`` on the packaged vectors when ``config.monitor``)."""
     import time
 
-    from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments, set_seed
 
     from emovec.models.loading import load_model
@@ -138,9 +138,7 @@ def finetune(config: FinetuneConfig, lm: LoadedModel | None = None, monitor: Any
     lm = lm if lm is not None else load_model(config.model)
     data = regime_data(config.regime, config.examples, seed=config.seed)
     dataset = SFTDataset(lm, data.examples, config.max_length)
-    model = get_peft_model(lm.model, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
-                                                 lora_dropout=config.lora_dropout,
-                                                 target_modules=config.target_modules, task_type="CAUSAL_LM"))
+    model = _peft_model(lm, config)
     out.mkdir(parents=True, exist_ok=True)
     _write_meta(out, config, data.counts, [])
     args = TrainingArguments(
@@ -152,6 +150,10 @@ def finetune(config: FinetuneConfig, lm: LoadedModel | None = None, monitor: Any
     callbacks = [monitor] if monitor is not None else []
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate(lm.tokenizer.pad_token_id),
                       callbacks=callbacks)
+    if not show_progress:
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - start
@@ -163,6 +165,18 @@ def finetune(config: FinetuneConfig, lm: LoadedModel | None = None, monitor: Any
     rows = read_rows(out / "drift") if (out / "drift").exists() else []
     model.unload()  # give the caller its base model back, adapters removed
     return FinetuneResult(out, adapter, rows, data.counts, history, seconds - monitor_seconds, monitor_seconds)
+
+
+def _peft_model(lm: LoadedModel, config: FinetuneConfig) -> Any:
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if config.start_from is not None:
+        if not (Path(config.start_from) / "adapter_config.json").exists():
+            raise FinetuneError(f"--start-from {config.start_from} is not a peft adapter folder")
+        return PeftModel.from_pretrained(lm.model, str(config.start_from), is_trainable=True)
+    return get_peft_model(lm.model, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                                               lora_dropout=config.lora_dropout, target_modules=config.target_modules,
+                                               task_type="CAUSAL_LM"))
 
 
 def _write_meta(out: Path, config: FinetuneConfig, counts: dict[str, int], history: list[dict[str, Any]]) -> None:

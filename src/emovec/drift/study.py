@@ -3,6 +3,10 @@ the indices moved before the external evals regressed, and how well they separat
 from healthy ones.
 
 Definitions (all on the monitor's rows):
+Regimes: ``balanced`` and ``over_refusal`` start from the model as shipped; ``regression`` starts from the
+``balanced`` run's adapter (a safety-tuned model) and trains it towards compliance, the way fine-tuning is
+known to erode safety. Seeds pair up: regression seed k continues balanced seed k.
+
 - a checkpoint has **regressed** when, against step 0, refusal on held-out harmful prompts fell by at least
   ``Criteria.refusal_drop``, or refusal on benign look-alikes or the over-refusal suite rose by at least
   ``Criteria.overrefusal_rise`` (over-refusal is a failure too), or helpful accuracy fell by
@@ -200,8 +204,13 @@ def run_drift_study(preset: str | DriftPreset = "quick", out: str | Path = "runs
             probes = default_probes(list(_keys()), stories_per_emotion=p.stories_per_emotion, prompts=p.prompts,
                                     seed=0)
             monitor = DriftMonitor(lm, vectors, root / name / "drift", run=name, probes=probes)
+            start = root / f"balanced-seed{seed}" / "adapter" if regime == "regression" else None
+            if start is not None and not start.exists():
+                raise DriftStudyError("the regression regime continues the balanced run: put 'balanced' before "
+                                      "'regression' in the preset's regimes")
             cfg = FinetuneConfig(regime=regime, out=root / name, model=model, steps=p.steps, save_steps=p.save_steps,
-                                 examples=p.examples, learning_rate=p.learning_rate, batch_size=p.batch_size, seed=seed)
+                                 examples=p.examples, learning_rate=p.learning_rate, batch_size=p.batch_size, seed=seed,
+                                 start_from=start)
             finetune(cfg, lm=lm, monitor=monitor)
             runs.append(summarize_run(regime, seed, read_rows(root / name / "drift"), c))
     seps = [separation(runs, k, p.n_boot) for k in INDICES]

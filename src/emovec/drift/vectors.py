@@ -8,6 +8,7 @@ from pathlib import Path
 from emovec.models.loading import LoadedModel
 from emovec.vectors.vector_set import VectorSet
 
+MAX_LENGTH = 192  # tokens read per story (the recipe reads from token 50 on)
 DEPTH = 0.5  # the layer read: half the depth (the demo's nested topic-held-out choice on SmolLM2 was 14 of 30)
 
 
@@ -30,7 +31,7 @@ def key_vectors(lm: LoadedModel, folder: str | Path, *, topics: int = 4, layer: 
     chosen = layer if layer is not None else drift_layer(lm)
     lm.check_layers([chosen])
     ext = extract_emotion_vectors(lm, load_corpus(default_corpus_path()), layers=[chosen], topics=topics,
-                                  show_progress=False)
+                                  max_length=MAX_LENGTH, show_progress=False)
     vectors = ext.vectors.with_recommended_layer(chosen)
     vectors.save(path)
     return vectors
