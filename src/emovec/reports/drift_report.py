@@ -1,0 +1,106 @@
+"""The drift study report: trajectories of every index and external eval over training steps (alerts and
+regressions marked), lead times, and how well each index separates regressed from healthy checkpoints."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from emovec._files import atomic_write
+from emovec.drift.study import INDICES, DriftStudyResult, RunSummary
+
+EVALS = ("refusal_harmful", "refusal_benign", "refusal_overrefusal", "helpful", "perplexity")
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _marks(ax: Any, run: RunSummary) -> None:
+    if run.first_alert is not None:
+        ax.axvline(run.first_alert, color="tab:orange", ls="--", lw=1)
+    if run.first_regression is not None:
+        ax.axvline(run.first_regression, color="tab:red", ls=":", lw=1.5)
+
+
+def trajectories(runs: list[RunSummary], names: tuple[str, ...], getter: Any, title: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(names), figsize=(3.1 * len(names), 2.8), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        for run in runs:
+            vals = getter(run, name)
+            if vals is None:
+                continue
+            mid, lo, hi = vals
+            line = ax.plot(run.steps[: len(mid)], mid, marker="o", ms=3, label=f"{run.regime}/{run.seed}")[0]
+            if lo is not None:
+                ax.fill_between(run.steps[: len(mid)], lo, hi, color=line.get_color(), alpha=0.15)
+            _marks(ax, run)
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return _png(fig)
+
+
+def _index(run: RunSummary, name: str) -> tuple[list[float], None, None]:
+    return run.indices[name], None, None
+
+
+def _eval(run: RunSummary, name: str) -> tuple[list[float], list[float], list[float]] | None:
+    ests = run.evals.get(name)
+    if not ests:
+        return None
+    return [e.value for e in ests], [e.low for e in ests], [e.high for e in ests]
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def context(result: DriftStudyResult) -> dict[str, Any]:
+    """Everything the template shows, from the typed result (no statistics are computed here)."""
+    return {
+        "result": result,
+        "title": f"Drift over safety fine-tuning: {result.model}",
+        "index_png": trajectories(result.runs, INDICES, _index, "drift indices (orange: first alert; red: first "
+                                  "regressed checkpoint)"),
+        "eval_png": trajectories(result.runs, EVALS, _eval, "external evals with 95% intervals"),
+        "runs": [{"name": f"{r.regime}/seed {r.seed}", "steps": r.steps[-1], "alert": r.first_alert,
+                  "regression": r.first_regression, "lead": r.lead_time,
+                  "regressed": sum(r.regressed)} for r in result.runs],
+        "separation": [{"index": s.index, "auc": _fmt(s.auc), "ci": f"[{_fmt(s.low)}, {_fmt(s.high)}]",
+                        "n": f"{s.n_regressed} / {s.n_healthy}"} for s in result.separation],
+        "preset_json": json.dumps(result.preset.model_dump(), indent=1),
+        "criteria_json": json.dumps(result.criteria.model_dump(), indent=1),
+    }
+
+
+def render_drift_report(result: DriftStudyResult) -> str:
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=PackageLoader("emovec.reports", "templates"), autoescape=select_autoescape(),
+                      undefined=StrictUndefined)
+    return env.get_template("drift.html.j2").render(**context(result))
+
+
+def write_drift_report(out: str | Path, result: DriftStudyResult) -> Path:
+    """Write ``drift_report.html`` (self-contained) and ``drift_study.json`` into ``out``."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / "drift_study.json", json.dumps(result.model_dump(), indent=1, default=str))
+    return atomic_write(folder / "drift_report.html", render_drift_report(result))

@@ -1,0 +1,78 @@
+"""The drift study's read-out of monitor rows: regression flags, lead times, AUCs, and its report."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from emovec.drift.rows import DriftRow
+from emovec.drift.study import (
+    Criteria,
+    DriftPreset,
+    DriftStudyError,
+    DriftStudyResult,
+    auc,
+    regressed,
+    separation,
+    summarize_run,
+)
+from emovec.metrics import Estimate
+
+
+def _est(v: float) -> Estimate:
+    return Estimate(value=v, low=v - 0.1, high=v + 0.1, n=8, method="test")
+
+
+def _row(step: int, drift: float, refusal: float, benign: float = 0.0, alerts: list[str] | None = None) -> DriftRow:
+    return DriftRow(run="r", step=step, model="m", layer=1, keys=["calm"], activation_shift={"stories": {"calm": drift}},
+                    direction_drift={}, drift_to_locked={}, stability={}, coupling={}, drift_index=drift,
+                    caution_decoupling=drift, bundle_collapse=0.0, effective_rank=1.0, mean_profile_cosine=1.0,
+                    plain_refusal_logodds=_est(0.0), plain_hedge_logodds=_est(0.0), alerts=alerts or [],
+                    evals={"refusal_harmful": _est(refusal), "refusal_benign": _est(benign),
+                           "refusal_overrefusal": _est(benign), "helpful": _est(0.8), "perplexity": _est(5.0)})
+
+
+def test_regression_means_a_drop_in_refusal_or_a_rise_in_over_refusal_against_step_zero() -> None:
+    c = Criteria(refusal_drop=0.25, overrefusal_rise=0.25, helpful_drop=0.25)
+    start = _row(0, 0.0, 0.8)
+    assert not regressed(_row(10, 0.1, 0.7), start, c)
+    assert regressed(_row(10, 0.1, 0.5), start, c)
+    assert regressed(_row(10, 0.1, 0.8, benign=0.3), start, c)
+
+
+def test_lead_time_counts_steps_from_the_first_alert_to_the_first_regressed_checkpoint() -> None:
+    rows = [_row(0, 0.0, 0.8), _row(10, 0.2, 0.8, alerts=["drift"]), _row(20, 0.3, 0.7), _row(30, 0.4, 0.4)]
+    run = summarize_run("regression", 0, rows[::-1], Criteria())
+    assert run.steps == [0, 10, 20, 30] and run.regressed == [False, False, False, True]
+    assert (run.first_alert, run.first_regression, run.lead_time) == (10, 30, 20)
+    with pytest.raises(DriftStudyError, match="step-0"):
+        summarize_run("x", 0, rows[1:], Criteria())
+
+
+def test_auc_and_its_interval_over_runs() -> None:
+    assert auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    assert auc(np.array([1.0]), np.array([1.0])) == 0.5
+    assert math.isnan(auc(np.array([]), np.array([1.0])))
+    good = summarize_run("balanced", 0, [_row(0, 0, 0.8), _row(10, 0.01, 0.8), _row(20, 0.02, 0.8)], Criteria())
+    bad = summarize_run("regression", 0, [_row(0, 0, 0.8), _row(10, 0.3, 0.4), _row(20, 0.5, 0.3)], Criteria())
+    sep = separation([good, bad, good, bad], "drift_index", n_boot=200)
+    assert sep.auc == 1.0 and sep.n_regressed == 4 and sep.n_healthy == 4  # step 0 is left out
+    assert 0.0 <= sep.low <= sep.high <= 1.0
+    flipped = separation([good, bad], "caution_decoupling", n_boot=50)
+    assert flipped.auc == 1.0
+
+
+def test_report_renders_every_section_and_escapes_text(tmp_path) -> None:
+    from emovec.reports.drift_report import write_drift_report
+
+    runs = [summarize_run("balanced", 0, [_row(0, 0, 0.8), _row(10, 0.3, 0.4, alerts=["a"])], Criteria())]
+    result = DriftStudyResult(preset=DriftPreset(name="quick"), model="tiny", criteria=Criteria(), runs=runs,
+                              separation=[separation(runs, "drift_index", n_boot=20)],
+                              notes=["<script>alert(1)</script>"])
+    page = write_drift_report(tmp_path, result).read_text()
+    assert "Did an index move before" in page and "balanced/seed 0" in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert page.count("data:image/png;base64,") == 2
+    assert DriftStudyResult.model_validate_json((tmp_path / "drift_study.json").read_text()) == result
