@@ -26,8 +26,9 @@ def _est(v: float) -> Estimate:
 
 
 def _row(step: int, drift: float, refusal: float, benign: float = 0.0, alerts: list[str] | None = None) -> DriftRow:
-    return DriftRow(run="r", step=step, model="m", layer=1, keys=["calm"], activation_shift={"stories": {"calm": drift}},
-                    direction_drift={}, drift_to_locked={}, stability={}, coupling={}, drift_index=drift,
+    return DriftRow(run="r", step=step, model="m", layer=1, keys=["calm"],
+                    activation_shift={"stories": {"calm": drift}}, direction_drift={}, drift_to_locked={},
+                    stability={}, coupling={}, drift_index=drift,
                     caution_decoupling=drift, bundle_collapse=0.0, effective_rank=1.0, mean_profile_cosine=1.0,
                     plain_refusal_logodds=_est(0.0), plain_hedge_logodds=_est(0.0), alerts=alerts or [],
                     evals={"refusal_harmful": _est(refusal), "refusal_benign": _est(benign),

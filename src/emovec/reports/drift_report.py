@@ -93,8 +93,8 @@ def context(result: DriftStudyResult) -> dict[str, Any]:
 def render_drift_report(result: DriftStudyResult) -> str:
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-    env = Environment(loader=PackageLoader("emovec.reports", "templates"), autoescape=select_autoescape(),
-                      undefined=StrictUndefined)
+    env = Environment(loader=PackageLoader("emovec.reports", "templates"), undefined=StrictUndefined,
+                      autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True))
     return env.get_template("drift.html.j2").render(**context(result))
 
 
