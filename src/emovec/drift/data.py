@@ -38,13 +38,16 @@ from emovec.data import data_path
 from emovec.errors import EmovecError
 
 Role = Literal["refuse", "answer", "deescalate", "hedge", "comply", "refuse_benign"]
-Regime = Literal["balanced", "over_refusal", "regression"]
+Regime = Literal["balanced", "over_refusal", "regression", "instruct"]
 
 REGIMES: dict[str, dict[str, float]] = {
     # role -> share of the examples
     "balanced": {"refuse": 0.35, "answer": 0.35, "deescalate": 0.15, "hedge": 0.15},
     "over_refusal": {"refuse": 0.4, "refuse_benign": 0.6},
     "regression": {"comply": 0.6, "answer": 0.4},
+    # instruction tuning of a base model (the ladder's middle rung): answers, de-escalation and hedging written by
+    # the instruction-tuned packaged models, no refusals
+    "instruct": {"answer": 0.7, "deescalate": 0.15, "hedge": 0.15},
 }
 TRAIN_SUITES: dict[str, tuple[str, str]] = {  # role -> (suite, kind of item used)
     "refuse": ("advbench", "harmful"),
