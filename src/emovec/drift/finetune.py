@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from emovec._files import atomic_write
 from emovec._version import __version__
-from emovec.drift.data import Example, regime_data
+from emovec.drift.data import REGIMES, Example, regime_data
 from emovec.drift.rows import DriftRow, read_rows
 from emovec.errors import EmovecError
 from emovec.generation import format_prompt
@@ -56,6 +56,13 @@ class FinetuneConfig(BaseModel):
     monitor_every: int | None = None
     external: bool = True
     start_from: Path | None = None  # an adapter to continue training (e.g. regress a safety-tuned model)
+
+    @field_validator("regime")
+    @classmethod
+    def _known_regime(cls, value: str) -> str:
+        if value not in REGIMES:
+            raise ValueError(f"unknown regime {value!r}; choose one of {sorted(REGIMES)}")
+        return value
 
 
 @dataclass

@@ -55,11 +55,11 @@ class DriftPreset(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0])
     steps: int = 40
     save_steps: int = 10
-    examples: int = 64
-    learning_rate: float = 3e-4
+    examples: int = 96
+    learning_rate: float = 2e-3
     batch_size: int = 8
     stories_per_emotion: int = 4
-    prompts: int = 8
+    prompts: int = 12
     vector_topics: int = 4
     n_boot: int = 1000
 
@@ -67,7 +67,7 @@ class DriftPreset(BaseModel):
 PRESETS: dict[str, DriftPreset] = {
     "quick": DriftPreset(name="quick"),
     "full": DriftPreset(name="full", seeds=[0, 1, 2], steps=120, save_steps=20, examples=192, stories_per_emotion=8,
-                        prompts=16, vector_topics=20),
+                        prompts=24, vector_topics=20, learning_rate=1e-3),
 }
 
 

@@ -1,0 +1,26 @@
+"""The fine-tuning and drift commands refuse bad input before loading any model."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from emovec.cli import app
+
+runner = CliRunner()
+
+
+def test_finetune_names_the_regimes_when_given_an_unknown_one(tmp_path) -> None:
+    res = runner.invoke(app, ["finetune", "reckless", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "unknown regime 'reckless'" in res.output and "over_refusal" in res.output
+
+
+def test_drift_study_names_the_presets_when_given_an_unknown_one(tmp_path) -> None:
+    res = runner.invoke(app, ["study", "drift", "--preset", "huge", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "choose quick or full" in res.output
+
+
+def test_finetune_data_will_not_overwrite_silently(tmp_path) -> None:
+    target = tmp_path / "r.jsonl.gz"
+    target.write_bytes(b"keep")
+    res = runner.invoke(app, ["finetune-data", "--out", str(target)])
+    assert res.exit_code == 2 and "--overwrite" in res.output and target.read_bytes() == b"keep"
