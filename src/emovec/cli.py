@@ -497,10 +497,8 @@ def chat(
         out.print("  top emotions: " + ", ".join(f"{n} {x:+.3f}" for n, x in top), highlight=False)
 
 
-from emovec import (
-    cli_drift,  # noqa: F401  (registers the fine-tuning and drift commands on ``app``)
-    cli_eval,  # noqa: F401  (registers the evaluation commands on ``app``)
-)
+# registers the evaluation, fine-tuning and drift commands on ``app``
+from emovec import cli_drift, cli_eval  # noqa: E402,F401
 
 
 def main() -> None:
