@@ -111,3 +111,14 @@ def test_bad_regimes_and_adapters_get_clear_errors(tiny_llama, tmp_path) -> None
     data = regime_data("over_refusal", 20, seed=1)
     assert set(data.counts) == {"refuse", "refuse_benign"} and len(data.examples) == sum(data.counts.values())
     assert regime_data("over_refusal", 20, seed=1).examples == data.examples  # seeded
+
+
+def test_a_ladder_rung_saved_as_a_checkpoint_loads_back_by_path_with_the_same_outputs(tiny_llama, tmp_path) -> None:
+    from emovec import load_model
+    from emovec.drift.ladder import save_checkpoint
+
+    folder = save_checkpoint(tiny_llama, tmp_path / "rung")
+    back = load_model(str(folder))
+    ids = torch.tensor([[2, 5, 6, 7, 8]])
+    torch.testing.assert_close(back.model(input_ids=ids).logits, tiny_llama.model(input_ids=ids).logits)
+    assert back.source.fingerprint == tiny_llama.source.fingerprint
