@@ -122,3 +122,24 @@ def test_a_ladder_rung_saved_as_a_checkpoint_loads_back_by_path_with_the_same_ou
     ids = torch.tensor([[2, 5, 6, 7, 8]])
     torch.testing.assert_close(back.model(input_ids=ids).logits, tiny_llama.model(input_ids=ids).logits)
     assert back.source.fingerprint == tiny_llama.source.fingerprint
+
+
+def test_all_emotion_vectors_drift_is_recorded_at_the_asked_steps(setup, tmp_path, monkeypatch) -> None:
+    lm, vectors = setup
+    import emovec.drift.monitor as monitor_module
+
+    state = {"scale": 1.0}
+
+    def fake_all(lm_: object, layer: int, topics: int = 1) -> tuple[tuple[str, ...], torch.Tensor]:
+        base = torch.eye(3, lm.d_model)
+        return ("a", "b", "c"), base + state["scale"] * torch.eye(3, lm.d_model).roll(1, 1)
+
+    monkeypatch.setattr(monitor_module, "all_vectors", fake_all)
+    mon = DriftMonitor(lm, vectors, tmp_path, keys=KEYS, probes=_probes(), external=False, all_every=10)
+    first = mon.measure(0)
+    assert first is not None and first.all_drift == pytest.approx({"a": 0.0, "b": 0.0, "c": 0.0}, abs=1e-6)
+    assert mon.measure(5) is not None and read_rows(tmp_path)[-1].all_drift is None
+    state["scale"] = 0.0  # the re-extracted vectors rotate by 45 degrees
+    later = mon.measure(10)
+    assert later is not None and later.all_drift is not None
+    assert later.all_drift["a"] == pytest.approx(1 - 2 ** -0.5, abs=1e-5)

@@ -171,3 +171,16 @@ def perplexity(lm: LoadedModel, texts: Sequence[str]) -> Estimate:
 def projections(acts: torch.Tensor, units: torch.Tensor, centre: torch.Tensor, norm: float) -> np.ndarray:
     """``[n, K]`` readouts of activations on the locked unit vectors."""
     return readout(acts, units, centre, norm).numpy()
+
+
+def all_vectors(lm: LoadedModel, layer: int, topics: int = 1) -> tuple[tuple[str, ...], torch.Tensor]:
+    """All emotion vectors ``[E, d]`` re-extracted at ``layer`` from ``topics`` topics of the shipped corpus (the
+    recipe without topic removal or denoising, so step 0 and later checkpoints are read the same way)."""
+    from emovec.corpus import load_corpus
+    from emovec.data import default_corpus_path
+    from emovec.vectors.extract import extract_emotion_vectors
+
+    ext = extract_emotion_vectors(lm, load_corpus(default_corpus_path()), layers=[layer], topics=topics,
+                                  topic_removal=False, denoise_variance=None, max_length=192, skip_short=True,
+                                  show_progress=False)
+    return ext.vectors.names, ext.vectors.directions[0].float()

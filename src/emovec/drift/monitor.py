@@ -33,6 +33,7 @@ from emovec.drift.measure import (
     KEYS,
     Coupling,
     StoryReading,
+    all_vectors,
     coupling,
     external_evals,
     mean_activations,
@@ -104,12 +105,14 @@ class DriftMonitor(TrainerCallback):
         probes: fixed probe sets (default ``default_probes(keys)``).
         external: run the generation-based external evals too.
         on_alert: called with (step, alerts) when thresholds are crossed.
+        all_every: also re-extract all emotion vectors (one corpus topic) at step 0 and every N steps, and
+            record every one's drift (``DriftRow.all_drift``); about a minute per time on the default CPU model.
     """
 
     def __init__(self, lm: LoadedModel, vectors: VectorSet, out: str | Path, *, keys: Sequence[str] = KEYS,
                  layer: int | None = None, every: int | None = None, strength: float = 0.1, run: str = "run",
                  probes: ProbeSet | None = None, external: bool = True, thresholds: Thresholds | None = None,
-                 on_alert: Callable[[int, list[str]], None] | None = None) -> None:
+                 on_alert: Callable[[int, list[str]], None] | None = None, all_every: int | None = None) -> None:
         vectors.check_compatible(lm)
         for k in keys:
             vectors.index(k)
@@ -123,6 +126,7 @@ class DriftMonitor(TrainerCallback):
         self.external, self.thresholds, self.on_alert = external, thresholds or Thresholds(), on_alert
         self.reference: Reference | None = None
         self.seconds = 0.0
+        self.all_every = all_every
 
     # -- the reference ----------------------------------------------------------------------------------
 
@@ -196,8 +200,10 @@ class DriftMonitor(TrainerCallback):
         with _evaluating(self.lm.model):
             stories, shift, coup = self._read()
             evals = external_evals(self.lm, self.probes) if self.external else {}
+            all_drift = self._all_drift(step)
         now = reextract(stories, self.keys).numpy()
         row = self._row(step, epoch, ref, stories, shift, coup, now, evals)
+        row.all_drift = all_drift
         row.measure_seconds = time.perf_counter() - start
         self.seconds += row.measure_seconds
         append_row(self.out, row)
@@ -206,6 +212,18 @@ class DriftMonitor(TrainerCallback):
             if self.on_alert is not None:
                 self.on_alert(step, row.alerts)
         return row
+
+    def _all_drift(self, step: int) -> dict[str, float] | None:
+        if not self.all_every or step % self.all_every:
+            return None
+        names, vecs = all_vectors(self.lm, self.layer)
+        first = self.out / "all_vectors_step0.safetensors"
+        if not first.exists():
+            tmp = temp_path(first)
+            save_file({"directions": vecs.contiguous()}, str(tmp))
+            tmp.replace(first)
+        base = load_file(str(first))["directions"]
+        return dict(zip(names, indices.direction_drift(base.numpy(), vecs.numpy()).tolist(), strict=True))
 
     def _row(self, step: int, epoch: float | None, ref: Reference, stories: StoryReading,
              shift: dict[str, np.ndarray], coup: Coupling, now: np.ndarray, evals: dict[str, Estimate]) -> DriftRow:

@@ -56,6 +56,7 @@ class DriftRow(BaseModel):
     plain_refusal_logodds: Estimate
     plain_hedge_logodds: Estimate
     evals: dict[str, Estimate] = Field(default_factory=dict)
+    all_drift: dict[str, float] | None = None  # every emotion's 1 - cos to step 0, at the steps asked for
     alerts: list[str] = Field(default_factory=list)
     measure_seconds: float = 0.0
 

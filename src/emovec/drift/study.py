@@ -62,12 +62,13 @@ class DriftPreset(BaseModel):
     prompts: int = 12
     vector_topics: int = 4
     n_boot: int = 1000
+    all_every: int | None = None  # re-extract all emotion vectors every N steps (and at step 0)
 
 
 PRESETS: dict[str, DriftPreset] = {
     "quick": DriftPreset(name="quick"),
     "full": DriftPreset(name="full", seeds=[0, 1, 2], steps=120, save_steps=20, examples=192, stories_per_emotion=8,
-                        prompts=24, vector_topics=20, learning_rate=1e-3),
+                        prompts=24, vector_topics=20, learning_rate=1e-3, all_every=60),
 }
 
 
@@ -203,7 +204,8 @@ def run_drift_study(preset: str | DriftPreset = "quick", out: str | Path = "runs
             say(f"fine-tuning {name}: {p.steps} steps, checkpoints every {p.save_steps}")
             probes = default_probes(list(_keys()), stories_per_emotion=p.stories_per_emotion, prompts=p.prompts,
                                     seed=0)
-            monitor = DriftMonitor(lm, vectors, root / name / "drift", run=name, probes=probes)
+            monitor = DriftMonitor(lm, vectors, root / name / "drift", run=name, probes=probes,
+                                   all_every=p.all_every)
             start = root / f"balanced-seed{seed}" / "adapter" if regime == "regression" else None
             if start is not None and not start.exists():
                 raise DriftStudyError("the regression regime continues the balanced run: put 'balanced' before "
