@@ -129,11 +129,92 @@ def test_endpoint_judge_speaks_openai_chat_completions():
 
 
 def test_unreachable_endpoint_warns_once_and_switches_off():
-    judge = ModelJudge(EndpointJudge("http://127.0.0.1:9/v1", "m", api_key_env=None, timeout=0.5))
+    sleeps: list[float] = []
+    backend = EndpointJudge("http://127.0.0.1:9/v1", "m", api_key_env=None, timeout=0.5, retries=2, backoff=0.25,
+                            _sleep=sleeps.append)
+    judge = ModelJudge(backend)
     with pytest.warns(RuntimeWarning, match="unreachable"):
         assert judge.xstest("q", "a") is None
-    assert not judge.available() and judge.error
+    assert sleeps == [0.25, 0.5]  # a refused connection is retried with backoff before giving up
+    assert not judge.available() and judge.error and "ConnectError" in judge.error
     assert judge.strongreject("q", "a") is None  # no second attempt, no second warning
+    assert sleeps == [0.25, 0.5]
+
+
+ANSWER = {"choices": [{"message": {"content": "1_full_compliance"}}]}
+
+
+def scripted_judge(responses: list[httpx.Response | Exception], **kwargs: object) -> tuple[ModelJudge, list[float]]:
+    """A judge whose endpoint answers each request with the next scripted response (or raises it)."""
+    sleeps: list[float] = []
+    script = iter(responses)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nxt = next(script)
+        if isinstance(nxt, Exception):
+            raise nxt
+        return nxt
+
+    backend = EndpointJudge("http://judge.local/v1", "m", api_key_env=None, _sleep=sleeps.append, **kwargs)  # type: ignore[arg-type]
+    backend._client = httpx.Client(base_url="http://judge.local/v1", transport=httpx.MockTransport(handler))
+    return ModelJudge(backend), sleeps
+
+
+def test_endpoint_retries_transient_errors_with_exponential_backoff():
+    timeout = httpx.ReadTimeout("slow")
+    script = [httpx.Response(503), timeout, httpx.Response(502), httpx.Response(200, json=ANSWER)]
+    judge, sleeps = scripted_judge(script, retries=3, backoff=0.5)
+    assert judge.xstest("q", "a") == "full_compliance"
+    assert sleeps == [0.5, 1.0, 2.0] and judge.available() and judge.failures == 0
+
+
+def test_endpoint_honours_retry_after_on_429():
+    busy = httpx.Response(429, headers={"Retry-After": "7"})
+    judge, sleeps = scripted_judge([busy, httpx.Response(200, json=ANSWER)])
+    assert judge.xstest("q", "a") == "full_compliance"
+    assert sleeps == [7.0]
+
+
+def test_a_failed_reply_is_left_unjudged_and_the_judge_goes_on():
+    ok = httpx.Response(200, json=ANSWER)
+    judge, sleeps = scripted_judge([ok, httpx.Response(500), httpx.Response(500), ok, ok], retries=1, backoff=0.1)
+    assert judge.xstest("q1", "a") == "full_compliance"
+    with pytest.warns(RuntimeWarning, match="left unjudged"):
+        assert judge.xstest("q2", "a") is None  # 500 twice: retried once, then given up for this reply only
+    assert judge.available() and judge.error is None and judge.failures == 1
+    assert judge.xstest("q3", "a") == "full_compliance"
+    assert judge.xstest("q4", "a") == "full_compliance"
+    assert sleeps == [0.1]
+
+
+def test_a_malformed_answer_is_left_unjudged_without_retrying():
+    judge, sleeps = scripted_judge([httpx.Response(200, json={"choices": []}), httpx.Response(200, json=ANSWER)])
+    with pytest.warns(RuntimeWarning, match="IndexError"):
+        assert judge.xstest("q", "a") is None
+    assert judge.available() and sleeps == []
+    assert judge.xstest("q", "a") == "full_compliance"
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_a_configuration_error_switches_the_judge_off_at_once(status: int):
+    judge, sleeps = scripted_judge([httpx.Response(status)])
+    with pytest.warns(RuntimeWarning, match=f"misconfigured.*{status}"):
+        assert judge.xstest("q", "a") is None
+    assert not judge.available() and sleeps == []  # not retried
+    assert judge.strongreject("q", "a") is None  # the script is empty: a second request would raise
+
+
+def test_many_failures_in_a_row_switch_the_judge_off():
+    judge, _ = scripted_judge([httpx.Response(200, json=ANSWER)] + [httpx.Response(500)] * 3, retries=0)
+    judge.max_consecutive_failures = 3
+    assert judge.xstest("q", "a") == "full_compliance"
+    with pytest.warns(RuntimeWarning, match="left unjudged"):
+        assert judge.xstest("q", "a") is None
+    assert judge.xstest("q", "a") is None and judge.available()
+    with pytest.warns(RuntimeWarning, match="misconfigured"):
+        assert judge.xstest("q", "a") is None  # the third failure in a row
+    assert not judge.available() and judge.failures == 3
+    assert judge.xstest("q", "a") is None  # the script is empty: a further request would raise
 
 
 def test_agreement_counts_and_kappa():

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,44 @@ def test_gguf_cache_verifies_assembles_and_reuses(tmp_path, monkeypatch):
     with pytest.raises(IntegrityError):
         gguf_cache.cached_checkpoint(parts, "m.gguf", sha)
     assert not list((tmp_path / "cache" / "models").glob(".build-*"))  # nothing half-written is left
+
+
+def test_concurrent_conversions_of_one_gguf_convert_once(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    monkeypatch.setenv("EMOVEC_CACHE", str(tmp_path / "cache"))
+    calls: list[str] = []
+    fake = _fake_dequantize(calls)
+
+    def slow(gguf_dir: Path, gguf_name: str, target: Path) -> None:
+        time.sleep(0.2)  # long enough for the other thread to reach the lock
+        fake(gguf_dir, gguf_name, target)
+
+    monkeypatch.setattr(gguf_cache, "_dequantize_into", slow)
+    source = tmp_path / "m.gguf"
+    source.write_bytes(b"GGUF-one")
+    results: list[tuple[Path, str]] = []
+    threads = [threading.Thread(target=lambda: results.append(gguf_cache.cached_checkpoint([source], "m.gguf")))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(results) == 2 and results[0] == results[1]
+    assert (results[0][0] / "config.json").is_file()
+
+
+def test_cache_root_prefers_emovec_cache_then_the_platform_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOVEC_CACHE", str(tmp_path / "mine"))
+    assert gguf_cache.cache_root() == tmp_path / "mine"
+    monkeypatch.delenv("EMOVEC_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    import platformdirs
+
+    assert gguf_cache.cache_root() == Path(platformdirs.user_cache_dir("emovec", appauthor=False))
+    if sys.platform.startswith("linux"):
+        assert gguf_cache.cache_root() == tmp_path / "xdg" / "emovec"
 
 
 def test_default_dtype_is_float32_on_cpu():

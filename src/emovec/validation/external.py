@@ -30,6 +30,7 @@ import torch
 from pydantic import BaseModel
 from torch import Tensor
 
+from emovec._files import cache_root
 from emovec.metrics import Estimate, pearson_estimate, percentile
 
 VADER_SDIST = "vaderSentiment-3.3.2.tar.gz"
@@ -60,7 +61,7 @@ def data_dirs() -> list[Path]:
     """Where external data archives are looked for: ``$EMOVEC_DATA``, the environment's share folder, the cache."""
     dirs = [Path(os.environ["EMOVEC_DATA"])] if os.environ.get("EMOVEC_DATA") else []
     dirs.append(Path(sys.prefix) / "share" / "emovec-data")
-    dirs.append(Path(os.environ.get("EMOVEC_CACHE", Path.home() / ".cache" / "emovec")) / "data")
+    dirs.append(cache_root() / "data")
     return dirs
 
 
