@@ -5,6 +5,8 @@
   suite (50 pairs); sweeps mark rows whose prompt was used to fit it.
 - ``harm_salience``: sentences describing harm or danger against matched harmless sentences.
 - ``caution``: generic caution and hedging advice against matched plain statements.
+- ``uncertainty``: epistemically uncertain, hedged claims against overconfident claims about the same thing.
+- ``warmth``: prosocial, caring replies against detached, indifferent replies about the same matter.
 - ``random``: a seeded Gaussian direction per layer; steered at the same strength it has the same norm.
 
 They are added to a copy of the emotion vector set, so steering strengths share its unit (the mean
@@ -27,7 +29,7 @@ from emovec.models.loading import LoadedModel
 from emovec.vectors.extract import extract_concepts
 from emovec.vectors.vector_set import VectorSet
 
-CONTROL_CONCEPTS: tuple[str, ...] = ("refusal", "harm_salience", "caution")
+CONTROL_CONCEPTS: tuple[str, ...] = ("refusal", "harm_salience", "caution", "uncertainty", "warmth")
 
 
 def refusal_fit_ids() -> set[str]:
