@@ -16,7 +16,7 @@ from emovec.drift.monitor import DriftMonitor
 from emovec.drift.probes import ProbeError, ProbeSet
 from emovec.drift.rows import DriftStoreError, read_rows
 from emovec.vectors import extract_emotion_vectors
-from tests.conftest import make_model, make_tokenizer
+from tests.builders import make_model, make_tokenizer
 
 KEYS = ("happy", "sad", "calm", "angry")
 
@@ -93,6 +93,7 @@ def test_finetune_writes_rows_per_checkpoint_resumes_without_doubles_and_saves_a
     assert (res.adapter / "adapter_config.json").exists() and (res.adapter / "adapter_model.safetensors").exists()
     assert sum(res.counts.values()) >= 16 and json.loads((out / "finetune.json").read_text())["counts"] == res.counts
     torch.testing.assert_close(lm.model(input_ids=torch.tensor([[2, 5, 6, 7]])).logits, before)  # adapters removed
+    (out / "checkpoints" / "checkpoint-5").mkdir()  # a save cut off by an interruption: skipped on resume
     more = cfg.model_copy(update={"steps": 6})
     mon2 = DriftMonitor(lm, vectors, out / "drift", keys=KEYS, probes=_probes(), external=False, run="balanced")
     res2 = finetune(more, lm=lm, monitor=mon2)

@@ -116,17 +116,30 @@ def collate(pad_id: int) -> Any:
     return fn
 
 
-def _check_resume(out: Path, config: FinetuneConfig) -> bool:
-    """True when ``out`` holds checkpoints of this same configuration (resume); an error for another one."""
+def last_complete_checkpoint(out: Path) -> Path | None:
+    """The newest checkpoint that was written to the end (trainer state and adapter present); a checkpoint cut
+    off mid-save is skipped, so a resumed run starts from the one before it."""
+    found = []
+    for path in (out / "checkpoints").glob("checkpoint-*"):
+        suffix = path.name.removeprefix("checkpoint-")
+        if suffix.isdigit() and (path / "trainer_state.json").exists() and \
+                (path / "adapter_model.safetensors").exists():
+            found.append((int(suffix), path))
+    return max(found)[1] if found else None
+
+
+def _check_resume(out: Path, config: FinetuneConfig) -> Path | None:
+    """The checkpoint to resume from when ``out`` holds a run of this same configuration; an error for
+    another one."""
     saved = out / "finetune.json"
     if not saved.exists():
-        return False
+        return None
     before = json.loads(saved.read_text("utf-8"))["config"]
     now = json.loads(config.model_dump_json())
     changed = sorted(k for k in now if k not in ("steps", "out") and before.get(k) != now[k])
     if changed:
         raise FinetuneError(f"{out} holds a run with other settings ({', '.join(changed)}); use another --out")
-    return any((out / "checkpoints").glob("checkpoint-*"))
+    return last_complete_checkpoint(out)
 
 
 def finetune(config: FinetuneConfig, lm: LoadedModel | None = None, monitor: Any = None,
@@ -162,7 +175,7 @@ def finetune(config: FinetuneConfig, lm: LoadedModel | None = None, monitor: Any
 
         trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
     seconds = time.perf_counter() - start
     adapter = out / "adapter"
     model.save_pretrained(str(adapter))
