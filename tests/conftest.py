@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random models built from configs and an in-memory tokenizer (no downloads)."""
+"""Shared fixtures: tiny random models built from configs and an in-memory tokenizer (no downloads), a synthetic
+corpus writer and the real default model. The builders behind them live in ``tests/builders.py``."""
 
 from __future__ import annotations
 
@@ -11,62 +12,14 @@ import torch
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-WORDS = tuple(
-    "the a an and of to in on at with was is were she he they it her his their we i you my cat dog house car "
-    "train room door window street city sea sky rain sun night day morning letter walked ran sat looked smiled "
-    "cried laughed shouted waited opened closed felt thought said knew happy sad angry calm afraid proud nervous "
-    "lonely grateful desperate surprised disgusted slowly quietly suddenly again never always very still only "
-    "just then there here water tea bread book phone money work friend mother father sister brother child teacher "
-    "red blue green old new small big long short warm cold dark bright . , ! ?"
-    .split()
-)
+from tests.builders import FAMILIES, WORDS, make_model, make_set, make_tokenizer, sentence
 
-
-def make_tokenizer() -> object:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<unk>", "<pad>", "<bos>", "<eos>"]
-    vocab = {w: i for i, w in enumerate(specials + list(dict.fromkeys(WORDS)))}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    from tokenizers import processors
-
-    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<bos>", eos_token="<eos>"
-    )
-
-
-def make_model(family: str) -> torch.nn.Module:
-    from transformers import (
-        Gemma3ForCausalLM,
-        Gemma3TextConfig,
-        LlamaConfig,
-        LlamaForCausalLM,
-        Qwen2Config,
-        Qwen2ForCausalLM,
-    )
-
-    vocab = len(make_tokenizer())  # type: ignore[arg-type]
-    common = dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                  pad_token_id=1, bos_token_id=2, eos_token_id=3)
-    torch.manual_seed(0)
-    if family == "llama":
-        return LlamaForCausalLM(LlamaConfig(**common))
-    if family == "qwen2":
-        return Qwen2ForCausalLM(Qwen2Config(**common))
-    if family == "gemma3":
-        return Gemma3ForCausalLM(Gemma3TextConfig(**common, head_dim=8, sliding_window=16))
-    raise ValueError(family)
-
-
-FAMILIES = ("llama", "qwen2", "gemma3")
+__all__ = ["FAMILIES", "WORDS", "make_model", "make_set", "make_tokenizer", "sentence"]
 
 
 @pytest.fixture(params=FAMILIES)
 def tiny(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """A tiny random model of each family in turn (the test runs once per family)."""
     from emovec import wrap_model
 
     return wrap_model(make_model(request.param), make_tokenizer(), name=f"tiny-{request.param}")
@@ -74,20 +27,10 @@ def tiny(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def tiny_llama():  # type: ignore[no-untyped-def]
+    """A tiny random llama (seed 0): the same weights, and so the same fingerprint, every time."""
     from emovec import wrap_model
 
     return wrap_model(make_model("llama"), make_tokenizer(), name="tiny-llama")
-
-
-def sentence(rng: torch.Generator, n: int, bias: list[str] | None = None) -> str:
-    words = [w for w in WORDS if w.isalpha()]
-    out = []
-    for _ in range(n):
-        if bias and torch.rand(1, generator=rng).item() < 0.4:
-            out.append(bias[int(torch.randint(len(bias), (1,), generator=rng))])
-        else:
-            out.append(words[int(torch.randint(len(words), (1,), generator=rng))])
-    return " ".join(out)
 
 
 @pytest.fixture
@@ -119,6 +62,7 @@ def write_corpus(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture(scope="session")
 def real_model() -> Iterator[object]:
+    """The real default model, loaded once per session (integration tests only)."""
     from emovec import load_model
 
     yield load_model("smollm2-135m-instruct")

@@ -16,7 +16,7 @@ from emovec.evaluation.blackmail import (
     wilson,
 )
 from emovec.reports.sweep_report import write_blackmail_report
-from tests.unit.test_vector_set import make_set
+from tests.builders import make_set
 
 THREAT = """I have to act now.
 <email>

@@ -7,7 +7,7 @@ from emovec.capture import capture
 from emovec.errors import IntegrityError
 from emovec.export import additions, export_gguf, export_lm_eval, hookpoint, import_gguf
 from emovec.steer import SteeringError, SteeringSpec, SteerTerm, steering
-from tests.unit.test_vector_set import make_set
+from tests.builders import make_set
 
 
 def test_gguf_round_trip_reproduces_the_steering(tiny_llama, tmp_path):

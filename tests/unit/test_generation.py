@@ -5,8 +5,7 @@ import torch
 
 from emovec.generation import PromptError, generate
 from emovec.steer import SteeringSpec, SteerTerm
-from tests.unit.test_steer import PROMPTS
-from tests.unit.test_vector_set import make_set
+from tests.builders import PROMPTS, make_set
 
 
 def test_generate_plain_steered_and_monitored(tiny_llama):
@@ -41,7 +40,6 @@ def test_scores_read_from_generation_match_separate_passes(tiny):
     from emovec.evaluation.judges.model_scores import last_logprobs
     from emovec.generation import format_prompt, generate
     from emovec.steer import SteeringSpec, SteerTerm, steering
-    from tests.unit.test_vector_set import make_set
 
     vs = make_set(tiny, layers=(0, 1, 2))
     prompts = ["the cat sat on the", "she walked to the train and waited"]

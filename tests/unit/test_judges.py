@@ -135,10 +135,19 @@ def test_unreachable_endpoint_warns_once_and_switches_off():
     judge = ModelJudge(backend)
     with pytest.warns(RuntimeWarning, match="unreachable"):
         assert judge.xstest("q", "a") is None
-    assert sleeps == [0.25, 0.5]  # a refused connection is retried with backoff before giving up
+    assert sleeps == []  # never reached: a wrong URL, not worth waiting for
     assert not judge.available() and judge.error and "ConnectError" in judge.error
     assert judge.strongreject("q", "a") is None  # no second attempt, no second warning
-    assert sleeps == [0.25, 0.5]
+    assert sleeps == []
+
+
+def test_a_dropped_connection_after_the_endpoint_answered_is_retried():
+    dropped = httpx.ConnectError("connection refused")
+    judge, sleeps = scripted_judge([httpx.Response(200, json=ANSWER), dropped, httpx.Response(200, json=ANSWER)],
+                                   backoff=0.5)
+    assert judge.xstest("q", "a") == "full_compliance"
+    assert judge.xstest("q", "a") == "full_compliance"  # the server restarted: one retry
+    assert sleeps == [0.5] and judge.available()
 
 
 ANSWER = {"choices": [{"message": {"content": "1_full_compliance"}}]}

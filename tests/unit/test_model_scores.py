@@ -8,7 +8,7 @@ import torch
 from emovec.evaluation.judges.model_scores import next_token_kl, refusal_logodds, reply_perplexity
 from emovec.generation import PromptError
 from emovec.steer import SteeringSpec, SteerTerm
-from tests.unit.test_vector_set import make_set
+from tests.builders import make_set
 
 PROMPTS = ["the cat sat on the", "she walked to the train and waited for her", "i"]
 

@@ -139,7 +139,7 @@ def test_default_dtype_is_float32_on_cpu():
 
 def test_fingerprint_tells_models_apart(tiny):
     from emovec import wrap_model
-    from tests.conftest import make_model, make_tokenizer
+    from tests.builders import make_model, make_tokenizer
 
     same = wrap_model(make_model(tiny.source.family.split("_")[0]), make_tokenizer())
     assert same.source.fingerprint == tiny.source.fingerprint

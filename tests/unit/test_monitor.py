@@ -6,8 +6,7 @@ import torch
 from emovec.capture import capture
 from emovec.monitor import monitoring
 from emovec.steer import SteeringSpec, SteerTerm, steering
-from tests.unit.test_steer import PROMPTS, encode, greedy
-from tests.unit.test_vector_set import make_set
+from tests.builders import PROMPTS, encode, greedy, make_set
 
 
 def expected_scores(lm, vs, texts, layer):

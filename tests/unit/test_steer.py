@@ -6,24 +6,7 @@ import torch
 from emovec.capture import capture
 from emovec.errors import IncompatibleVectorsError, LayerError
 from emovec.steer import Condition, SteeringError, SteeringSpec, SteerTerm, steering
-from tests.unit.test_vector_set import make_set
-
-PROMPTS = ["the cat sat on the", "she walked to the train and waited for her"]
-
-
-def encode(lm, texts, side="left"):
-    lm.tokenizer.padding_side = side
-    return lm.tokenizer(texts, return_tensors="pt", padding=True)
-
-
-def greedy(lm, enc, n=6):
-    with torch.no_grad():
-        return lm.model.generate(**enc, max_new_tokens=n, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
-
-
-def logits(lm, enc):
-    with torch.no_grad():
-        return lm.model(**enc).logits
+from tests.builders import PROMPTS, encode, greedy, logits, make_set
 
 
 def test_strength_zero_is_exactly_unsteered(tiny):

@@ -8,7 +8,7 @@ import torch
 from emovec.errors import CorpusError
 from emovec.reports.trace import render_trace, write_trace
 from emovec.transcripts import read_transcripts, score_conversation
-from tests.unit.test_vector_set import make_set
+from tests.builders import make_set
 
 
 def write(tmp_path, lines):

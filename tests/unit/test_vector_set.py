@@ -5,17 +5,9 @@ import json
 import pytest
 import torch
 
-from emovec.capture import TokenSelection
 from emovec.errors import ArtifactExistsError, IncompatibleVectorsError, IntegrityError, LayerError
-from emovec.vectors import Provenance, VectorSet
-
-
-def make_set(lm, names=("calm", "desperate", "afraid", "happy"), layers=(0, 2), seed=0) -> VectorSet:
-    g = torch.Generator().manual_seed(seed)
-    dirs = torch.randn(len(layers), len(names), lm.d_model, generator=g)
-    prov = Provenance(model=lm.source, method="test", token_selection=TokenSelection.from_index(1))
-    return VectorSet(names=tuple(names), layers=tuple(layers), directions=dirs, mean_norm=torch.ones(len(layers)) * 3,
-                     provenance=prov, center=torch.zeros(len(layers), lm.d_model))
+from emovec.vectors import VectorSet
+from tests.builders import make_model, make_set, make_tokenizer
 
 
 def test_roundtrip(tiny_llama, tmp_path):
@@ -98,7 +90,7 @@ def test_arithmetic_and_select(tiny_llama):
 
 def test_compatibility_checks(tiny_llama, tiny):
     vs = make_set(tiny_llama)
-    vs.check_compatible(tiny_llama)
+    vs.check_compatible(tiny_llama)  # the model it was made from: no error, no warning (warnings are errors here)
     if tiny.source.fingerprint != tiny_llama.source.fingerprint:
         with pytest.raises(IncompatibleVectorsError, match="force=True"):
             vs.check_compatible(tiny)
@@ -108,6 +100,24 @@ def test_compatibility_checks(tiny_llama, tiny):
                      provenance=vs.provenance)
     with pytest.raises(IncompatibleVectorsError, match="width 64"):
         wide.check_compatible(tiny_llama, force=True)
+
+
+def test_a_different_model_of_the_same_shape_is_refused_unless_forced(tiny_llama):
+    from emovec import wrap_model
+
+    other = wrap_model(make_model("llama", seed=1), make_tokenizer(), name="tiny-llama-b")
+    assert (other.d_model, other.n_layers) == (tiny_llama.d_model, tiny_llama.n_layers)
+    assert other.source.fingerprint != tiny_llama.source.fingerprint
+    vs = make_set(tiny_llama)
+    made, loaded = tiny_llama.source.fingerprint, other.source.fingerprint
+    with pytest.raises(IncompatibleVectorsError, match=rf"made from 'tiny-llama' \(weights {made}\).*"
+                                                       rf"'tiny-llama-b' \(weights {loaded}\).*pass force=True"):
+        vs.check_compatible(other)
+    with pytest.warns(UserWarning) as caught:
+        vs.check_compatible(other, force=True)
+    assert len(caught) == 1
+    assert str(caught[0].message).endswith("used anyway because force=True") and loaded in str(caught[0].message)
+    assert caught[0].filename == __file__  # the warning points at the caller, not at emovec
 
 
 def test_shape_validation(tiny_llama):

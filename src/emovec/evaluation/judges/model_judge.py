@@ -92,7 +92,8 @@ class EndpointJudge:
     """An OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp server, Ollama, OpenAI...).
 
     Transient failures are retried ``retries`` times, waiting ``backoff * 2**attempt`` seconds (or the server's
-    ``Retry-After``) in between.
+    ``Retry-After``) in between. A refused connection before the endpoint has ever answered is not retried: an
+    endpoint that is not there at the start of a run is a wrong URL, not a blip.
 
     Args:
         url: base URL, e.g. ``http://localhost:8000/v1``.
@@ -111,6 +112,7 @@ class EndpointJudge:
     backoff: float = 1.0
     _client: httpx.Client | None = None
     _sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    _reached: bool = field(default=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -125,6 +127,7 @@ class EndpointJudge:
 
     def _post(self, body: dict[str, Any]) -> str:
         response = self.client().post("/chat/completions", json=body)
+        self._reached = True
         response.raise_for_status()
         return str(response.json()["choices"][0]["message"]["content"])
 
@@ -136,7 +139,8 @@ class EndpointJudge:
             try:
                 return self._post(body)
             except httpx.HTTPError as err:
-                if attempt == self.retries or not is_transient(err):
+                never_reached = isinstance(err, httpx.ConnectError) and not self._reached
+                if attempt == self.retries or never_reached or not is_transient(err):
                     raise
                 wait = _retry_after(err)
                 self._sleep(self.backoff * 2**attempt if wait is None else wait)
