@@ -80,6 +80,7 @@ def test_probe_sets_too_small_for_split_halves_are_refused(setup, tmp_path) -> N
         DriftMonitor(lm, vectors, tmp_path, keys=KEYS, probes=_probes(per=2))
 
 
+@pytest.mark.integration  # a whole fine-tuning run end to end (about 8-12 s on two cores)
 def test_finetune_writes_rows_per_checkpoint_resumes_without_doubles_and_saves_a_peft_adapter(setup, tmp_path) -> None:
     lm, vectors = setup
     before = lm.model(input_ids=torch.tensor([[2, 5, 6, 7]])).logits.detach()
@@ -125,6 +126,7 @@ def test_a_ladder_rung_saved_as_a_checkpoint_loads_back_by_path_with_the_same_ou
     assert back.source.fingerprint == tiny_llama.source.fingerprint
 
 
+@pytest.mark.integration  # a whole fine-tuning run end to end (about 8-12 s on two cores)
 def test_all_emotion_vectors_drift_is_recorded_at_the_asked_steps(setup, tmp_path, monkeypatch) -> None:
     lm, vectors = setup
     import emovec.drift.monitor as monitor_module
