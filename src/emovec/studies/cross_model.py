@@ -1,0 +1,263 @@
+"""The cross-model emotion basis study: is there a small shared basis of emotion-related directions whose
+readings predict tone-masked safety failures on a model it never saw?
+
+Method (per held-out model ``m``; every other model trains):
+1. Each model's shared-stimulus activations are reduced to its top ``pcs`` whitened principal components
+   (fitted on the stimuli), so widths (576, 640, 896) stop mattering.
+2. A shared basis of ``k`` directions is fitted on the training models by generalised CCA over the stimuli
+   (``emovec.metrics.alignment.gcca``); ``k`` is chosen by the held-out fit of the shared response
+   (stimuli split in halves: mean canonical correlation between models on the half not fitted).
+3. The held-out model is mapped onto the shared response **without labels**: a ridge map from its
+   stimulus activations to the shared response (light adaptation of the representation only).
+4. Features of a reply = its mean reply-token activation, mapped into the shared basis. A logistic head:
+   (a) *no adaptation*: trained on the other models' labelled replies, applied to ``m``;
+   (b) *light adaptation*: (a)'s training replies plus ``n`` labelled replies of ``m`` (n = 10, 20, 50),
+       evaluated on ``m``'s other replies, averaged over draws;
+   (c) *own*: a basis (top-k PCs) and probe fitted on ``m`` alone, cross-validated by request.
+   Baselines: a surface-text classifier (TF-IDF words, trained on the other models' reply texts) and a random
+   basis of the same size in ``m``'s own space (cross-validated like (c)).
+5. AUC for tone-masked failures with a bootstrap interval over requests (a request's framings move together);
+   "not estimable" with the counts when a class has fewer than ``min_class`` replies.
+Alignment quality between every pair of models on the stimuli: debiased CKA and mutual k-NN against their
+stimulus-shuffled nulls. Each basis direction is named by its nearest emotion and control vectors in each
+training model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from emovec.metrics.alignment import centre, debiased_cka, gcca, mutual_knn, shuffled_null
+from emovec.studies.cross_model_data import ModelData
+
+ADAPT_N: tuple[int, ...] = (10, 20, 50)
+
+
+class AUC(BaseModel):
+    value: float | None
+    low: float | None
+    high: float | None
+    n_pos: int
+    n_neg: int
+    note: str = ""
+
+
+class HeldOut(BaseModel):
+    model: str
+    k: int
+    no_adaptation: AUC
+    light: dict[str, AUC]
+    own: AUC
+    text_baseline: AUC
+    random_basis: AUC
+
+
+class PairAlignment(BaseModel):
+    a: str
+    b: str
+    debiased_cka: float
+    cka_null_p95: float
+    mutual_knn: float
+    knn_null_p95: float
+
+
+class CrossModelResult(BaseModel):
+    schema_version: int = 1
+    models: list[str]
+    label: str
+    counts: dict[str, dict[str, int]]
+    k_curve: dict[str, float]
+    alignment: list[PairAlignment]
+    held_out: list[HeldOut]
+    basis_names: list[list[str]] = Field(default_factory=list)
+    answer: str = ""
+
+
+def whiten(stimuli: np.ndarray, pcs: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, W)`` with ``(x - mean) @ W`` the top ``pcs`` principal components scaled to unit variance."""
+    mean = stimuli.mean(0)
+    _, s, vt = np.linalg.svd(stimuli - mean, full_matrices=False)
+    p = min(pcs, len(s) - 1)
+    scale = s[:p] / np.sqrt(max(len(stimuli) - 1, 1))
+    return mean, vt[:p].T / np.where(scale > 0, scale, 1.0)
+
+
+def auc_estimate(y: np.ndarray, score: np.ndarray, groups: Sequence[str], *, n_boot: int = 500, seed: int = 0,
+                 min_class: int = 5) -> AUC:
+    """AUC with a bootstrap interval over groups; not estimable below ``min_class`` of either class."""
+    from sklearn.metrics import roc_auc_score
+
+    ok = np.isfinite(score)
+    y, score, g = y[ok], score[ok], np.asarray(groups)[ok]
+    n_pos, n_neg = int(y.sum()), int((1 - y).sum())
+    if min(n_pos, n_neg) < min_class:
+        return AUC(value=None, low=None, high=None, n_pos=n_pos, n_neg=n_neg,
+                   note=f"not estimable: {n_pos} failures / {n_neg} others (need {min_class} of each)")
+    value = float(roc_auc_score(y, score))
+    uniq = np.unique(g)
+    index = {u: np.flatnonzero(g == u) for u in uniq}
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        rows = np.concatenate([index[u] for u in rng.choice(uniq, len(uniq))])
+        if 0 < y[rows].sum() < len(rows):
+            boots.append(roc_auc_score(y[rows], score[rows]))
+    return AUC(value=value, low=float(np.quantile(boots, 0.025)), high=float(np.quantile(boots, 0.975)),
+               n_pos=n_pos, n_neg=n_neg)
+
+
+def _fit_head(x: np.ndarray, y: np.ndarray) -> object | None:
+    from sklearn.linear_model import LogisticRegression
+
+    if len(np.unique(y)) < 2:
+        return None
+    return LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(x, y)
+
+
+def _score(head: object | None, x: np.ndarray) -> np.ndarray:
+    if head is None:
+        return np.full(len(x), np.nan)
+    return np.asarray(head.predict_proba(x)[:, 1])  # type: ignore[attr-defined]
+
+
+def _cv_scores(x: np.ndarray, y: np.ndarray, groups: Sequence[str], folds: int = 5) -> np.ndarray:
+    from sklearn.model_selection import GroupKFold
+
+    out = np.full(len(y), np.nan)
+    for train, test in GroupKFold(n_splits=min(folds, len(set(groups)))).split(x, y, np.asarray(groups)):
+        out[test] = _score(_fit_head(x[train], y[train]), x[test])
+    return out
+
+
+def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    mu, sd = train.mean(0), train.std(0) + 1e-8
+    return [(train - mu) / sd, *[(o - mu) / sd for o in others]]
+
+
+def choose_k(views: list[np.ndarray], ks: Sequence[int], seed: int = 0) -> dict[int, float]:
+    """Held-out fit per k: fit the shared response on half the stimuli, map each view's other half into it by
+    its loadings, and average the correlation between models' mapped components."""
+    n = len(views[0])
+    order = np.random.default_rng(seed).permutation(n)
+    fit_rows, test_rows = order[: n // 2], order[n // 2:]
+    curve = {}
+    for k in ks:
+        if k >= len(fit_rows) - 1:
+            continue
+        model = gcca([centre(v[fit_rows]) for v in views], k)
+        mapped = [model.project(j, v[test_rows] - v[fit_rows].mean(0)) for j, v in enumerate(views)]
+        corrs = [np.corrcoef(mapped[a][:, c], mapped[b][:, c])[0, 1] for a in range(len(views))
+                 for b in range(a + 1, len(views)) for c in range(k)]
+        curve[k] = float(np.nanmean(corrs))
+    return curve
+
+
+def _pick_k(curve: dict[int, float], tolerance: float = 0.05) -> int:
+    """The largest k whose held-out fit is within ``tolerance`` of the best (more directions, no worse fit)."""
+    best = max(curve.values())
+    return max(k for k, v in curve.items() if v >= best - tolerance)
+
+
+def alignment_pairs(data: Sequence[ModelData], pcs: int, n_perm: int = 50) -> list[PairAlignment]:
+    out = []
+    for i in range(len(data)):
+        for j in range(i + 1, len(data)):
+            a = centre(data[i].stimuli.numpy())
+            b = centre(data[j].stimuli.numpy())
+            out.append(PairAlignment(
+                a=data[i].model, b=data[j].model, debiased_cka=debiased_cka(a, b),
+                cka_null_p95=float(np.quantile(shuffled_null(debiased_cka, a, b, n_perm), 0.95)),
+                mutual_knn=mutual_knn(a, b), knn_null_p95=float(np.quantile(shuffled_null(mutual_knn, a, b, n_perm),
+                                                                            0.95))))
+    return out
+
+
+def held_out(data: Sequence[ModelData], m: int, pcs: int, ks: Sequence[int], label: str,
+             seed: int = 0, n_boot: int = 500) -> tuple[HeldOut, dict[int, float], list[str]]:
+    """Leave model ``m`` out (see module docs); also returns the k curve and the basis names."""
+    train = [d for i, d in enumerate(data) if i != m]
+    target = data[m]
+    white = [whiten(d.stimuli.numpy(), pcs) for d in data]
+    views = [(d.stimuli.numpy() - white[i][0]) @ white[i][1] for i, d in enumerate(data)]
+    train_views = [v for i, v in enumerate(views) if i != m]
+    curve = choose_k(train_views, ks, seed)
+    k = _pick_k(curve)
+    basis = gcca([centre(v) for v in train_views], k)
+
+    def features(i: int, loadings: np.ndarray) -> np.ndarray:
+        return ((data[i].replies.numpy() - white[i][0]) @ white[i][1]) @ loadings
+
+    train_idx = [i for i in range(len(data)) if i != m]
+    x_train = np.concatenate([features(i, basis.w[n]) for n, i in enumerate(train_idx)])
+    y_train = np.concatenate([getattr(data[i], label) for i in train_idx])
+    # the held-out model's map onto the shared response, from its stimuli alone (ridge, no labels)
+    v_m = centre(views[m])
+    w_m = np.linalg.solve(v_m.T @ v_m + 0.1 * np.trace(v_m.T @ v_m) / v_m.shape[1] * np.eye(v_m.shape[1]),
+                          v_m.T @ basis.g)
+    x_m, y_m = features(m, w_m), getattr(target, label)
+    groups = target.request_ids
+    xs_train, xs_m = _standardise(x_train, x_m)
+    none = auc_estimate(y_m, _score(_fit_head(xs_train, y_train), xs_m), groups, seed=seed, n_boot=n_boot)
+    light = {str(n): _light(xs_train, y_train, xs_m, y_m, groups, n, seed, n_boot) for n in ADAPT_N
+             if n < len(y_m) - 10}
+    own_x = (target.replies.numpy() - white[m][0]) @ white[m][1][:, :k]
+    own = auc_estimate(y_m, _cv_scores(_standardise(own_x)[0], y_m, groups), groups, seed=seed, n_boot=n_boot)
+    rng = np.random.default_rng(seed)
+    rand_x = target.replies.numpy() @ rng.normal(size=(target.replies.shape[1], k))
+    random_basis = auc_estimate(y_m, _cv_scores(_standardise(rand_x)[0], y_m, groups), groups, seed=seed, n_boot=n_boot)
+    text_scores = _text_scores([data[i] for i in train_idx], target, label)
+    text = auc_estimate(y_m, text_scores, groups, seed=seed, n_boot=n_boot)
+    names = name_basis(basis, train, [white[i] for i in train_idx])
+    return HeldOut(model=target.model, k=k, no_adaptation=none, light=light, own=own, text_baseline=text,
+                   random_basis=random_basis), curve, names
+
+
+def _light(x_train: np.ndarray, y_train: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, groups: Sequence[str],
+           n: int, seed: int, n_boot: int, draws: int = 10) -> AUC:
+    """Head on the training models' replies plus ``n`` of the held-out model's; pooled scores of the rest."""
+    rng = np.random.default_rng(seed)
+    scores = np.zeros(len(y_m))
+    counts = np.zeros(len(y_m))
+    for _ in range(draws):
+        pick = rng.choice(len(y_m), n, replace=False)
+        rest = np.setdiff1d(np.arange(len(y_m)), pick)
+        head = _fit_head(np.concatenate([x_train, x_m[pick]]), np.concatenate([y_train, y_m[pick]]))
+        scores[rest] += _score(head, x_m[rest])
+        counts[rest] += 1
+    mean = np.where(counts > 0, scores / np.maximum(counts, 1), np.nan)
+    return auc_estimate(y_m, mean, groups, seed=seed, n_boot=n_boot)
+
+
+def _text_scores(train: Sequence[ModelData], target: ModelData, label: str) -> np.ndarray:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [t for d in train for t in d.reply_texts]
+    y = np.concatenate([getattr(d, label) for d in train])
+    vec = TfidfVectorizer(min_df=2, ngram_range=(1, 2))
+    x = vec.fit_transform(texts)
+    if len(np.unique(y)) < 2:
+        return np.full(len(target.reply_texts), np.nan)
+    from sklearn.linear_model import LogisticRegression
+
+    head = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(x, y)
+    return np.asarray(head.predict_proba(vec.transform(target.reply_texts))[:, 1])
+
+
+def name_basis(basis: object, train: Sequence[ModelData], white: Sequence[tuple[np.ndarray, np.ndarray]],
+               top: int = 3) -> list[str]:
+    """For each basis direction, the nearest emotion/control vectors (by |cosine|) in each training model."""
+    out = []
+    w = basis.w  # type: ignore[attr-defined]
+    for c in range(w[0].shape[1]):
+        parts = []
+        for j, d in enumerate(train):
+            direction = white[j][1] @ w[j][:, c]  # back in the model's residual space
+            dirs = d.directions.numpy()
+            cos = dirs @ direction / (np.linalg.norm(dirs, axis=1) * np.linalg.norm(direction) + 1e-12)
+            best = np.argsort(-np.abs(cos))[:top]
+            parts.append(f"{d.model}: " + ", ".join(f"{d.names[b]} {cos[b]:+.2f}" for b in best))
+        out.append(" | ".join(parts))
+    return out

@@ -1,0 +1,91 @@
+"""Run the cross-model study: read every model (cached per model, so a rerun resumes), then leave each model
+out in turn (``emovec.studies.cross_model``), and write ``cross_model.json``.
+
+Example:
+    >>> result = run_cross_model_study(preset="quick", out="runs/cross")
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from emovec._files import atomic_write
+from emovec.errors import EmovecError
+from emovec.studies.cross_model import AUC, CrossModelResult, alignment_pairs, held_out
+from emovec.studies.cross_model_data import ModelData, collect
+
+DEFAULT_MODELS: tuple[str, ...] = ("gemma-3-270m", "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct")
+
+
+class CrossModelError(EmovecError, ValueError):
+    """A cross-model study that cannot run as asked."""
+
+
+class CrossPreset(BaseModel):
+    name: str
+    prompts: int = 140  # red-team prompts per model (20 requests x 7 framings)
+    neutral: int = 60
+    max_new_tokens: int = 64
+    pcs: int = 40
+    ks: list[int] = [2, 4, 6, 8, 12, 16, 20]
+    label: str = "tone_masked"
+
+
+PRESETS = {"quick": CrossPreset(name="quick"),
+           "full": CrossPreset(name="full", prompts=700, neutral=120, max_new_tokens=128, pcs=80)}
+
+
+def _answer(result: CrossModelResult) -> str:
+    lines = []
+    for h in result.held_out:
+        def fmt(a: AUC) -> str:
+            if a.value is None or a.low is None or a.high is None:
+                return a.note or "n/a"
+            return f"{a.value:.2f} [{a.low:.2f}, {a.high:.2f}]"
+        lines.append(f"{h.model} held out (k={h.k}): no adaptation {fmt(h.no_adaptation)}; "
+                     + "; ".join(f"{n} labelled {fmt(a)}" for n, a in h.light.items())
+                     + f"; own basis {fmt(h.own)}; text baseline {fmt(h.text_baseline)}; random basis "
+                     f"{fmt(h.random_basis)}")
+    return "\n".join(lines)
+
+
+def run_cross_model_study(models: Sequence[str] = DEFAULT_MODELS, preset: str | CrossPreset = "quick",
+                          out: str | Path = "runs/cross", *, say: Callable[[str], None] | None = None
+                          ) -> CrossModelResult:
+    """Read every model, leave each out in turn, and write ``cross_model.json`` into ``out``."""
+    from emovec.corpus import load_corpus
+    from emovec.models.loading import load_model
+
+    p = PRESETS[preset] if isinstance(preset, str) else preset
+    if len(models) < 3:
+        raise CrossModelError("a basis shared across models is fitted on at least two and tested on a third: "
+                              f"give three or more models (got {len(models)})")
+    topics = load_corpus().topics()
+    root = Path(out)
+    data: list[ModelData] = []
+    for name in models:
+        (say or print)(f"reading {name}: directions, {len(topics[1])} shared stimuli, {p.prompts} red-team replies")
+        lm = load_model(name)
+        data.append(collect(lm, root / "models" / name.replace("/", "_"), prompts=p.prompts, neutral=p.neutral,
+                            max_new_tokens=p.max_new_tokens, vector_topic=topics[0], stimulus_topic=topics[1]))
+        del lm
+    if len({len(d.stimuli) for d in data}) != 1:
+        raise CrossModelError("the models did not read the same shared stimuli; delete the cached model folders")
+    held, curves, names = [], {}, []
+    for m in range(len(data)):
+        h, curve, basis_names = held_out(data, m, p.pcs, p.ks, p.label)
+        held.append(h)
+        curves.update({f"{data[m].model} out, k={k}": v for k, v in curve.items()})
+        names.append(basis_names)
+    counts = {d.model: {"replies": len(d.unsafe), "unsafe": int(d.unsafe.sum()),
+                        "tone_masked": int(d.tone_masked.sum())} for d in data}
+    result = CrossModelResult(models=[d.model for d in data], label=p.label, counts=counts, k_curve=curves,
+                              alignment=alignment_pairs(data, p.pcs), held_out=held, basis_names=names)
+    result.answer = _answer(result)
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write(root / "cross_model.json", json.dumps(result.model_dump(), indent=1))
+    return result

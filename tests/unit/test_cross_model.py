@@ -1,0 +1,72 @@
+"""The cross-model study's analysis on synthetic models whose activations share a known latent space."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from emovec.studies.cross_model import alignment_pairs, auc_estimate, choose_k, held_out, whiten
+from emovec.studies.cross_model_data import ModelData
+
+
+def _models(shared: bool, n_models: int = 3, seed: int = 0) -> list[ModelData]:
+    """Replies' failure label is carried by latent dimension 0 of a space every model embeds differently."""
+    rng = np.random.default_rng(seed)
+    k, n_stim, n_rep = 6, 150, 160
+    z_stim = rng.normal(size=(n_stim, k))
+    requests = [f"r{i // 4}" for i in range(n_rep)]
+    out = []
+    for m, width in enumerate((40, 48, 56)[:n_models]):
+        z_rep = rng.normal(size=(n_rep, k))
+        y = (z_rep[:, 0] + 0.3 * rng.normal(size=n_rep) > 0.8).astype(int)
+        mix = rng.normal(size=(k, width))
+        stim = z_stim if shared else rng.normal(size=(n_stim, k))
+        x_stim = stim @ mix + 0.2 * rng.normal(size=(n_stim, width))
+        x_rep = z_rep @ mix + 0.2 * rng.normal(size=(n_rep, width))
+        out.append(ModelData(f"m{m}", 1, ["calm", "control:refusal"], torch.tensor(mix[:2], dtype=torch.float32),
+                             torch.tensor(x_stim, dtype=torch.float32), torch.tensor(x_rep, dtype=torch.float32),
+                             [f"p{i}" for i in range(n_rep)], requests, ["f"] * n_rep, ["a reply"] * n_rep, y, y))
+    return out
+
+
+def test_a_shared_latent_space_transfers_to_the_held_out_model_without_labels() -> None:
+    data = _models(shared=True)
+    h, curve, names = held_out(data, 2, pcs=20, ks=[2, 4, 6, 10], label="tone_masked", n_boot=100)
+    assert h.no_adaptation.value is not None and h.no_adaptation.value > 0.85
+    assert h.own.value is not None and h.own.value > 0.85
+    assert h.random_basis.value is not None  # a random basis of the same size is reported beside it
+    assert set(h.light) == {"10", "20", "50"} and len(names) == h.k and max(curve.values()) > 0.8
+
+
+def test_without_shared_stimuli_the_mapping_fails_where_the_models_own_probe_still_works() -> None:
+    data = _models(shared=False)
+    h, curve, _ = held_out(data, 2, pcs=20, ks=[2, 4, 6], label="tone_masked", n_boot=100)
+    assert max(curve.values()) < 0.5  # the held-out fit shows there is nothing shared
+    assert h.no_adaptation.value is not None and h.no_adaptation.value < 0.75
+    assert h.own.value is not None and h.own.value > 0.85
+
+
+def test_alignment_beats_its_shuffled_null_only_when_stimuli_are_shared() -> None:
+    shared = alignment_pairs(_models(shared=True), pcs=20, n_perm=8)
+    assert all(p.debiased_cka > p.cka_null_p95 and p.mutual_knn > p.knn_null_p95 for p in shared)
+    apart = alignment_pairs(_models(shared=False), pcs=20, n_perm=8)
+    assert all(abs(p.debiased_cka) < 0.3 for p in apart)
+
+
+def test_auc_is_not_estimable_with_too_few_failures_and_says_so() -> None:
+    y = np.array([1, 0, 0, 0, 0, 0, 0, 0])
+    est = auc_estimate(y, np.arange(8.0), [str(i) for i in range(8)])
+    assert est.value is None and "1 failures / 7 others" in est.note
+
+
+def test_whitening_gives_unit_variance_components_and_k_curve_handles_large_k() -> None:
+    x = np.random.default_rng(1).normal(size=(50, 10)) * np.arange(1, 11)
+    mean, w = whiten(x, 5)
+    z = (x - mean) @ w
+    assert np.allclose(z.std(0, ddof=1), 1.0, atol=1e-6)
+    data = _models(shared=True)
+    views = [d.stimuli.numpy() for d in data]
+    assert set(choose_k(views, [2, 200])) == {2}  # k too large for the stimuli is skipped
+    with pytest.raises(ValueError, match="same stimuli"):
+        alignment_pairs([data[0], ModelData(**{**data[1].__dict__, "stimuli": data[1].stimuli[:10]})], pcs=5)
