@@ -1,5 +1,6 @@
-"""Fine-tuning and drift commands of the ``emovec`` CLI (finetune-data, finetune, ladder, study drift): thin shells
-over ``emovec.drift``. Registered on the shared app when ``emovec.cli`` imports this module."""
+"""Fine-tuning, drift and cross-model commands of the ``emovec`` CLI (finetune-data, finetune, ladder, study
+drift, study cross-model): thin shells over ``emovec.drift`` and ``emovec.studies.cross_model_run``.
+Registered on the shared app when ``emovec.cli`` imports this module."""
 
 from __future__ import annotations
 
@@ -121,3 +122,25 @@ def drift(
         out.print(f"AUC {s.index}: {s.auc:.2f} [{s.low:.2f}, {s.high:.2f}] "
                   f"({s.n_regressed} regressed / {s.n_healthy} healthy checkpoints)", highlight=False)
     err.print(f"report: {write_drift_report(out_dir, result)}")
+
+
+@study_app.command("cross-model")
+@friendly
+def cross_model(
+    preset: Annotated[str, typer.Option(help="quick or full")] = "quick",
+    out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/cross"),
+    models: Annotated[str | None, typer.Option(help="comma-separated models, three or more (default: the "
+                                                    "three packaged ones)")] = None,
+) -> None:
+    """Is there a small emotion basis shared across models whose readings predict tone-masked safety failures
+    on a model it never saw? Leave-one-model-out, with light adaptation and baselines."""
+    from emovec.reports.cross_model_report import write_cross_model_report
+    from emovec.studies.cross_model_run import DEFAULT_MODELS, PRESETS, CrossModelError, run_cross_model_study
+
+    if preset not in PRESETS:
+        raise CrossModelError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
+    names = [m.strip() for m in models.split(",") if m.strip()] if models else list(DEFAULT_MODELS)
+    result = run_cross_model_study(names, preset, out_dir, say=lambda m: err.print(m, highlight=False))
+    for line in result.answer.splitlines():
+        out.print(line, highlight=False)
+    err.print(f"report: {write_cross_model_report(out_dir, result)}")

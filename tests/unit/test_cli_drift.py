@@ -24,3 +24,8 @@ def test_finetune_data_will_not_overwrite_silently(tmp_path) -> None:
     target.write_bytes(b"keep")
     res = runner.invoke(app, ["finetune-data", "--out", str(target)])
     assert res.exit_code == 2 and "--overwrite" in res.output and target.read_bytes() == b"keep"
+
+
+def test_cross_model_study_needs_three_models(tmp_path) -> None:
+    res = runner.invoke(app, ["study", "cross-model", "--models", "a,b", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "three or more models" in res.output

@@ -70,3 +70,19 @@ def test_whitening_gives_unit_variance_components_and_k_curve_handles_large_k() 
     assert set(choose_k(views, [2, 200])) == {2}  # k too large for the stimuli is skipped
     with pytest.raises(ValueError, match="same stimuli"):
         alignment_pairs([data[0], ModelData(**{**data[1].__dict__, "stimuli": data[1].stimuli[:10]})], pcs=5)
+
+
+def test_report_renders_the_answer_the_tables_and_escapes_model_names(tmp_path) -> None:
+    from emovec.reports.cross_model_report import write_cross_model_report
+    from emovec.studies.cross_model import CrossModelResult
+
+    data = _models(shared=True)
+    data[2].model = "<b>m2</b>"
+    h, curve, names = held_out(data, 2, pcs=20, ks=[2, 4], label="tone_masked", n_boot=50)
+    result = CrossModelResult(models=[d.model for d in data], label="tone_masked", counts={},
+                              k_curve={str(k): v for k, v in curve.items()},
+                              alignment=[], held_out=[h], basis_names=[names], answer="line one\nline two")
+    page = write_cross_model_report(tmp_path, result).read_text()
+    assert "The answer in numbers" in page and "line two" in page and "&lt;b&gt;m2&lt;/b&gt;" in page
+    assert "<b>m2</b>" not in page
+    assert CrossModelResult.model_validate_json((tmp_path / "cross_model.json").read_text()).held_out[0].k == h.k

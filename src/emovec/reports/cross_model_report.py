@@ -1,0 +1,47 @@
+"""The cross-model study report: the answer in numbers, per held-out model the AUCs of every adaptation level
+beside their baselines, the k curve, pairwise alignment against shuffled nulls, and the basis directions'
+nearest emotion and control vectors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from emovec._files import atomic_write
+from emovec.studies.cross_model import AUC, CrossModelResult
+
+
+def _fmt(a: AUC) -> str:
+    if a.value is None or a.low is None or a.high is None:
+        return a.note or "n/a"
+    return f"{a.value:.2f} [{a.low:.2f}, {a.high:.2f}]"
+
+
+def context(result: CrossModelResult) -> dict[str, Any]:
+    """What the template shows (formatting only; every number comes from the typed result)."""
+    rows = []
+    for h in result.held_out:
+        rows.append({"model": h.model, "k": h.k, "none": _fmt(h.no_adaptation),
+                     "light": [f"{n}: {_fmt(a)}" for n, a in h.light.items()], "own": _fmt(h.own),
+                     "text": _fmt(h.text_baseline), "random": _fmt(h.random_basis),
+                     "counts": f"{h.no_adaptation.n_pos} / {h.no_adaptation.n_neg}"})
+    return {"result": result, "rows": rows, "answer_lines": result.answer.splitlines(),
+            "curve": [{"k": k, "fit": f"{v:.3f}"} for k, v in result.k_curve.items()],
+            "alignment": [{"pair": f"{p.a} / {p.b}", "cka": f"{p.debiased_cka:.3f}",
+                           "cka_null": f"{p.cka_null_p95:.3f}", "knn": f"{p.mutual_knn:.3f}",
+                           "knn_null": f"{p.knn_null_p95:.3f}"} for p in result.alignment],
+            "counts_json": json.dumps(result.counts, indent=1)}
+
+
+def write_cross_model_report(out: str | Path, result: CrossModelResult) -> Path:
+    """Write ``cross_model_report.html`` (self-contained) and ``cross_model.json`` into ``out``."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=PackageLoader("emovec.reports", "templates"), undefined=StrictUndefined,
+                      autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True))
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / "cross_model.json", json.dumps(result.model_dump(), indent=1))
+    page = env.get_template("cross_model.html.j2").render(**context(result))
+    return atomic_write(folder / "cross_model_report.html", page)
