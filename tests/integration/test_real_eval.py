@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,11 @@ def test_side_effects_grow_with_strength(real_model, real_vectors_dir: Path):
     kls = [next_token_kl(real_model, prompts, SteeringSpec([SteerTerm("desperate", s)], layers=[8]), vs).mean().item()
            for s in (0.0, 0.05, 0.2, 0.5)]
     assert kls[0] == 0.0 and 0 < kls[1] < kls[2] < kls[3]
-    scores = refusal_logodds(real_model, [i.prompt for i in harmful_suite().items[:4]] + prompts[:4])
-    assert all(math.isfinite(s) for s in scores.tolist())
+    scores = refusal_logodds(real_model, [i.prompt for i in harmful_suite().items[:4]] + prompts[:4]).tolist()
+    # Measured on smollm2-135m-instruct: -4.2 to -1.7. A broken chat template or a score read from the wrong
+    # position gives log-odds far outside this band, or the same value for every prompt.
+    assert len(scores) == 8 and all(-8.0 < s < 2.0 for s in scores)
+    assert max(scores) - min(scores) > 0.5
 
 
 def test_small_real_sweep(real_model, real_vectors_dir: Path, tmp_path: Path):

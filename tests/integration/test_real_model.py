@@ -53,7 +53,11 @@ def test_extracted_vectors_separate_emotions_and_validate(real_model):
     assert report.chance_top1 == pytest.approx(1 / len(EMOTIONS))
     assert report.recommended_layer in (4, 12, 20) and report.n_topics == 6
     for c in report.cv:
-        assert c.top1.low <= c.top1.value <= c.top5.value <= c.top5.high
+        # shares in [0, 1]; ranks counted from 1 (an off-by-one gives a mean rank below 1) with an interval of real
+        # width (a bootstrap that resampled nothing gives low == high)
+        assert 0.0 <= c.top1.low <= c.top1.high <= 1.0 and 0.0 <= c.top5.low <= c.top5.high <= 1.0
+        assert c.top1.value <= c.top5.value
+        assert 1.0 <= c.mean_rank.low < c.mean_rank.high <= len(EMOTIONS)
     # Stories of unseen topics: the true emotion ranks better than under shuffled labels at the chosen layer.
     assert report.permutation is not None
     assert report.cv_at(report.recommended_layer).mean_rank.value < report.permutation.mean_rank_mean

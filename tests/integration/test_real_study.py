@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from emovec.studies import ModelPlan, Preset, run_study
@@ -23,12 +23,24 @@ def test_policy_dominance_on_the_default_model(real_model, tmp_path: Path):
                     loaded={"smollm2-135m-instruct": real_model}, log=lambda m: None)
     r = res.models["smollm2-135m-instruct"]
     assert r["layer"] == 20 and r["source"]["name"] == "smollm2-135m-instruct"
+    unsteered = set()
     for name in keys.values():
-        for measure in ("split_half", "resample", "readout_auc"):
-            est = r["stability"][measure][name]
-            assert est["n"] > 0 and est["lo"] <= est["value"] <= est["hi"]
-        slope = r["causal_influence"][name]["slope"]
-        assert math.isfinite(slope["value"]) and slope["lo"] <= slope["value"] <= slope["hi"]
+        stab = r["stability"]
+        # as many estimates as the preset asks for, cosines in [-1, 1] and AUCs in [0, 1]
+        assert stab["split_half"][name]["n"] == stab["readout_auc"][name]["n"] == SMALL.n_splits
+        assert stab["resample"][name]["n"] == SMALL.n_seeds
+        for measure, (lo, hi) in (("split_half", (-1, 1)), ("resample", (-1, 1)), ("readout_auc", (0, 1))):
+            est = stab[measure][name]
+            assert lo - 1e-6 <= est["lo"] <= est["value"] <= est["hi"] <= hi + 1e-6, (measure, est)
+        dose = r["causal_influence"][name]
+        assert dose["strengths"] == list(SMALL.dose) and dose["slope"]["n"] == SMALL.dose_prompts
+        # the mean per-prompt slope is the least-squares slope of the means (slopes are linear in the values)
+        fitted = np.polyfit(dose["strengths"], dose["mean_by_strength"], 1)[0]
+        assert dose["slope"]["value"] == pytest.approx(fitted, rel=1e-4)
+        assert dose["slope"]["lo"] <= dose["slope"]["value"] <= dose["slope"]["hi"]
+        assert dose["slope_sd"] >= 0 and 0 <= dose["wrong_way"] <= 1
+        unsteered.add(round(dose["mean_by_strength"][dose["strengths"].index(0.0)], 5))
+    assert len(unsteered) == 1  # strength 0 is the unsteered model, whichever direction is named
     assert r["verdict"]["text"] and len(r["verdict"]["criteria"]) == 4
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["models"]["smollm2-135m-instruct"]["verdict"] == r["verdict"]
