@@ -292,3 +292,25 @@ def steering(lm: LoadedModel, spec: SteeringSpec, vectors: VectorSet | None = No
         stack.enter_context(backbone_pre_hook(lm, before_forward))
         stack.enter_context(block_output_hooks(lm, hooked, on_block))
         yield
+
+
+@contextmanager
+def differentiable_steering(lm: LoadedModel, layer: int, direction: Tensor, scale: float) -> Iterator[None]:
+    """Add ``scale * direction / |direction|`` to the residual stream after block ``layer`` at every position,
+    keeping the autograd graph so the direction itself can be optimised through the frozen model
+    (``emovec.robust``). ``scale`` is in residual-stream units (a strength times the layer's mean norm).
+
+    Example:
+        >>> v = torch.nn.Parameter(vs.vector("calm", 14).clone())
+        >>> with differentiable_steering(lm, 14, v, 0.1 * float(vs.mean_norm[vs.layer_index(14)])):
+        ...     loss = lm.model(**batch).logits.sum()
+    """
+    chosen = lm.check_layers([layer])[0]
+    if direction.shape[-1] != lm.d_model:
+        raise IncompatibleVectorsError(f"a steering vector has width {direction.shape[-1]}, the model has {lm.d_model}")
+
+    def on_block(_layer: int, hidden: Tensor) -> Tensor:
+        return hidden + scale * (direction / direction.norm()).to(hidden.dtype)
+
+    with block_output_hooks(lm, [chosen], on_block):
+        yield
