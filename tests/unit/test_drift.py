@@ -94,11 +94,14 @@ def test_finetune_writes_rows_per_checkpoint_resumes_without_doubles_and_saves_a
     assert (res.adapter / "adapter_config.json").exists() and (res.adapter / "adapter_model.safetensors").exists()
     assert sum(res.counts.values()) >= 16 and json.loads((out / "finetune.json").read_text())["counts"] == res.counts
     torch.testing.assert_close(lm.model(input_ids=torch.tensor([[2, 5, 6, 7]])).logits, before)  # adapters removed
-    (out / "checkpoints" / "checkpoint-5").mkdir()  # a save cut off by an interruption: skipped on resume
+    (out / "checkpoints" / "run-0" / "checkpoint-5").mkdir()  # a save cut off by an interruption: skipped on resume
     more = cfg.model_copy(update={"steps": 6})
     mon2 = DriftMonitor(lm, vectors, out / "drift", keys=KEYS, probes=_probes(), external=False, run="balanced")
     res2 = finetune(more, lm=lm, monitor=mon2)
     assert [r.step for r in res2.rows] == [0, 2, 4, 6]  # resumed from checkpoint 4: no lost, no doubled rows
+    assert (out / "checkpoints" / "run-4" / "checkpoint-2" / "adapter_model.safetensors").exists()
+    pickles = [p for p in (out / "checkpoints").rglob("*") if p.suffix in (".pt", ".pth", ".bin", ".pkl")]
+    assert pickles == []  # checkpoints hold safetensors and JSON only
     merged = load_finetuned(lm, res2.adapter)
     assert not torch.allclose(merged.model(input_ids=torch.tensor([[2, 5, 6, 7]])).logits, before)
     with pytest.raises(FinetuneError, match="other settings"):

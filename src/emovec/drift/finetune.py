@@ -1,6 +1,8 @@
 """LoRA fine-tuning (peft, through the transformers ``Trainer``) on a safety regime, watched by a drift monitor.
 
-Checkpoints are written every ``save_steps`` to ``OUT/checkpoints`` and a rerun resumes from the last one;
+Checkpoints (adapter weights in safetensors, no pickled optimiser state) are written every ``save_steps`` to
+``OUT/checkpoints`` and a rerun resumes from the newest complete one (Adam's moments restart; the learning
+rate is constant, so the schedule does not);
 the final adapter is saved in the standard peft format to ``OUT/adapter``; ``OUT/finetune.json`` records the
 configuration, the data counts per role, the seed and the loss history.
 
@@ -19,6 +21,7 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel, Field, field_validator
+from transformers import TrainerCallback
 
 from emovec._files import atomic_write
 from emovec._version import __version__
@@ -116,19 +119,20 @@ def collate(pad_id: int) -> Any:
     return fn
 
 
-def last_complete_checkpoint(out: Path) -> Path | None:
-    """The newest checkpoint that was written to the end (trainer state and adapter present); a checkpoint cut
-    off mid-save is skipped, so a resumed run starts from the one before it."""
+def last_complete_checkpoint(out: Path) -> tuple[int, Path] | None:
+    """The newest checkpoint written to the end (trainer state and adapter present) and its absolute step; one
+    cut off mid-save is skipped, so a resumed run starts from the one before it. Each (re)start of a run writes
+    its checkpoints under ``checkpoints/run-<first step>/checkpoint-<steps since>``."""
     found = []
-    for path in (out / "checkpoints").glob("checkpoint-*"):
-        suffix = path.name.removeprefix("checkpoint-")
-        if suffix.isdigit() and (path / "trainer_state.json").exists() and \
+    for path in (out / "checkpoints").glob("run-*/checkpoint-*"):
+        offset, done = path.parent.name.removeprefix("run-"), path.name.removeprefix("checkpoint-")
+        if offset.isdigit() and done.isdigit() and (path / "trainer_state.json").exists() and \
                 (path / "adapter_model.safetensors").exists():
-            found.append((int(suffix), path))
-    return max(found)[1] if found else None
+            found.append((int(offset) + int(done), path))
+    return max(found) if found else None
 
 
-def _check_resume(out: Path, config: FinetuneConfig) -> Path | None:
+def _check_resume(out: Path, config: FinetuneConfig) -> tuple[int, Path] | None:
     """The checkpoint to resume from when ``out`` holds a run of this same configuration; an error for
     another one."""
     saved = out / "finetune.json"
@@ -142,49 +146,86 @@ def _check_resume(out: Path, config: FinetuneConfig) -> Path | None:
     return last_complete_checkpoint(out)
 
 
+def _restore(model: Any, checkpoint: Path) -> None:
+    """Load a checkpoint's adapter weights (safetensors only: the optimiser state Trainer would restore is a
+    pickle, which emovec never loads, so Adam's moments restart; the schedule is constant, so nothing else does)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(model, load_file(str(checkpoint / "adapter_model.safetensors")))
+
+
 def finetune(config: FinetuneConfig, lm: LoadedModel | None = None, monitor: Any = None,
              show_progress: bool = False) -> FinetuneResult:
     """Train a LoRA adapter on ``config.regime`` (see module docs); ``monitor`` is a ``DriftMonitor`` or any
-    ``TrainerCallback`` (default: a ``DriftMonitor`` on the packaged vectors when ``config.monitor``)."""
+    ``TrainerCallback``. A rerun on the same ``out`` resumes from the newest complete checkpoint."""
     import time
 
-    from transformers import Trainer, TrainingArguments, set_seed
+    from transformers import set_seed
 
     from emovec.models.loading import load_model
 
     out = Path(config.out)
     resume = _check_resume(out, config)
-    set_seed(config.seed)
+    done = resume[0] if resume is not None else 0
+    set_seed(config.seed + done)
     lm = lm if lm is not None else load_model(config.model)
     data = regime_data(config.regime, config.examples, seed=config.seed)
-    dataset = SFTDataset(lm, data.examples, config.max_length)
     model = _peft_model(lm, config)
+    if resume is not None:
+        _restore(model, resume[1])
+    if hasattr(monitor, "step_offset"):
+        monitor.step_offset = done
     out.mkdir(parents=True, exist_ok=True)
-    _write_meta(out, config, data.counts, [])
-    args = TrainingArguments(
-        output_dir=str(out / "checkpoints"), max_steps=config.steps, per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate, save_steps=config.save_steps, logging_steps=max(1, config.save_steps // 4),
-        seed=config.seed, data_seed=config.seed, report_to=[], remove_unused_columns=False,
-        use_cpu=not torch.cuda.is_available(), disable_tqdm=not show_progress, save_only_model=False,
-    )
-    callbacks = [monitor] if monitor is not None else []
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate(lm.tokenizer.pad_token_id),
-                      callbacks=callbacks)
-    if not show_progress:
-        from transformers import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)
+    history = _previous_history(out)
+    _write_meta(out, config, data.counts, history)
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
+    if done < config.steps:
+        trainer = _trainer(lm, model, config, SFTDataset(lm, data.examples, config.max_length), out, done, monitor,
+                           show_progress)
+        trainer.train()
+        history += [{**h, "step": done + int(h.get("step", 0))} for h in trainer.state.log_history]
     seconds = time.perf_counter() - start
     adapter = out / "adapter"
     model.save_pretrained(str(adapter))
-    history = list(trainer.state.log_history)
     _write_meta(out, config, data.counts, history)
     monitor_seconds = float(getattr(monitor, "seconds", 0.0))
     rows = read_rows(out / "drift") if (out / "drift").exists() else []
     model.unload()  # give the caller its base model back, adapters removed
     return FinetuneResult(out, adapter, rows, data.counts, history, seconds - monitor_seconds, monitor_seconds)
+
+
+def _trainer(lm: LoadedModel, model: Any, config: FinetuneConfig, dataset: SFTDataset, out: Path, done: int,
+             monitor: Any, show_progress: bool) -> Any:
+    from transformers import PrinterCallback, Trainer, TrainingArguments
+
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints" / f"run-{done}"), max_steps=config.steps - done,
+        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+        lr_scheduler_type="constant", save_steps=config.save_steps, logging_steps=max(1, config.save_steps // 4),
+        seed=config.seed + done, data_seed=config.seed + done, report_to=[], remove_unused_columns=False,
+        use_cpu=not torch.cuda.is_available(), disable_tqdm=not show_progress, save_only_model=True,
+    )
+    callbacks = [_DropPickles(), *([monitor] if monitor is not None else [])]
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate(lm.tokenizer.pad_token_id),
+                      callbacks=callbacks)
+    if not show_progress:
+        trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+class _DropPickles(TrainerCallback):
+    """Delete the pickled ``training_args.bin`` Trainer writes into each checkpoint: emovec never loads it, and
+    checkpoints should hold only safetensors and JSON."""
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        for path in Path(args.output_dir).glob("checkpoint-*/training_args.bin"):
+            path.unlink(missing_ok=True)
+
+
+def _previous_history(out: Path) -> list[dict[str, Any]]:
+    saved = out / "finetune.json"
+    return list(json.loads(saved.read_text("utf-8")).get("log_history", [])) if saved.exists() else []
 
 
 def _peft_model(lm: LoadedModel, config: FinetuneConfig) -> Any:

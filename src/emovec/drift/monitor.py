@@ -127,6 +127,7 @@ class DriftMonitor(TrainerCallback):
         self.reference: Reference | None = None
         self.seconds = 0.0
         self.all_every = all_every
+        self.step_offset = 0  # set by emovec.drift.finetune when a run resumes (the trainer counts from 0 again)
 
     # -- the reference ----------------------------------------------------------------------------------
 
@@ -255,19 +256,19 @@ class DriftMonitor(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:
             self.lock()
-            self.measure(int(state.global_step), state.epoch)
+            self.measure(self.step_offset + int(state.global_step), state.epoch)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.every and state.is_world_process_zero and state.global_step % self.every == 0:
-            self.measure(int(state.global_step), state.epoch)
+        if self.every and state.is_world_process_zero and (self.step_offset + state.global_step) % self.every == 0:
+            self.measure(self.step_offset + int(state.global_step), state.epoch)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:
-            self.measure(int(state.global_step), state.epoch)
+            self.measure(self.step_offset + int(state.global_step), state.epoch)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:
-            self.measure(int(state.global_step), state.epoch)
+            self.measure(self.step_offset + int(state.global_step), state.epoch)
 
 
 def alerts(row: DriftRow, th: Thresholds) -> list[str]:
