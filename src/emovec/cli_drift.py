@@ -144,3 +144,23 @@ def cross_model(
     for line in result.answer.splitlines():
         out.print(line, highlight=False)
     err.print(f"report: {write_cross_model_report(out_dir, result)}")
+
+
+@study_app.command("robustify")
+@friendly
+def robustify(
+    preset: Annotated[str, typer.Option(help="quick or full")] = "quick",
+    out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/robust"),
+    model: ModelOpt = "smollm2-135m-instruct",
+) -> None:
+    """Directions optimised for safety and for their emotional meaning, against naive emotion steering and
+    metric-only directions, at the same strength, on held-out suites."""
+    from emovec.reports.robustify_report import write_robustify_report
+    from emovec.studies.robustify import PRESETS, RobustifyError, run_robustify_study
+
+    if preset not in PRESETS:
+        raise RobustifyError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
+    result = run_robustify_study(preset, out_dir, model=model, say=lambda m: err.print(m, highlight=False))
+    for line in result.answer.splitlines():
+        out.print(line, highlight=False)
+    err.print(f"report: {write_robustify_report(out_dir, result)}")
