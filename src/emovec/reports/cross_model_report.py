@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from emovec._files import atomic_write
+from emovec.reports.pages import render
 from emovec.studies.cross_model import AUC, CrossModelResult
 
 
@@ -26,7 +27,8 @@ def context(result: CrossModelResult) -> dict[str, Any]:
                      "light": [f"{n}: {_fmt(a)}" for n, a in h.light.items()], "own": _fmt(h.own),
                      "text": _fmt(h.text_baseline), "random": _fmt(h.random_basis),
                      "counts": f"{h.no_adaptation.n_pos} / {h.no_adaptation.n_neg}"})
-    return {"result": result, "rows": rows, "answer_lines": result.answer.splitlines(),
+    return {"title": "Cross-model emotion basis", "result": result, "rows": rows,
+            "answer_lines": result.answer.splitlines(),
             "curve": [{"k": k, "fit": f"{v:.3f}"} for k, v in result.k_curve.items()],
             "alignment": [{"pair": f"{p.a} / {p.b}", "cka": f"{p.debiased_cka:.3f}",
                            "cka_null": f"{p.cka_null_p95:.3f}", "knn": f"{p.mutual_knn:.3f}",
@@ -36,12 +38,8 @@ def context(result: CrossModelResult) -> dict[str, Any]:
 
 def write_cross_model_report(out: str | Path, result: CrossModelResult) -> Path:
     """Write ``cross_model_report.html`` (self-contained) and ``cross_model.json`` into ``out``."""
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
-    env = Environment(loader=PackageLoader("emovec.reports", "templates"), undefined=StrictUndefined,
-                      autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True))
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / "cross_model.json", json.dumps(result.model_dump(), indent=1))
-    page = env.get_template("cross_model.html.j2").render(**context(result))
+    page = render("cross_model.html.j2", context(result))
     return atomic_write(folder / "cross_model_report.html", page)

@@ -3,27 +3,21 @@ regressions marked), lead times, and how well each index separates regressed fro
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from emovec._files import atomic_write
 from emovec.drift.study import INDICES, DriftStudyResult, RunSummary
+from emovec.reports.figures import new_figure, png_base64
+from emovec.reports.pages import render
 
 EVALS = ("refusal_harmful", "refusal_benign", "refusal_overrefusal", "helpful", "perplexity")
 
 
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+Series = tuple[list[float], list[float] | None, list[float] | None]
 
 
 def _marks(ax: Any, run: RunSummary) -> None:
@@ -33,13 +27,10 @@ def _marks(ax: Any, run: RunSummary) -> None:
         ax.axvline(run.first_regression, color="tab:red", ls=":", lw=1.5)
 
 
-def trajectories(runs: list[RunSummary], names: tuple[str, ...], getter: Any, title: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(names), figsize=(3.1 * len(names), 2.8), squeeze=False)
+def trajectories(runs: list[RunSummary], names: tuple[str, ...], getter: Callable[[RunSummary, str], Series | None],
+                 title: str) -> str:
+    """One panel per name: each run's values over steps (with a band where the getter gives one), as base64 PNG."""
+    fig, axes = new_figure((3.1 * len(names), 2.8), 1, len(names), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         for run in runs:
             vals = getter(run, name)
@@ -54,7 +45,7 @@ def trajectories(runs: list[RunSummary], names: tuple[str, ...], getter: Any, ti
         ax.set_xlabel("step", fontsize=8)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    return _png(fig)
+    return png_base64(fig, dpi=90)
 
 
 def _index(run: RunSummary, name: str) -> tuple[list[float], None, None]:
@@ -91,11 +82,8 @@ def context(result: DriftStudyResult) -> dict[str, Any]:
 
 
 def render_drift_report(result: DriftStudyResult) -> str:
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
-    env = Environment(loader=PackageLoader("emovec.reports", "templates"), undefined=StrictUndefined,
-                      autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True))
-    return env.get_template("drift.html.j2").render(**context(result))
+    """The drift report's HTML text."""
+    return render("drift.html.j2", context(result))
 
 
 def write_drift_report(out: str | Path, result: DriftStudyResult) -> Path:

@@ -4,29 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from emovec.reports.figures import new_figure, save_png
 from emovec.validation import ValidationReport
 from emovec.vectors.vector_set import VectorSet
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=110)
 
 
 def accuracy_by_layer(report: ValidationReport, path: Path) -> Path:
     """Topic-held-out top-1 and top-5 per layer with intervals, against chance and the permutation baseline."""
     layers = [c.layer for c in report.cv]
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    fig, ax = new_figure(figsize=(7.5, 3.8))
     for key, marker, colour in (("top1", "o", "C0"), ("top5", "s", "C1")):
         est = [getattr(c, key) for c in report.cv]
         ax.plot(layers, [e.value for e in est], marker=marker, color=colour, ms=3, label=key.replace("top", "top-"))
@@ -48,7 +42,7 @@ def accuracy_by_layer(report: ValidationReport, path: Path) -> Path:
 def corpus_diagnostic(report: ValidationReport, path: Path) -> Path:
     """Mean centred cosine of same-emotion, same-topic and unrelated story pairs per layer."""
     layers = [d.layer for d in report.diagnostic]
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    fig, ax = new_figure(figsize=(7, 3.4))
     ax.plot(layers, [d.same_topic for d in report.diagnostic], marker="o", ms=3, label="same topic, other emotion")
     ax.plot(layers, [d.same_emotion for d in report.diagnostic], marker="s", ms=3, label="same emotion, other topic")
     ax.plot(layers, [d.unrelated for d in report.diagnostic], marker="^", ms=3, label="unrelated")
@@ -65,7 +59,7 @@ def valence_words(report: ValidationReport, polarity: dict[str, int], path: Path
         return None
     items = sorted(axis.coordinates.items(), key=lambda kv: kv[1])
     colours = ["C2" if polarity.get(n) == 1 else "C3" if polarity.get(n) == -1 else "0.7" for n, _ in items]
-    fig, ax = plt.subplots(figsize=(10, 3))
+    fig, ax = new_figure(figsize=(10, 3))
     ax.bar(range(len(items)), [v for _, v in items], color=colours)
     step = max(1, len(items) // 60)
     ax.set_xticks(range(0, len(items), step), [items[i][0] for i in range(0, len(items), step)], rotation=90,
@@ -84,7 +78,7 @@ def valence_snippets(report: ValidationReport, path: Path) -> Path | None:
     x = np.arange(len(subsets))
     r = [s.r.value for s in subsets]
     err = np.array([[s.r.value - s.r.low for s in subsets], [s.r.high - s.r.value for s in subsets]])
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    fig, ax = new_figure(figsize=(6.5, 3.4))
     ax.bar(x - 0.2, r, 0.4, yerr=err, label="emotion-vector valence readout", color="C0")
     if all(s.vader_r is not None for s in subsets):
         ax.bar(x + 0.2, [s.vader_r or 0.0 for s in subsets], 0.4, label="VADER compound (reference)", color="0.6")
@@ -100,7 +94,7 @@ def pca_scatter(report: ValidationReport, path: Path) -> Path:
     """All emotions on the first two principal components of the vectors."""
     names = list(report.pca_coords)
     xy = np.array([report.pca_coords[n] for n in names])
-    fig, ax = plt.subplots(figsize=(9, 7.5))
+    fig, ax = new_figure(figsize=(9, 7.5))
     ax.scatter(xy[:, 0], xy[:, 1], s=10, c=xy[:, 0], cmap="coolwarm")
     for (x, y), name in zip(xy, names, strict=True):
         ax.annotate(name, (x, y), fontsize=5.5, alpha=0.8)
@@ -114,7 +108,7 @@ def similarity_heatmap(vectors: VectorSet, report: ValidationReport, path: Path)
     """Cosine similarity of all vectors at the recommended layer, ordered by PC1."""
     sims = vectors.cosine_similarity(report.recommended_layer).numpy()
     order = np.argsort([-report.pca_coords[n][0] for n in vectors.names])
-    fig, ax = plt.subplots(figsize=(9, 8))
+    fig, ax = new_figure(figsize=(9, 8))
     im = ax.imshow(sims[np.ix_(order, order)], cmap="RdBu_r", vmin=-1, vmax=1)
     step = max(1, len(order) // 57)
     ticks = list(range(0, len(order), step))
@@ -131,7 +125,7 @@ def implicit_matrix(report: ValidationReport, path: Path) -> Path | None:
     if imp is None:
         return None
     mat = np.array(imp.matrix)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = new_figure(figsize=(6.5, 5.5))
     lim = float(np.abs(mat).max()) or 1.0
     im = ax.imshow(mat, cmap="RdBu_r", vmin=-lim, vmax=lim)
     ax.set_xticks(range(len(imp.emotions)), imp.emotions, rotation=60, ha="right", fontsize=8)

@@ -1,0 +1,42 @@
+"""The one jinja2 environment every report page is rendered with.
+
+Templates live in ``emovec/reports/templates`` and extend ``base.html.j2`` (one page shell, inline CSS, no
+external address, so a page still works when moved). Autoescaping is on: model replies, prompts and names are
+untrusted text. ``StrictUndefined`` makes a field missing from a context an error instead of an empty cell.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+
+@cache
+def environment() -> Environment:
+    """The shared environment (built once).
+
+    Example:
+        >>> environment().get_template("base.html.j2").render(title="t")[:15]
+        '<!doctype html>'
+    """
+    return Environment(loader=PackageLoader("emovec.reports", "templates"), undefined=StrictUndefined,
+                       autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True),
+                       keep_trailing_newline=False)
+
+
+def render(template: str, context: dict[str, Any]) -> str:
+    """Render one template of ``emovec/reports/templates`` with ``context``.
+
+    Args:
+        template: the template's file name, e.g. ``"sweep.html.j2"``.
+        context: the names the template reads; a missing one raises ``jinja2.UndefinedError``.
+
+    Returns:
+        The page text.
+
+    Example:
+        >>> render("blackmail.html.j2", blackmail_context(summary, rows, manifest, image))
+    """
+    return environment().get_template(template).render(**context)
