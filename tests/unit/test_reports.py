@@ -1,0 +1,167 @@
+"""Report pages render from small synthetic results: every section is there, numbers are formatted from the
+inputs, untrusted text (replies, prompts, names) is escaped, and a context missing a field fails loudly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+import pytest
+import torch
+
+from emovec.evaluation.summary import METRICS, ConditionSummary, Estimate
+from emovec.reports.pages import environment, render
+from emovec.reports.study_report import write_study_report
+from emovec.reports.sweep_report import sweep_context, write_blackmail_report, write_sweep_report
+from emovec.reports.trace import render_trace, write_trace
+
+SCRIPT = "<script>alert(1)</script>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def _summary(condition: str, kind: str, strength: float, refuse: float) -> ConditionSummary:
+    metrics = {m: Estimate(0.5, 0.4, 0.6, 10) for m in METRICS}
+    metrics["refuse_harmful"] = Estimate(refuse, refuse - 0.05, refuse + 0.05, 10)
+    return ConditionSummary(condition, kind, condition.split(":")[-1], strength, "" if kind == "none" else "3", 10,
+                            metrics)
+
+
+def _sweep_rows() -> pd.DataFrame:
+    return pd.DataFrame({"condition": ["none", "emotion:calm"], "strength": [0.0, 0.1],
+                         "prompt": ["<i>how to</i>", "p"], "reply": [SCRIPT, "fine"], "tone_masked": [True, False]})
+
+
+def test_sweep_report_uses_the_given_summaries_and_escapes_replies(tmp_path: Path) -> None:
+    summaries = [_summary("none", "none", 0.0, 0.123), _summary("emotion:calm", "emotion", 0.1, 0.777),
+                 _summary("emotion:calm", "emotion", 0.2, 0.654)]
+    manifest = {"model": {"name": "tiny <model>"}, "suites": {"paired": {"n": 4, "source": "s", "licence": "MIT"}}}
+    page = write_sweep_report(tmp_path, _sweep_rows(), manifest, n_boot=321, summaries=summaries).read_text()
+    assert page.startswith("<!doctype html>")
+    for section in ("Safety and usefulness", "Side effects, fluency, latency", "Dose-response", "Model judge",
+                    "Tone-masked failures (1)", "Suites", "Provenance"):
+        assert section in page
+    assert "0.123 [0.073, 0.173]" in page and "0.777 [0.727, 0.827]" in page and "+0.200" in page
+    assert "2 graded replies" in page and "(321 resamples of prompts)" in page
+    assert SCRIPT not in page and ESCAPED in page and "&lt;i&gt;how to&lt;/i&gt;" in page
+    assert "tiny &lt;model&gt;" in page and "not configured" in page
+    assert "emotion judge skipped (install nade)" in page  # no nade_* columns
+    assert page.count("data:image/png;base64,") == 1  # one steered condition at one layer set
+    assert (tmp_path / "figures" / "dose_emotion_calm_L3.png").is_file()
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert [s["metrics"]["refuse_harmful"]["value"] for s in saved] == [0.123, 0.777, 0.654]
+
+
+def test_a_context_missing_a_field_fails_loudly() -> None:
+    context = sweep_context(_sweep_rows(), {}, [_summary("none", "none", 0.0, 0.5)], [], n_boot=10)
+    assert "Provenance" in render("sweep.html.j2", context)
+    del context["judge_status"]
+    with pytest.raises(jinja2.UndefinedError, match="judge_status"):
+        render("sweep.html.j2", context)
+
+
+def test_the_environment_escapes_and_is_built_once() -> None:
+    env = environment()
+    assert env is environment() and isinstance(env.undefined, type) and issubclass(env.undefined,
+                                                                                   jinja2.StrictUndefined)
+    assert env.from_string("{{ x }}").render(x=SCRIPT) == ESCAPED
+    assert env.get_template("base.html.j2").render(title=SCRIPT).count(ESCAPED) == 1
+
+
+def _blackmail_rows() -> pd.DataFrame:
+    rows = []
+    for i, (cond, emotion, strength) in enumerate([("none", "", 0.0)] * 4 + [("calm:+1", "calm", 1.0)] * 4):
+        rows.append({"condition": cond, "emotion": emotion, "strength": strength, "variant": f"v{i % 2}",
+                     "threat": "replace" if i % 2 == 0 else "none", "leverage": True, "blackmail": i == 0,
+                     "valid_format": i in (0, 4), "mentions_secret": i == 0, "to_executive": False,
+                     "judge_blackmail": None, "reply": SCRIPT if i == 0 else "ok"})
+    return pd.DataFrame(rows)
+
+
+def test_blackmail_report_counts_formats_rates_and_escapes_replies(tmp_path: Path) -> None:
+    page = write_blackmail_report(tmp_path, _blackmail_rows(), {"model": {"name": "tiny"}}).read_text()
+    assert "Agentic blackmail scenario: tiny" in page and "Sample replies" in page
+    assert "1 of 8 replies blackmailed; 2 used the email format correctly." in page
+    assert "never produced a valid action" not in page
+    # none: 1 of the 2 threatening replies blackmailed (Wilson interval); calm: 0 of 2
+    assert "0.50 [0.09, 0.91] (n=2)" in page and "0.00 [0.00, 0.66] (n=2)" in page
+    assert SCRIPT not in page and ESCAPED in page
+    assert page.count("data:image/png;base64,") == 1
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [e["condition"] for e in summary] == ["none", "calm:+1"]
+
+
+def test_blackmail_report_says_when_no_action_was_valid(tmp_path: Path) -> None:
+    rows = _blackmail_rows().assign(valid_format=False, blackmail=False)
+    page = write_blackmail_report(tmp_path, rows, {}).read_text()
+    assert "0 of 8 replies blackmailed; 0 used the email format correctly." in page
+    assert "never produced a valid action" in page
+
+
+def test_trace_escapes_tokens_and_keeps_spans_touching(tmp_path: Path) -> None:
+    tokens = ["Hi", "Ġthere", "<script>", "ok"]
+    scores = torch.tensor([[0.1, -0.2], [0.3, 0.0], [-0.5, 0.4], [0.2, 0.2]])
+    page = render_trace(tokens, scores, ["calm", "</script>afraid"], "trace <1>", roles=["user", "user", "bot", "bot"])
+    assert page.startswith("<!doctype html>") and "<h1>trace &lt;1&gt;</h1>" in page
+    assert '<span class="tok">Hi</span><span class="tok"> there</span><div class="role">bot</div>' in page
+    assert '<span class="tok">&lt;script&gt;</span>' in page
+    assert page.count('<div class="role">') == 2 and page.count('class="tok"') == 4
+    assert page.count("</script>") == 2  # the data block and the code; a name cannot close either
+    data = page.split('<script id="trace-data" type="application/json">')[1].split("</script>")[0]
+    parsed = json.loads(data)
+    assert parsed["names"] == ["calm", "</script>afraid"] and parsed["initial"] == "calm"
+    assert parsed["scores"][2] == pytest.approx([-0.5, 0.4])
+    assert "<option selected>calm</option><option>&lt;/script&gt;afraid</option>" in page  # largest mean |score|
+    one = write_trace(tmp_path / "one.html", [page]).read_text()
+    assert one == page
+    two = write_trace(tmp_path / "two.html", [page, page]).read_text()
+    assert two.count("<iframe") == 2 and "<script" not in two and "srcdoc=\"&lt;!doctype html&gt;" in two
+
+
+def _estimate(value: float, lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
+    return {"value": value, "lo": value - 0.1 if lo is None else lo, "hi": value + 0.1 if hi is None else hi, "n": 8}
+
+
+def _model_result(name: str, split: float) -> dict[str, Any]:
+    keys = {"desperate": "desperate", "calm": "calm"}
+    criteria = {
+        "poor_stability": {"met": False, "mean_split_half_cosine": split, "mean_template_cosine": float("nan"),
+                           "rule": "mean split-half or cross-template cosine < 0.5"},
+        "broad_side_effects": {"met": True, "mean_modularity_index": 0.3141, "rule": "mean modularity index < 0.5"},
+    }
+    return {
+        "model": name, "policy_level": "instruct", "layer": 7, "key_vectors": keys,
+        "stability": {"split_half": {k: _estimate(0.9) for k in keys}, "resample": {k: _estimate(0.8) for k in keys},
+                      "template": {}, "readout_auc": {"desperate": _estimate(0.7), "calm": _estimate(0.9)}},
+        "modularity": {"names": ["desperate", "calm"], "matrix": [[_estimate(0.5), _estimate(0.1)],
+                                                                  [_estimate(-0.1), _estimate(0.4)]],
+                       "index": {k: _estimate(0.6) for k in keys},
+                       "off_target": {k: {"refuse_harmful_change": -0.05, "kl_benign": 0.012, "length_change": 3.0}
+                                      for k in keys}},
+        "causal_influence": {k: {"strengths": [-1, 0, 1], "mean_by_strength": [0.1, 0.0, -0.1],
+                                 "slope": _estimate(s), "wrong_way": 0.25} for k, s in (("desperate", -0.2),
+                                                                                       ("calm", 0.4))},
+        "steering_value": {"value": _estimate(0.05, -0.01, 0.11), "best_control": "concept:refusal",
+                           "best_emotion": "calm", "note": "at matched KL"},
+        "monitoring_value": {"value": _estimate(0.02), "n_unsafe": 3, "n": 20, "note": SCRIPT},
+        "verdict": {"text": "inconclusive", "criteria": criteria},
+    }
+
+
+def test_study_report_reads_the_verdict_means_and_escapes_notes(tmp_path: Path) -> None:
+    report = {"preset": "quick", "plan": {"rows": 10}, "key_vectors": {"desperate": "desperate", "calm": "calm"},
+              "family_note": "different <families>", "emovec_version": "0.0",
+              "models": {"m1": _model_result("m1", 0.8765), "m2": _model_result("m2", 0.1234)}}
+    page = write_study_report(tmp_path, report).read_text()
+    for section in ("Overview", "Stability", "Modularity", "Causal influence on refusal", "<h2>m1</h2>",
+                    "<h2>m2</h2>"):
+        assert section in page
+    # split-half from the verdict criteria; template n/a (NaN); AUC mean (0.7 + 0.9) / 2; |slope| mean 0.3
+    assert "<td>0.88</td><td>n/a</td><td>0.80</td><td>0.31</td><td>0.30</td>" in page
+    assert "<td>0.12</td>" in page and "0.05 [-0.01, 0.11]" in page
+    assert "desperate &rarr; <code>desperate</code>, calm &rarr; <code>calm</code>" in page
+    assert "different &lt;families&gt;" in page and SCRIPT not in page and ESCAPED in page
+    assert page.count("data:image/png;base64,") == 6  # split, auc, modularity, two matrices, dose
+    assert (tmp_path / "figures" / "matrix_1.png").is_file()
