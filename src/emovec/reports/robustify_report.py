@@ -3,23 +3,18 @@ a safety-vs-helpfulness plot with meaning (cosine to the source emotion) as colo
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 from emovec._files import atomic_write
+from emovec.reports.figures import new_figure, png_base64
+from emovec.reports.pages import render
 from emovec.studies.robustify import RobustifyResult
 
 
 def pareto_png(result: RobustifyResult) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = new_figure((5.5, 4))
     xs = [a.refusal_redteam.value for a in result.arms]
     ys = [a.helpful.value for a in result.arms]
     points = ax.scatter(xs, ys, c=[a.cos_source for a in result.arms], cmap="viridis", vmin=-1, vmax=1, s=60)
@@ -27,19 +22,16 @@ def pareto_png(result: RobustifyResult) -> str:
         ax.annotate(a.arm, (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel("refusal on held-out red-team prompts")
     ax.set_ylabel("helpful accuracy")
-    fig.colorbar(points, label="cosine to the source emotion vector")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    fig.colorbar(points, ax=ax, label="cosine to the source emotion vector")
+    return png_base64(fig, dpi=90)
 
 
 def context(result: RobustifyResult) -> dict[str, Any]:
     def fmt(r: Any) -> str:
         return f"{r.value:.2f} [{r.low:.2f}, {r.high:.2f}]"
 
-    return {"result": result, "png": pareto_png(result), "answer_lines": result.answer.splitlines(),
+    return {"title": "Robustified emotion directions", "result": result, "png": pareto_png(result),
+            "answer_lines": result.answer.splitlines(),
             "rows": [{"arm": a.arm, "weight": "-" if a.meaning_weight is None else f"{a.meaning_weight:g}",
                       "red": fmt(a.refusal_redteam), "benign": fmt(a.refusal_benign), "helpful": fmt(a.helpful),
                       "detail": f"{a.harmful_detail:.2f}", "cos": f"{a.cos_source:.2f}",
@@ -49,12 +41,8 @@ def context(result: RobustifyResult) -> dict[str, Any]:
 
 def write_robustify_report(out: str | Path, result: RobustifyResult) -> Path:
     """Write ``robustify_report.html`` (self-contained) and ``robustify.json`` into ``out``."""
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
-    env = Environment(loader=PackageLoader("emovec.reports", "templates"), undefined=StrictUndefined,
-                      autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True))
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / "robustify.json", json.dumps(result.model_dump(), indent=1))
-    page = env.get_template("robustify.html.j2").render(**context(result))
+    page = render("robustify.html.j2", context(result))
     return atomic_write(folder / "robustify_report.html", page)
