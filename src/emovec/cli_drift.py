@@ -164,3 +164,28 @@ def robustify(
     for line in result.answer.splitlines():
         out.print(line, highlight=False)
     err.print(f"report: {write_robustify_report(out_dir, result)}")
+
+
+@study_app.command("paper")
+@friendly
+def paper(
+    vectors: Annotated[Path, typer.Option(help="a vector set folder (e.g. runs/demo)")],
+    preset: Annotated[str, typer.Option(help="quick (under 15 minutes on 2 cores) or full")] = "quick",
+    out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/paper"),
+    model: ModelOpt = "smollm2-135m-instruct",
+) -> None:
+    """The paper's experiments: intensity templates, top-activating human text, activity preferences, and
+    steering that moves preferences."""
+    from emovec.reports.paper_report import write_paper_report
+    from emovec.studies.paper import PRESETS, PaperError, run_paper_study
+    from emovec.vectors.vector_set import VectorSet
+
+    if preset not in PRESETS:
+        raise PaperError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
+    vs = VectorSet.load(vectors)
+    lm = _load(model, None, None)
+    result = run_paper_study(lm, vs, preset, say=lambda m: err.print(m, highlight=False))
+    good = sum(t.rho > t.random_p95 for t in result.intensity)
+    out.print(f"intensity: {good} of {len(result.intensity)} templates beat the random-direction p95", highlight=False)
+    out.print(f"steering shift vs preference r across emotions: {result.steering_r}", highlight=False)
+    err.print(f"report: {write_paper_report(out_dir, result)}")

@@ -314,3 +314,25 @@ def differentiable_steering(lm: LoadedModel, layer: int, direction: Tensor, scal
 
     with block_output_hooks(lm, [chosen], on_block):
         yield
+
+
+@contextmanager
+def masked_steering(lm: LoadedModel, layer: int, direction: Tensor, scale: float, mask: Tensor) -> Iterator[None]:
+    """Add ``scale * unit(direction)`` after block ``layer`` only where ``mask`` (``[batch, seq]``, the padded
+    positions of the next full forward pass) is true: steering on chosen tokens, e.g. one activity's words.
+
+    Example:
+        >>> with masked_steering(lm, 14, vs.vector("happy", 14), 0.1 * norm, mask):
+        ...     logits = lm.model(input_ids=ids, attention_mask=attn).logits
+    """
+    chosen = lm.check_layers([layer])[0]
+    unit = direction.detach().float() / direction.detach().float().norm()
+
+    def on_block(_layer: int, hidden: Tensor) -> Tensor:
+        if hidden.shape[:2] != mask.shape:
+            raise SteeringError(f"the steering mask is {tuple(mask.shape)} but the batch is {tuple(hidden.shape[:2])}")
+        m = mask.to(hidden.device, hidden.dtype)[..., None]
+        return hidden + scale * m * unit.to(hidden.device, hidden.dtype)
+
+    with block_output_hooks(lm, [chosen], on_block):
+        yield

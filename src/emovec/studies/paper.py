@@ -1,0 +1,218 @@
+"""The paper's own validation experiments (Sofroniew et al. 2026), on any model with its vector set.
+
+1. **Intensity templates** (``data/paper/intensity.json``, written for emovec): sentences where one quantity
+   makes a situation more or less frightening, sad, happy or angry, 8 levels, 3 paraphrases. Per template, the
+   Spearman rho of the matching emotion's readout against the level (mean over paraphrases, with the range),
+   the opposite emotion's rho beside it, and the 95th percentile of the same statistic for random directions.
+2. **Top-activating human text**: the VADER study's human-written snippets each emotion reads highest and
+   lowest.
+3. **Activity preferences** (``data/paper/activities.txt``, 64 activities written for emovec): Bradley-Terry
+   scores from pairwise choices (``emovec.studies.preferences``), then, per emotion, the correlation across
+   activities between its readout on the activity text and the activity's score, against a shuffled-activity
+   baseline (95th percentile of |r| under permutation).
+4. **Steering moves preferences**: steering with an emotion on one option's tokens only changes the log-odds of
+   choosing it; across emotions, the mean shift is correlated with the emotion's r from 3 (bootstrap over
+   emotions).
+Readouts everywhere: mean residual activation from token 2 on, projected on the unit emotion vector from the
+set's centre, in units of the layer's mean norm.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from pydantic import BaseModel, Field
+from scipy.stats import pearsonr, spearmanr
+
+from emovec.capture import TokenSelection, capture
+from emovec.data import data_path
+from emovec.errors import EmovecError
+from emovec.models.loading import LoadedModel
+from emovec.studies import preferences as prefs
+from emovec.vectors.vector_set import VectorSet
+
+
+class PaperError(EmovecError, ValueError):
+    """A paper-experiments run that cannot go as asked."""
+
+
+class PaperPreset(BaseModel):
+    name: str
+    snippets: int = 1500
+    partners: int = 6
+    steer_emotions: int = 12
+    steer_partners: int = 2
+    strength: float = 0.1
+    n_random: int = 50
+    n_perm: int = 200
+
+
+PRESETS = {"quick": PaperPreset(name="quick"),
+           "full": PaperPreset(name="full", snippets=23703, partners=20, steer_emotions=40, steer_partners=6)}
+
+
+class TemplateResult(BaseModel):
+    id: str
+    emotion: str
+    opposite: str
+    rho: float
+    rho_min: float
+    rho_max: float
+    opposite_rho: float
+    random_p95: float
+
+
+class EmotionPreference(BaseModel):
+    emotion: str
+    r: float
+    shift: float | None = None
+
+
+class PaperResult(BaseModel):
+    schema_version: int = 1
+    model: str
+    layer: int
+    intensity: list[TemplateResult]
+    top_text: dict[str, dict[str, list[str]]]
+    activities: list[str]
+    activity_scores: list[float]
+    activity_low: list[float]
+    activity_high: list[float]
+    preference_r: list[EmotionPreference]
+    shuffled_r_p95: float
+    steering_r: float | None = None
+    steering_r_low: float | None = None
+    steering_r_high: float | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+def readouts(lm: LoadedModel, vectors: VectorSet, texts: Sequence[str], layer: int,
+             directions: torch.Tensor | None = None) -> np.ndarray:
+    """``[n_texts, n_directions]`` readouts (default directions: every vector of the set)."""
+    j = vectors.layer_index(layer)
+    dirs = vectors.at_layer(layer).float() if directions is None else directions.float()
+    units = torch.nn.functional.normalize(dirs, dim=-1)
+    centre = vectors.center[j].float() if vectors.center is not None else torch.zeros(vectors.d_model)
+    res = capture(lm, list(texts), [layer], selection=TokenSelection.from_index(2), max_length=128)
+    return (((res.means[:, 0].float() - centre) @ units.T) / float(vectors.mean_norm[j])).numpy()
+
+
+def intensity(lm: LoadedModel, vectors: VectorSet, layer: int, n_random: int, seed: int = 0) -> list[TemplateResult]:
+    templates = json.loads(data_path("paper/intensity.json").read_text("utf-8"))
+    rng = torch.Generator().manual_seed(seed)
+    randoms = torch.randn(n_random, vectors.d_model, generator=rng)
+    out = []
+    for t in templates:
+        texts = [p.format(x=level) for p in t["paraphrases"] for level in t["levels"]]
+        names = [t["emotion"], t["opposite"]]
+        dirs = torch.cat([torch.stack([vectors.vector(n, layer) for n in names]), randoms])
+        read = readouts(lm, vectors, texts, layer, dirs).reshape(len(t["paraphrases"]), len(t["levels"]), -1)
+        levels = np.arange(len(t["levels"]))
+        rho = np.array([[spearmanr(levels, read[p, :, d]).statistic for d in range(read.shape[2])]
+                        for p in range(read.shape[0])])  # [paraphrases, directions]
+        mean = np.nan_to_num(rho.mean(0))
+        out.append(TemplateResult(id=t["id"], emotion=names[0], opposite=names[1], rho=float(mean[0]),
+                                  rho_min=float(rho[:, 0].min()), rho_max=float(rho[:, 0].max()),
+                                  opposite_rho=float(mean[1]), random_p95=float(np.quantile(mean[2:], 0.95))))
+    return out
+
+
+def top_text(lm: LoadedModel, vectors: VectorSet, layer: int, n: int, k: int = 3, seed: int = 0
+             ) -> dict[str, dict[str, list[str]]]:
+    from emovec.validation.external import vader_snippets
+
+    snippets = list(vader_snippets())
+    rng = np.random.default_rng(seed)
+    chosen = [snippets[i] for i in sorted(rng.choice(len(snippets), min(n, len(snippets)), replace=False))]
+    read = readouts(lm, vectors, [s.text for s in chosen], layer)
+    order = np.argsort(read, axis=0)
+    return {name: {"top": [chosen[i].text for i in order[::-1][:k, e]],
+                   "bottom": [chosen[i].text for i in order[:k, e]]} for e, name in enumerate(vectors.names)}
+
+
+def activities() -> list[str]:
+    rows = data_path("paper/activities.txt").read_text("utf-8").splitlines()
+    return [r.split("\t", 1)[1].strip() for r in rows if "\t" in r]
+
+
+def preference_correlations(read: np.ndarray, scores: np.ndarray, names: Sequence[str], n_perm: int, seed: int = 0
+                            ) -> tuple[list[EmotionPreference], float]:
+    """Per emotion, r across activities between readout and score; the 95th percentile of max-free |r| under
+    shuffled activities (one permutation, every emotion)."""
+    rs = [EmotionPreference(emotion=n, r=float(pearsonr(read[:, e], scores).statistic)) for e, n in enumerate(names)]
+    rng = np.random.default_rng(seed)
+    null = [abs(pearsonr(read[:, e], rng.permutation(scores)).statistic)
+            for _ in range(max(1, n_perm // len(names) + 1)) for e in range(len(names))]
+    return rs, float(np.quantile(null, 0.95))
+
+
+def steering_shifts(lm: LoadedModel, vectors: VectorSet, layer: int, acts: Sequence[str], emotions: Sequence[str],
+                    partners: int, strength: float, seed: int = 0) -> dict[str, float]:
+    """Per emotion, the mean change in the log-odds of choosing an option when it is steered on its tokens."""
+    pairs = prefs.plan_pairs(len(acts), partners, seed)
+    choices = prefs.both_orders(pairs)
+    plain = np.clip(prefs.prefer_first(lm, acts, choices), 1e-6, 1 - 1e-6)
+    scale = strength * float(vectors.mean_norm[vectors.layer_index(layer)])
+    out = {}
+    for name in emotions:
+        steered = np.clip(prefs.prefer_first(lm, acts, choices, layer=layer, direction=vectors.vector(name, layer),
+                                             scale=scale), 1e-6, 1 - 1e-6)
+        out[name] = float(np.mean(np.log(steered / (1 - steered)) - np.log(plain / (1 - plain))))
+    return out
+
+
+def _steer_emotions(prefs_r: Sequence[EmotionPreference], k: int) -> list[str]:
+    """The k/2 emotions with the most positive and the k/2 with the most negative preference r."""
+    ranked = sorted(prefs_r, key=lambda p: p.r)
+    picked = ranked[: k // 2] + ranked[-(k - k // 2):]
+    return list(dict.fromkeys(p.emotion for p in picked))
+
+
+def run_paper_study(lm: LoadedModel, vectors: VectorSet, preset: str | PaperPreset = "quick",
+                    say: object = None) -> PaperResult:
+    """All four experiments at the set's default layer (see module docs)."""
+    p = PRESETS[preset] if isinstance(preset, str) else preset
+    tell = say if callable(say) else (lambda _m: None)
+    vectors.check_compatible(lm)
+    layer = vectors.default_layer
+    tell("intensity templates")
+    intens = intensity(lm, vectors, layer, p.n_random)
+    tell(f"top-activating text over {p.snippets} human-written snippets")
+    tops = top_text(lm, vectors, layer, p.snippets)
+    acts = activities()
+    tell(f"activity preferences: {len(acts)} activities, {p.partners} partners each, both orders")
+    pairs = prefs.plan_pairs(len(acts), p.partners)
+    outcome = prefs.pair_outcomes(prefs.prefer_first(lm, acts, prefs.both_orders(pairs)))
+    scores = prefs.bradley_terry(len(acts), pairs, outcome)
+    low, high = prefs.bt_intervals(len(acts), pairs, outcome)
+    read = readouts(lm, vectors, acts, layer)
+    pr, null95 = preference_correlations(read, scores, vectors.names, p.n_perm)
+    chosen = _steer_emotions(pr, p.steer_emotions)
+    tell(f"steering {len(chosen)} emotions on one option's tokens")
+    shifts = steering_shifts(lm, vectors, layer, acts, chosen, p.steer_partners, p.strength)
+    for e in pr:
+        e.shift = shifts.get(e.emotion)
+    xs = np.array([next(e.r for e in pr if e.emotion == n) for n in chosen])
+    ys = np.array([shifts[n] for n in chosen])
+    r, lo, hi = _corr_with_interval(xs, ys)
+    return PaperResult(model=lm.name, layer=layer, intensity=intens, top_text=tops, activities=acts,
+                       activity_scores=scores.tolist(), activity_low=low.tolist(), activity_high=high.tolist(),
+                       preference_r=pr, shuffled_r_p95=null95, steering_r=r, steering_r_low=lo, steering_r_high=hi,
+                       notes=[f"steered emotions: {', '.join(chosen)} (the most positive and most negative r in 3; "
+                              "selection uses 3's readout correlations, not the steering outcome)"])
+
+
+def _corr_with_interval(x: np.ndarray, y: np.ndarray, n_boot: int = 1000, seed: int = 0
+                        ) -> tuple[float | None, float | None, float | None]:
+    if len(x) < 4 or np.std(x) == 0 or np.std(y) == 0:
+        return None, None, None
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(x), len(x))
+        if np.std(x[idx]) > 0 and np.std(y[idx]) > 0:
+            boots.append(pearsonr(x[idx], y[idx]).statistic)
+    return float(pearsonr(x, y).statistic), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))

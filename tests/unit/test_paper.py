@@ -1,0 +1,78 @@
+"""The paper's experiments: Bradley-Terry scores from soft pairwise outcomes, order-bias cancelling, steering
+restricted to chosen tokens, and the intensity and preference read-outs on a tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from emovec.steer import SteeringError, masked_steering
+from emovec.studies import preferences as prefs
+from emovec.studies.paper import intensity, preference_correlations
+from tests.builders import make_set
+
+
+def test_bradley_terry_recovers_known_scores_and_intervals_cover_them() -> None:
+    true = np.array([2.0, 1.0, 0.0, -1.0, -2.0])
+    pairs = [(i, j) for i in range(5) for j in range(i + 1, 5)]
+    outcome = np.array([1 / (1 + np.exp(-(true[i] - true[j]))) for i, j in pairs])
+    scores = prefs.bradley_terry(5, pairs, outcome, ridge=1e-6)
+    assert np.allclose(scores, true - true.mean(), atol=1e-2)
+    low, high = prefs.bt_intervals(5, pairs, outcome, n_boot=50)
+    assert np.all(low - 0.05 <= scores) and np.all(scores <= high + 0.05) and (high - low).max() < 1.0
+
+
+def test_two_orders_cancel_a_bias_for_the_first_option() -> None:
+    pairs = [(0, 1), (0, 2)]
+    p_first = np.array([0.9, 0.7, 0.8, 0.6])  # prompts (0,1), (1,0), (0,2), (2,0): a +0.3 bias for option A
+    assert prefs.pair_outcomes(p_first) == pytest.approx([0.6, 0.6])
+    assert [(c.first, c.second) for c in prefs.both_orders(pairs)] == [(0, 1), (1, 0), (0, 2), (2, 0)]
+    planned = prefs.plan_pairs(10, 3, seed=1)
+    assert len(set(planned)) == len(planned) and all(i < j for i, j in planned)
+    assert {i for p in planned for i in p} == set(range(10))
+
+
+def test_masked_steering_changes_only_the_masked_positions_and_what_follows(tiny_llama) -> None:
+    ids = torch.tensor([[2, 5, 6, 7, 8, 9]])
+    mask = torch.zeros((1, 6), dtype=torch.bool)
+    mask[0, 3] = True
+    plain = tiny_llama.model(input_ids=ids).logits
+    with masked_steering(tiny_llama, 1, torch.ones(tiny_llama.d_model), 5.0, mask):
+        steered = tiny_llama.model(input_ids=ids).logits
+    diff = (steered - plain).abs().sum(-1)[0]
+    assert torch.all(diff[:3] < 1e-5) and diff[3] > 1e-3  # earlier positions untouched (causal)
+    with pytest.raises(SteeringError, match="mask"), masked_steering(tiny_llama, 1, torch.ones(tiny_llama.d_model), 1.0,
+                                                                 mask[:, :3]):
+        tiny_llama.model(input_ids=ids)
+
+
+def test_intensity_and_preference_readouts_have_their_baselines(tiny_llama) -> None:
+    vectors = make_set(tiny_llama, names=("afraid", "calm", "sad", "happy", "angry"), layers=(1,))
+    rows = intensity(tiny_llama, vectors, 1, n_random=10)
+    assert [r.id for r in rows][:3] == ["dose", "fall", "late"] and len(rows) == 8
+    assert all(-1 <= r.rho <= 1 and r.rho_min <= r.rho <= r.rho_max and 0 <= r.random_p95 <= 1 for r in rows)
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=30)
+    read = np.stack([scores + 0.1 * rng.normal(size=30), rng.normal(size=30)], 1)
+    pr, null95 = preference_correlations(read, scores, ["blissful", "noise"], n_perm=200)
+    assert pr[0].r > 0.95 and abs(pr[1].r) < null95 < 0.6
+
+
+def test_report_renders_all_four_experiments_and_escapes_snippets(tmp_path) -> None:
+    from emovec.reports.paper_report import write_paper_report
+    from emovec.studies.paper import EmotionPreference, PaperResult, TemplateResult
+
+    result = PaperResult(
+        model="tiny", layer=1,
+        intensity=[TemplateResult(id="dose", emotion="afraid", opposite="calm", rho=0.8, rho_min=0.7, rho_max=0.9,
+                                  opposite_rho=-0.2, random_p95=0.4)],
+        top_text={"afraid": {"top": ["<i>scary</i>"], "bottom": ["nice"]}}, activities=["swim", "dig"],
+        activity_scores=[0.5, -0.5], activity_low=[0.2, -0.8], activity_high=[0.8, -0.2],
+        preference_r=[EmotionPreference(emotion="afraid", r=-0.6, shift=-0.3),
+                      EmotionPreference(emotion="happy", r=0.7, shift=0.4)],
+        shuffled_r_p95=0.3, steering_r=1.0, steering_r_low=1.0, steering_r_high=1.0)
+    page = write_paper_report(tmp_path, result).read_text()
+    for section in ("1. Intensity", "2. Top-activating", "3. Activity", "4. Steering"):
+        assert section in page
+    assert "&lt;i&gt;scary&lt;/i&gt;" in page and "2 of 2 emotions" in page and "data:image/png" in page
