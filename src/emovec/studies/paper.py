@@ -124,7 +124,7 @@ def top_text(lm: LoadedModel, vectors: VectorSet, layer: int, n: int, k: int = 3
              ) -> dict[str, dict[str, list[str]]]:
     from emovec.validation.external import vader_snippets
 
-    snippets = list(vader_snippets())
+    snippets = [s for s in vader_snippets() if len(lm.tokenizer(s.text)["input_ids"]) > 4]  # readouts skip 2 tokens
     rng = np.random.default_rng(seed)
     chosen = [snippets[i] for i in sorted(rng.choice(len(snippets), min(n, len(snippets)), replace=False))]
     read = readouts(lm, vectors, [s.text for s in chosen], layer)
