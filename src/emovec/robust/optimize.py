@@ -169,6 +169,9 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
         opt.zero_grad()
         total.backward()
         opt.step()
+        if not torch.isfinite(direction).all() or float(direction.detach().norm()) > 1e6 * float(source.norm()):
+            raise RobustError(f"the optimisation diverged at step {step + 1} (the direction blew up); the last good "
+                              f"direction is in {config.out}; lower --lr or the loss weights")
         record = {k: float(v.detach()) for k, v in terms.items()} | {"step": float(step + 1)}
         history.append(record)
         if on_step is not None:

@@ -166,7 +166,8 @@ def logprobs_and_followups(lm: LoadedModel, seqs: Sequence[Sequence[int]], follo
             for n, t in enumerate(followups):
                 cache = res.past_key_values if n == len(followups) - 1 else copy.deepcopy(res.past_key_values)
                 nxt = lm.model(input_ids=torch.full((len(idx), 1), t, dtype=torch.long).to(lm.device),
-                               attention_mask=torch.cat([mask, torch.ones(len(idx), 1, dtype=torch.long)], 1).to(lm.device),
+                               attention_mask=torch.cat([mask, torch.ones(len(idx), 1, dtype=torch.long)],
+                                                        1).to(lm.device),
                                position_ids=(position_ids[:, -1:] + 1).to(lm.device), past_key_values=cache,
                                use_cache=True, logits_to_keep=1)
                 lp_t = F.log_softmax(nxt.logits[:, -1].float(), dim=-1).cpu()
