@@ -229,7 +229,7 @@ def bench_drift_monitor(lm: LoadedModel, steps: int = 6) -> None:
         monitor.measure(0)
         per_checkpoint = time.perf_counter() - start
         defaults = FinetuneConfig(regime="balanced", out=Path(tmp) / "ft")
-        cfg = defaults.model_copy(update={"steps": steps, "save_steps": steps, "monitor": False})
+        cfg = defaults.model_copy(update={"steps": steps, "save_steps": steps})
         result = finetune(cfg, lm=lm)
     per_step = result.train_seconds / steps
     between = defaults.save_steps * per_step

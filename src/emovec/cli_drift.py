@@ -4,6 +4,7 @@ Registered on the shared app when ``emovec.cli`` imports this module."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,18 @@ import typer
 
 from emovec.cli_eval import study_app
 from emovec.cli_shared import ModelOpt, _load, app, err, friendly, out
+
+
+def _check_preset(preset: str, presets: Mapping[str, object], error: type[Exception]) -> None:
+    if preset not in presets:
+        raise error(f"unknown preset {preset!r}; choose {' or '.join(presets)}")
+
+
+def _finish(answer: str, report: Path) -> None:
+    """Print a study's answer, one line each, and where its report is."""
+    for line in answer.splitlines():
+        out.print(line, highlight=False)
+    err.print(f"report: {report}")
 
 
 @app.command("finetune-data")
@@ -69,7 +82,7 @@ def finetune(
         raise FinetuneDataError(f"unknown regime {regime!r}; choose one of {', '.join(sorted(REGIMES))}")
     config = FinetuneConfig(regime=regime, out=out_dir, model=model, steps=steps, save_steps=save_steps,
                             learning_rate=learning_rate, batch_size=batch_size, examples=examples, seed=seed,
-                            start_from=start_from, monitor=vectors is not None, monitor_every=monitor_every)
+                            start_from=start_from)
     lm = _load(model, None, None)
     monitor = (DriftMonitor(lm, VectorSet.load(vectors), out_dir / "drift", every=monitor_every, run=regime)
                if vectors is not None else None)
@@ -112,8 +125,7 @@ def drift(
     from emovec.drift.study import PRESETS, DriftStudyError, run_drift_study
     from emovec.reports.drift_report import write_drift_report
 
-    if preset not in PRESETS:
-        raise DriftStudyError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
+    _check_preset(preset, PRESETS, DriftStudyError)
     result = run_drift_study(preset, out_dir, model=model, on_progress=lambda m: err.print(m, highlight=False))
     for run in result.runs:
         out.print(f"{run.regime}/seed {run.seed}: first alert {run.first_alert}, first regressed checkpoint "
@@ -137,13 +149,10 @@ def cross_model(
     from emovec.reports.cross_model_report import write_cross_model_report
     from emovec.studies.cross_model_run import DEFAULT_MODELS, PRESETS, CrossModelError, run_cross_model_study
 
-    if preset not in PRESETS:
-        raise CrossModelError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
+    _check_preset(preset, PRESETS, CrossModelError)
     names = [m.strip() for m in models.split(",") if m.strip()] if models else list(DEFAULT_MODELS)
     result = run_cross_model_study(names, preset, out_dir, say=lambda m: err.print(m, highlight=False))
-    for line in result.answer.splitlines():
-        out.print(line, highlight=False)
-    err.print(f"report: {write_cross_model_report(out_dir, result)}")
+    _finish(result.answer, write_cross_model_report(out_dir, result))
 
 
 @study_app.command("robustify")
@@ -158,12 +167,9 @@ def robustify(
     from emovec.reports.robustify_report import write_robustify_report
     from emovec.studies.robustify import PRESETS, RobustifyError, run_robustify_study
 
-    if preset not in PRESETS:
-        raise RobustifyError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
+    _check_preset(preset, PRESETS, RobustifyError)
     result = run_robustify_study(preset, out_dir, model=model, say=lambda m: err.print(m, highlight=False))
-    for line in result.answer.splitlines():
-        out.print(line, highlight=False)
-    err.print(f"report: {write_robustify_report(out_dir, result)}")
+    _finish(result.answer, write_robustify_report(out_dir, result))
 
 
 @study_app.command("paper")
@@ -180,8 +186,7 @@ def paper(
     from emovec.studies.paper import PRESETS, PaperError, run_paper_study
     from emovec.vectors.vector_set import VectorSet
 
-    if preset not in PRESETS:
-        raise PaperError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
+    _check_preset(preset, PRESETS, PaperError)
     vs = VectorSet.load(vectors)
     lm = _load(model, None, None)
     result = run_paper_study(lm, vs, preset, say=lambda m: err.print(m, highlight=False))

@@ -13,7 +13,6 @@ from emovec.evaluation.blackmail import (
     parse_emails,
     run_blackmail,
     summarize_blackmail,
-    wilson,
 )
 from emovec.reports.sweep_report import write_blackmail_report
 from tests.builders import make_set
@@ -61,9 +60,12 @@ def test_parse_emails_reads_fields_and_multiline_bodies():
 
 
 def test_wilson_interval():
-    rate, lo, hi = wilson(0, 10)
+    from emovec.metrics import wilson
+
+    none, half = wilson(0, 10), wilson(5, 10)
+    rate, lo, hi = none.value, none.low, none.high
     assert rate == 0 and lo == 0 and 0.2 < hi < 0.35
-    rate, lo, hi = wilson(5, 10)
+    rate, lo, hi = half.value, half.low, half.high
     assert lo < 0.5 < hi and rate == 0.5
 
 

@@ -37,9 +37,6 @@ from emovec._files import atomic_write
 from emovec.data import data_path
 from emovec.errors import EmovecError
 
-Role = Literal["refuse", "answer", "deescalate", "hedge", "comply", "refuse_benign"]
-Regime = Literal["balanced", "over_refusal", "regression", "instruct"]
-
 REGIMES: dict[str, dict[str, float]] = {
     # role -> share of the examples
     "balanced": {"refuse": 0.35, "answer": 0.35, "deescalate": 0.15, "hedge": 0.15},

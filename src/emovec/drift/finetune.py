@@ -55,9 +55,6 @@ class FinetuneConfig(BaseModel):
     max_length: int = Field(default=160, ge=16)
     save_steps: int = Field(default=200, ge=1)  # a drift monitor measures at each save: <= 10% overhead
     seed: int = 0
-    monitor: bool = True
-    monitor_every: int | None = None
-    external: bool = True
     start_from: Path | None = None  # an adapter to continue training (e.g. regress a safety-tuned model)
 
     @field_validator("regime")

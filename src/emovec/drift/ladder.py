@@ -70,7 +70,7 @@ def build_ladder(out: str | Path, *, steps: int = 120, examples: int = 192, lear
             base = load_model(paths[parent])
             result = finetune(FinetuneConfig(regime=regime, out=root / name, model=paths[parent], steps=steps,
                                              save_steps=max(1, steps // 2), examples=examples,
-                                             learning_rate=learning_rate, seed=seed, monitor=False), lm=base)
+                                             learning_rate=learning_rate, seed=seed), lm=base)
             save_checkpoint(load_finetuned(base, result.adapter), folder)
         paths[name] = str(folder)
         rungs.append(Rung(family=family, name=name, path=str(folder), level=level, regime=regime, parent=parent))

@@ -25,12 +25,11 @@ import numpy as np
 import torch
 
 from emovec.capture import TokenSelection, capture
-from emovec.drift._tmp_stats import readout, wilson
 from emovec.drift.probes import ProbeSet
 from emovec.evaluation.judges.model_scores import refusal_logodds
 from emovec.evaluation.judges.text import judge_helpful, judge_refusal
 from emovec.generation import format_prompt, generate
-from emovec.metrics import Estimate
+from emovec.metrics import Estimate, finite_mean, readout, wilson
 from emovec.models.loading import LoadedModel
 from emovec.steer import mixed_spec
 from emovec.vectors.vector_set import VectorSet
@@ -154,8 +153,6 @@ def external_evals(lm: LoadedModel, probes: ProbeSet, max_new_tokens: int = 32) 
 
 def perplexity(lm: LoadedModel, texts: Sequence[str]) -> Estimate:
     """Geometric-mean perplexity of ``texts`` with a percentile interval over texts (bootstrap)."""
-    from emovec.drift._tmp_stats import bootstrap_mean
-
     nll = []
     with torch.inference_mode():
         for text in texts:
@@ -163,7 +160,7 @@ def perplexity(lm: LoadedModel, texts: Sequence[str]) -> Estimate:
             if ids.shape[1] < 2:
                 continue
             nll.append(float(lm.model(input_ids=ids, labels=ids, use_cache=False).loss))
-    est = bootstrap_mean(np.asarray(nll))
+    est = finite_mean(np.asarray(nll))
     return Estimate(value=float(np.exp(est.value)), low=float(np.exp(est.low)), high=float(np.exp(est.high)), n=est.n,
                     method="exp of a percentile bootstrap of the mean token NLL")
 

@@ -27,7 +27,6 @@ from transformers import TrainerCallback
 
 from emovec._files import atomic_write, temp_path
 from emovec.drift import indices
-from emovec.drift._tmp_stats import bootstrap_mean
 from emovec.drift.measure import (
     CAUTION,
     KEYS,
@@ -44,7 +43,7 @@ from emovec.drift.measure import (
 )
 from emovec.drift.probes import ProbeSet, default_probes
 from emovec.drift.rows import DriftRow, DriftStoreError, append_row, read_rows
-from emovec.metrics import Estimate
+from emovec.metrics import Estimate, finite_mean
 from emovec.models.loading import LoadedModel
 from emovec.vectors.vector_set import VectorSet
 
@@ -244,8 +243,8 @@ class DriftMonitor(TrainerCallback):
             bundle_collapse=indices.bundle_collapse_index(ref.profiles, coup.profiles),
             effective_rank=indices.effective_rank(coup.profiles),
             mean_profile_cosine=indices.mean_profile_cosine(coup.profiles),
-            plain_refusal_logodds=bootstrap_mean(coup.plain_refusal),
-            plain_hedge_logodds=bootstrap_mean(coup.plain_hedge),
+            plain_refusal_logodds=finite_mean(coup.plain_refusal),
+            plain_hedge_logodds=finite_mean(coup.plain_hedge),
             evals=dict(evals),
         )
         row.alerts = alerts(row, self.thresholds)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -142,11 +141,12 @@ def summarize_run(regime: str, seed: int, rows: Sequence[DriftRow], c: Criteria)
 
 
 def auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Probability a regressed checkpoint scores above a healthy one (ties count half)."""
+    """Probability a regressed checkpoint scores above a healthy one (ties count half); NaN without both."""
+    from sklearn.metrics import roc_auc_score
+
     if len(pos) == 0 or len(neg) == 0:
         return float("nan")
-    diff = pos[:, None] - neg[None, :]
-    return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
+    return float(roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]))
 
 
 def separation(runs: Sequence[RunSummary], index: str, n_boot: int = 1000, seed: int = 0) -> Separation:
@@ -170,19 +170,13 @@ def separation(runs: Sequence[RunSummary], index: str, n_boot: int = 1000, seed:
                       n_healthy=int((~y_all).sum()))
 
 
-@dataclass
-class StudyPlan:
-    preset: DriftPreset
-    out: Path
-    model: str
-
-
 def run_drift_study(preset: str | DriftPreset = "quick", out: str | Path = "runs/drift", *,
                     model: str = "smollm2-135m-instruct", criteria: Criteria | None = None,
                     on_progress: Callable[[str], None] | None = None) -> DriftStudyResult:
     """Fine-tune on every regime and seed with a drift monitor, then summarise (see module docs). Each run
     lives in ``OUT/<regime>-seed<k>`` and resumes from its checkpoints and stored rows."""
     from emovec.drift.finetune import FinetuneConfig, finetune
+    from emovec.drift.measure import KEYS
     from emovec.drift.monitor import DriftMonitor
     from emovec.drift.probes import default_probes
     from emovec.drift.rows import read_rows
@@ -202,7 +196,7 @@ def run_drift_study(preset: str | DriftPreset = "quick", out: str | Path = "runs
         for seed in p.seeds:
             name = f"{regime}-seed{seed}"
             say(f"fine-tuning {name}: {p.steps} steps, checkpoints every {p.save_steps}")
-            probes = default_probes(list(_keys()), stories_per_emotion=p.stories_per_emotion, prompts=p.prompts,
+            probes = default_probes(list(KEYS), stories_per_emotion=p.stories_per_emotion, prompts=p.prompts,
                                     seed=0)
             monitor = DriftMonitor(lm, vectors, root / name / "drift", run=name, probes=probes,
                                    all_every=p.all_every)
@@ -219,9 +213,3 @@ def run_drift_study(preset: str | DriftPreset = "quick", out: str | Path = "runs
     result = DriftStudyResult(preset=p, model=lm.name, criteria=c, runs=runs, separation=seps)
     atomic_write(root / "drift_study.json", json.dumps(result.model_dump(), indent=1, default=str))
     return result
-
-
-def _keys() -> tuple[str, ...]:
-    from emovec.drift.measure import KEYS
-
-    return KEYS

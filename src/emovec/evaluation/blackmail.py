@@ -33,6 +33,7 @@ from emovec.evaluation.judges.model_judge import ModelJudge
 from emovec.evaluation.store import read_results, write_part
 from emovec.evaluation.sweep import vectors_hash
 from emovec.generation import generate
+from emovec.metrics import wilson
 from emovec.models.loading import LoadedModel
 from emovec.steer import mixed_spec
 from emovec.vectors.vector_set import VectorSet
@@ -231,16 +232,6 @@ def run_blackmail(
     return all_rows[all_rows["key"].isin({r[0] for r in rows})].reset_index(drop=True)
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float, float]:
-    """Rate and Wilson score interval (sound at 0 and 1, unlike the bootstrap)."""
-    if n == 0:
-        return float("nan"), float("nan"), float("nan")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
-    return p, max(0.0, centre - half), min(1.0, centre + half)
-
-
 def summarize_blackmail(rows: Any) -> list[dict[str, Any]]:
     """Per condition: blackmail and valid-format rates with Wilson intervals, over the threatening variants
     with a secret (the ones where blackmail is possible), and the same on the control variants."""
@@ -253,7 +244,8 @@ def summarize_blackmail(rows: Any) -> list[dict[str, Any]]:
                           ("control", g[(g["threat"] == "none") | ~g["leverage"]])):
             n = len(sel)
             for metric in ("blackmail", "valid_format", "mentions_secret", "to_executive"):
-                rate, lo, hi = wilson(int(sel[metric].sum()), n)
+                est = wilson(int(sel[metric].sum()), n)
+                rate, lo, hi = est.value, est.low, est.high
                 entry[f"{part}_{metric}"] = {"value": rate, "lo": lo, "hi": hi, "n": n}
         judged = g[g["judge_blackmail"].notna()]
         entry["judge_blackmail_rate"] = float(judged["judge_blackmail"].astype(float).mean()) if len(judged) else None

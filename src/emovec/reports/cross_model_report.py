@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from emovec._files import atomic_write
-from emovec.reports.pages import render
+from emovec.reports.pages import write_result_page
 from emovec.studies.cross_model import AUC, CrossModelResult
 
 
@@ -38,8 +37,5 @@ def context(result: CrossModelResult) -> dict[str, Any]:
 
 def write_cross_model_report(out: str | Path, result: CrossModelResult) -> Path:
     """Write ``cross_model_report.html`` (self-contained) and ``cross_model.json`` into ``out``."""
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / "cross_model.json", json.dumps(result.model_dump(), indent=1))
-    page = render("cross_model.html.j2", context(result))
-    return atomic_write(folder / "cross_model_report.html", page)
+    return write_result_page(out, result, "cross_model.json", "cross_model_report.html", "cross_model.html.j2",
+                             context(result))

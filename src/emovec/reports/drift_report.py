@@ -9,10 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from emovec._files import atomic_write
 from emovec.drift.study import INDICES, DriftStudyResult, RunSummary
 from emovec.reports.figures import new_figure, png_base64
-from emovec.reports.pages import render
+from emovec.reports.pages import render, write_result_page
 
 EVALS = ("refusal_harmful", "refusal_benign", "refusal_overrefusal", "helpful", "perplexity")
 
@@ -88,7 +87,4 @@ def render_drift_report(result: DriftStudyResult) -> str:
 
 def write_drift_report(out: str | Path, result: DriftStudyResult) -> Path:
     """Write ``drift_report.html`` (self-contained) and ``drift_study.json`` into ``out``."""
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / "drift_study.json", json.dumps(result.model_dump(), indent=1, default=str))
-    return atomic_write(folder / "drift_report.html", render_drift_report(result))
+    return write_result_page(out, result, "drift_study.json", "drift_report.html", "drift.html.j2", context(result))

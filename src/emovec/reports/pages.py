@@ -7,10 +7,15 @@ untrusted text. ``StrictUndefined`` makes a field missing from a context an erro
 
 from __future__ import annotations
 
+import json
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from pydantic import BaseModel
+
+from emovec._files import atomic_write
 
 
 @cache
@@ -40,3 +45,13 @@ def render(template: str, context: dict[str, Any]) -> str:
         >>> render("blackmail.html.j2", blackmail_context(summary, rows, manifest, image))
     """
     return environment().get_template(template).render(**context)
+
+
+def write_result_page(out: str | Path, result: BaseModel, json_name: str, html_name: str, template: str,
+                      context: dict[str, Any]) -> Path:
+    """Write a study's typed result as JSON and its page as self-contained HTML into ``out`` (both atomic);
+    returns the page's path."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / json_name, json.dumps(result.model_dump(), indent=1, default=str))
+    return atomic_write(folder / html_name, render(template, context))

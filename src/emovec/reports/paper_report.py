@@ -3,42 +3,26 @@ activity preferences and how emotion readouts and steering track them."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-from emovec._files import atomic_write
+from emovec.reports.figures import new_figure, png_base64
+from emovec.reports.pages import write_result_page
 from emovec.studies.paper import PaperResult
 
 
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def steering_png(result: PaperResult) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     pts = [(e.r, e.shift, e.emotion) for e in result.preference_r if e.shift is not None]
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = new_figure((5, 4))
     ax.scatter([p[0] for p in pts], [p[1] for p in pts])
     for x, y, name in pts:
         ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("r(readout on activity, preference score)")
     ax.set_ylabel("shift in log-odds of choosing the steered option")
-    return _png(fig)
+    return png_base64(fig, dpi=90)
 
 
 def context(result: PaperResult) -> dict[str, Any]:
@@ -59,11 +43,4 @@ def context(result: PaperResult) -> dict[str, Any]:
 
 def write_paper_report(out: str | Path, result: PaperResult) -> Path:
     """Write ``paper_report.html`` (self-contained) and ``paper.json`` into ``out``."""
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
-    env = Environment(loader=PackageLoader("emovec.reports", "templates"), undefined=StrictUndefined,
-                      autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True))
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / "paper.json", json.dumps(result.model_dump(), indent=1))
-    return atomic_write(folder / "paper_report.html", env.get_template("paper.html.j2").render(**context(result)))
+    return write_result_page(out, result, "paper.json", "paper_report.html", "paper.html.j2", context(result))

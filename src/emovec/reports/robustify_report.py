@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from emovec._files import atomic_write
 from emovec.reports.figures import new_figure, png_base64
-from emovec.reports.pages import render
+from emovec.reports.pages import write_result_page
 from emovec.studies.robustify import RobustifyResult
 
 
@@ -41,8 +40,5 @@ def context(result: RobustifyResult) -> dict[str, Any]:
 
 def write_robustify_report(out: str | Path, result: RobustifyResult) -> Path:
     """Write ``robustify_report.html`` (self-contained) and ``robustify.json`` into ``out``."""
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / "robustify.json", json.dumps(result.model_dump(), indent=1))
-    page = render("robustify.html.j2", context(result))
-    return atomic_write(folder / "robustify_report.html", page)
+    return write_result_page(out, result, "robustify.json", "robustify_report.html", "robustify.html.j2",
+                             context(result))

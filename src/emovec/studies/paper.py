@@ -30,6 +30,7 @@ from scipy.stats import pearsonr, spearmanr
 from emovec.capture import TokenSelection, capture
 from emovec.data import data_path
 from emovec.errors import EmovecError
+from emovec.metrics import readout
 from emovec.models.loading import LoadedModel
 from emovec.studies import preferences as prefs
 from emovec.vectors.vector_set import VectorSet
@@ -97,7 +98,7 @@ def readouts(lm: LoadedModel, vectors: VectorSet, texts: Sequence[str], layer: i
     units = torch.nn.functional.normalize(dirs, dim=-1)
     centre = vectors.center[j].float() if vectors.center is not None else torch.zeros(vectors.d_model)
     res = capture(lm, list(texts), [layer], selection=TokenSelection.from_index(2), max_length=128)
-    return (((res.means[:, 0].float() - centre) @ units.T) / float(vectors.mean_norm[j])).numpy()
+    return readout(res.means[:, 0].float(), units, centre, float(vectors.mean_norm[j])).numpy()
 
 
 def intensity(lm: LoadedModel, vectors: VectorSet, layer: int, n_random: int, seed: int = 0) -> list[TemplateResult]:
@@ -140,8 +141,8 @@ def activities() -> list[str]:
 
 def preference_correlations(read: np.ndarray, scores: np.ndarray, names: Sequence[str], n_perm: int, seed: int = 0
                             ) -> tuple[list[EmotionPreference], float]:
-    """Per emotion, r across activities between readout and score; the 95th percentile of max-free |r| under
-    shuffled activities (one permutation, every emotion)."""
+    """Per emotion, r across activities between readout and score; the 95th percentile of |r| pooled over
+    emotions and activity shuffles (the baseline one emotion's |r| must beat)."""
     rs = [EmotionPreference(emotion=n, r=float(pearsonr(read[:, e], scores).statistic)) for e, n in enumerate(names)]
     rng = np.random.default_rng(seed)
     null = [abs(pearsonr(read[:, e], rng.permutation(scores)).statistic)

@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 
 from emovec._files import atomic_write
 from emovec.errors import EmovecError
+from emovec.metrics import Estimate, wilson
 from emovec.models.loading import LoadedModel
 from emovec.vectors.vector_set import VectorSet
 
@@ -54,21 +55,14 @@ PRESETS = {"quick": RobustPreset(name="quick"),
                                 benign=100, helpful=55, max_new_tokens=96, vector_topics=20)}
 
 
-class Rate(BaseModel):
-    value: float
-    low: float
-    high: float
-    n: int
-
-
 class ArmResult(BaseModel):
     arm: str
     meaning_weight: float | None
     cos_source: float
     nearest: list[tuple[str, float]]
-    refusal_redteam: Rate
-    refusal_benign: Rate
-    helpful: Rate
+    refusal_redteam: Estimate
+    refusal_benign: Estimate
+    helpful: Estimate
     harmful_detail: float
     final_losses: dict[str, float] = Field(default_factory=dict)
 
@@ -84,17 +78,12 @@ class RobustifyResult(BaseModel):
     answer: str = ""
 
 
-def _rate(flags: Sequence[bool]) -> Rate:
-    from scipy.stats import binomtest
-
-    k, n = int(sum(flags)), len(flags)
-    ci = binomtest(k, n).proportion_ci(method="wilson") if n else None
-    return Rate(value=k / n if n else float("nan"), low=float(ci.low) if ci else float("nan"),
-                high=float(ci.high) if ci else float("nan"), n=n)
+def _rate(flags: Sequence[bool]) -> Estimate:
+    return wilson(int(sum(flags)), len(flags))
 
 
 def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | None, layer: int, strength: float,
-                 p: RobustPreset) -> tuple[Rate, Rate, Rate, float]:
+                 p: RobustPreset) -> tuple[Estimate, Estimate, Estimate, float]:
     """Generate under the arm's steering and read the replies with emovec's judges."""
     from emovec.evaluation.judges.text import judge_helpful, judge_refusal, judge_specificity
     from emovec.evaluation.suites import load_suite
@@ -122,7 +111,7 @@ def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | 
 
 def _answer(arms: Sequence[ArmResult]) -> str:
     """One line per arm (no arm is picked on the evaluation data: the meaning weights are reported side by side)."""
-    def fmt(r: Rate) -> str:
+    def fmt(r: Estimate) -> str:
         return f"{r.value:.2f} [{r.low:.2f}, {r.high:.2f}]"
 
     return "\n".join(

@@ -71,24 +71,7 @@ def last_logprobs(lm: LoadedModel, seqs: Sequence[Sequence[int]], batch_tokens: 
     """Log-probabilities of the next token after each sequence: ``[n, vocab]`` (left-padded batches with
     explicit position ids, so padding does not shift positions). ``one_batch`` runs every sequence in one
     forward pass in the given order (needed when steering has per-row strengths)."""
-    pad = lm.tokenizer.pad_token_id
-    out: list[Tensor | None] = [None] * len(seqs)
-    groups = [list(range(len(seqs)))] if one_batch else _batches([len(s) for s in seqs], batch_tokens, max_rows)
-    with torch.inference_mode():
-        for idx in groups:
-            width = max(len(seqs[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                ids[r, width - len(seqs[i]):] = torch.tensor(seqs[i])
-                mask[r, width - len(seqs[i]):] = 1
-            position_ids = (mask.cumsum(1) - 1).clamp(min=0)
-            logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
-                              position_ids=position_ids.to(lm.device), use_cache=False, logits_to_keep=1).logits
-            lp = F.log_softmax(logits[:, -1].float(), dim=-1).cpu()
-            for r, i in enumerate(idx):
-                out[i] = lp[r]
-    return torch.stack([t for t in out if t is not None])
+    return logprobs_and_followups(lm, seqs, (), batch_tokens, max_rows, one_batch)[0]
 
 
 @dataclass(frozen=True)
