@@ -222,7 +222,7 @@ def bench_drift_monitor(lm: LoadedModel, steps: int = 6) -> None:
     from emovec.drift.vectors import key_vectors
 
     with tempfile.TemporaryDirectory() as tmp:
-        vectors = key_vectors(lm, Path(tmp) / "vectors", topics=1)
+        vectors = key_vectors(lm, Path(tmp) / "vectors", topics=2)
         monitor = DriftMonitor(lm, vectors, Path(tmp) / "drift")
         monitor.lock()
         start = time.perf_counter()
