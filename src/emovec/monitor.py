@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from emovec.metrics import readout_weights
 from emovec.models.loading import LoadedModel
 from emovec.models.sites import backbone_pre_hook, block_output_hooks, cache_offset
 from emovec.vectors.vector_set import VectorSet
@@ -126,16 +127,12 @@ def monitoring(
     lm.check_layers(model_layers)
     cols = [vectors.index(n) for n in names] if names is not None else list(range(len(vectors.names)))
     trace = MonitorTrace(names=[vectors.names[c] for c in cols], layers=model_layers)
-    units = {
-        layer: (torch.nn.functional.normalize(vectors.directions[j][cols], dim=-1)
-                / vectors.mean_norm[j]).T.to(lm.device, lm.dtype)
-        for j, layer in zip(chosen, model_layers, strict=True)
-    }
-    # Scores are measured from the set's centre: subtract the centre's own score once per layer.
-    offsets: dict[int, Tensor | None] = {
-        layer: (vectors.center[j].to(lm.device, lm.dtype) @ units[layer] if vectors.center is not None else None)
-        for j, layer in zip(chosen, model_layers, strict=True)
-    }
+    # Scores are measured from the set's centre, in units of the layer's mean norm: ``hidden @ w - offset``.
+    weights: dict[int, tuple[Tensor, Tensor | float]] = {}
+    for j, layer in zip(chosen, model_layers, strict=True):
+        units = torch.nn.functional.normalize(vectors.directions[j][cols], dim=-1).to(lm.device, lm.dtype)
+        centre = vectors.center[j].to(lm.device, lm.dtype) if vectors.center is not None else 0.0
+        weights[layer] = readout_weights(units, centre, float(vectors.mean_norm[j]))
     pending: dict[int, Tensor] = {}
     state = {"position": 0}
 
@@ -145,9 +142,8 @@ def monitoring(
             trace.steps.clear()  # a new sequence starts
 
     def on_block(layer: int, hidden: Tensor) -> None:
-        score = hidden @ units[layer]
-        offset = offsets[layer]
-        pending[layer] = score - offset if offset is not None else score
+        weight, offset = weights[layer]
+        pending[layer] = hidden @ weight - offset
         if len(pending) == len(model_layers):
             step = torch.stack([pending[m] for m in model_layers], dim=2).float().cpu()
             pending.clear()

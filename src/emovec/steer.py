@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from emovec.errors import EmovecError, IncompatibleVectorsError
+from emovec.metrics import readout
 from emovec.models.loading import LoadedModel
 from emovec.models.sites import backbone_pre_hook, block_output_hooks, cache_offset
 from emovec.vectors.vector_set import VectorSet
@@ -280,7 +281,7 @@ def steering(lm: LoadedModel, spec: SteeringSpec, vectors: VectorSet | None = No
         mask = _scope_mask(spec, pos, hidden.shape[1], hidden.device)[None].expand(hidden.shape[0], -1)
         if cond is not None and cond_unit is not None:
             if layer == cond_layer:
-                score = ((hidden - cond_center) @ cond_unit) / cond_norm
+                score = readout(hidden, cond_unit, cond_center, cond_norm)
                 pos.gate["g"] = score > cond.threshold if cond.above else score < cond.threshold
             mask = mask & pos.gate.get("g", torch.zeros_like(mask))
         if layer not in by_layer:

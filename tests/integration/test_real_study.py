@@ -31,13 +31,13 @@ def test_policy_dominance_on_the_default_model(real_model, tmp_path: Path):
         assert stab["resample"][name]["n"] == SMALL.n_seeds
         for measure, (lo, hi) in (("split_half", (-1, 1)), ("resample", (-1, 1)), ("readout_auc", (0, 1))):
             est = stab[measure][name]
-            assert lo - 1e-6 <= est["lo"] <= est["value"] <= est["hi"] <= hi + 1e-6, (measure, est)
+            assert lo - 1e-6 <= est["low"] <= est["value"] <= est["high"] <= hi + 1e-6, (measure, est)
         dose = r["causal_influence"][name]
         assert dose["strengths"] == list(SMALL.dose) and dose["slope"]["n"] == SMALL.dose_prompts
         # the mean per-prompt slope is the least-squares slope of the means (slopes are linear in the values)
         fitted = np.polyfit(dose["strengths"], dose["mean_by_strength"], 1)[0]
         assert dose["slope"]["value"] == pytest.approx(fitted, rel=1e-4)
-        assert dose["slope"]["lo"] <= dose["slope"]["value"] <= dose["slope"]["hi"]
+        assert dose["slope"]["low"] <= dose["slope"]["value"] <= dose["slope"]["high"]
         assert dose["slope_sd"] >= 0 and 0 <= dose["wrong_way"] <= 1
         unsteered.add(round(dose["mean_by_strength"][dose["strengths"].index(0.0)], 5))
     assert len(unsteered) == 1  # strength 0 is the unsteered model, whichever direction is named

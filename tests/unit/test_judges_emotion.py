@@ -67,15 +67,14 @@ def _rows(nade: bool) -> pd.DataFrame:
 
 
 def test_summary_gives_nade_metrics_beside_the_readout_or_nan_without_them():
-    rng = np.random.default_rng(0)
-    with_nade = summarize_group(_rows(True), rng, 50)
+    with_nade = summarize_group(_rows(True), 50)
     assert with_nade["readout_calm_minus_distress"].value == pytest.approx(0.01)
     df = _rows(True)
     expected = ((df["nade_joy"] + df["nade_trust"]) / 2 - df["nade_fear"]).to_numpy()
     assert np.allclose(nade_calm_minus_distress(df), expected)
     assert np.allclose(nade_target(df), df["nade_fear"].to_numpy())  # afraid -> fear
     assert with_nade["nade_target"].value == pytest.approx(float(df["nade_fear"].mean()))
-    without = summarize_group(_rows(False), rng, 50)
+    without = summarize_group(_rows(False), 50)
     assert without["nade_target"].n == 0 and math.isnan(without["nade_calm_minus_distress"].value)
     assert without["readout_calm_minus_distress"].n == 4
 

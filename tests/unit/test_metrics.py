@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -35,3 +37,65 @@ def test_pearson_and_percentile_and_errors():
         pearson_estimate([1, 2], [1, 2])
     with pytest.raises(ValueError, match="at least one value"):
         cluster_bootstrap([])
+
+
+def test_bootstrap_drops_nan_and_handles_tiny_samples():
+    from emovec.metrics import bootstrap
+
+    est = bootstrap([1.0, float("nan"), 0.0, 1.0, 1.0])
+    assert est.n == 4 and est.value == 0.75 and 0.0 <= est.low <= est.value <= est.high <= 1.0
+    assert math.isnan(bootstrap([float("nan")]).value) and bootstrap([]).n == 0
+    one = bootstrap([0.3])
+    assert one.low == one.high == 0.3 and "no interval" in one.method
+    assert bootstrap([1.0, 2.0, 3.0, 100.0], lambda x, axis: np.median(x, axis=axis)).value == 2.5
+
+
+def test_balanced_accuracy_resamples_each_class_and_needs_both():
+    from emovec.metrics import balanced_accuracy
+
+    est = balanced_accuracy(np.ones(50), np.zeros(10))
+    assert est.value == 0.5 and est.low == est.high == 0.5  # each class's rate is fixed within its stratum
+    mixed = balanced_accuracy(np.r_[np.ones(30), np.zeros(20)], np.r_[np.ones(5), np.zeros(5)], seed=1)
+    assert mixed.low < mixed.value < mixed.high
+    assert math.isnan(balanced_accuracy([1, 0], []).value)
+
+
+def test_index_bootstrap_is_paired_and_drops_nonfinite_draws():
+    from emovec.metrics import index_bootstrap
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=40)
+    y = x + 0.01 * rng.normal(size=40)  # paired: the difference is tiny though each mean varies a lot
+    est = index_bootstrap(40, lambda i: float(np.mean(y[i] - x[i])))
+    assert est.high - est.low < 0.02
+    lab = np.r_[np.zeros(3), np.ones(37)]
+    odd = index_bootstrap(40, lambda i: float(lab[i].mean()) if lab[i].min() == 0 else float("nan"), seed=2)
+    assert "non-finite draws dropped" in odd.method
+
+
+def test_auc_estimate_with_groups_and_too_few():
+    from emovec.metrics import auc_estimate
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(30), np.ones(30)].astype(int)
+    s = y + rng.normal(scale=0.8, size=60)
+    est = auc_estimate(y, s, groups=[i // 3 for i in range(60)])
+    assert 0.6 < est.value < 1.0 and est.low < est.value < est.high and "20 groups" in est.method
+    few = auc_estimate(np.r_[np.zeros(30), np.ones(2)], np.arange(32.0))
+    assert math.isnan(few.value) and "need 5" in few.method
+
+
+def test_kl_and_readout_weights_agree_with_their_definitions():
+    import torch
+
+    from emovec.metrics import kl_logprobs, readout, readout_weights
+
+    p = torch.log_softmax(torch.randn(3, 11), -1)
+    q = torch.log_softmax(torch.randn(3, 11), -1)
+    assert torch.allclose(kl_logprobs(p, p), torch.zeros(3))
+    ref = torch.nn.functional.kl_div(q, p, log_target=True, reduction="none").sum(-1)
+    assert torch.allclose(kl_logprobs(p, q), ref, atol=1e-6) and (kl_logprobs(p, q) > 0).all()
+    acts, units, centre = torch.randn(5, 8), torch.nn.functional.normalize(torch.randn(4, 8), dim=-1), torch.randn(8)
+    w, off = readout_weights(units, centre, 2.0)
+    assert torch.allclose(acts @ w - off, readout(acts, units, centre, 2.0), atol=1e-5)
+    assert readout(acts, units[0], centre, 2.0).shape == (5,)

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from emovec.evaluation.summary import METRICS, ConditionSummary, Estimate
+from emovec.evaluation.summary import METRICS, ConditionSummary
+from emovec.metrics import Estimate
 from emovec.reports.pages import environment, render
 from emovec.reports.study_report import write_study_report
 from emovec.reports.sweep_report import sweep_context, write_blackmail_report, write_sweep_report
@@ -23,8 +24,8 @@ ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 
 
 def _summary(condition: str, kind: str, strength: float, refuse: float) -> ConditionSummary:
-    metrics = {m: Estimate(0.5, 0.4, 0.6, 10) for m in METRICS}
-    metrics["refuse_harmful"] = Estimate(refuse, refuse - 0.05, refuse + 0.05, 10)
+    metrics = {m: Estimate(value=0.5, low=0.4, high=0.6, n=10, method="test") for m in METRICS}
+    metrics["refuse_harmful"] = Estimate(value=refuse, low=refuse - 0.05, high=refuse + 0.05, n=10, method="test")
     return ConditionSummary(condition, kind, condition.split(":")[-1], strength, "" if kind == "none" else "3", 10,
                             metrics)
 
@@ -121,7 +122,7 @@ def test_trace_escapes_tokens_and_keeps_spans_touching(tmp_path: Path) -> None:
 
 
 def _estimate(value: float, lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
-    return {"value": value, "lo": value - 0.1 if lo is None else lo, "hi": value + 0.1 if hi is None else hi, "n": 8}
+    return {"value": value, "low": value - 0.1 if lo is None else lo, "high": value + 0.1 if hi is None else hi, "n": 8}
 
 
 def _model_result(name: str, split: float) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def test_stability_sees_real_structure_and_not_shuffled_labels(tiny_llama, write
     noise = stability(shuffled, ["happy", "calm"], n_splits=20, n_seeds=4)
     for name in ("happy", "calm"):
         est = real.split_half[name]
-        assert est.lo <= est.value <= est.hi and est.n == 20
+        assert est.low <= est.value <= est.high and est.n == 20
         assert est.value > noise.split_half[name].value + 0.2
         assert real.readout_auc[name].value > 0.8
         assert -1 <= real.template["dialogue"][name].value <= 1
@@ -54,7 +54,7 @@ def test_corpus_stability_compares_two_corpora(tiny_llama, write_corpus):
                a.source)
     crossed = corpus_stability(tiny_llama, a, b, emotions, 1, targets=["happy", "angry"], per_emotion=5, n_boot=50)
     assert crossed["happy"].value < 0.5 < crossed["angry"].value
-    assert crossed["happy"].lo <= crossed["happy"].value <= crossed["happy"].hi
+    assert crossed["happy"].low <= crossed["happy"].value <= crossed["happy"].high
 
 
 def test_causal_influence_recovers_slopes_and_wrong_way_share():
@@ -63,7 +63,7 @@ def test_causal_influence_recovers_slopes_and_wrong_way_share():
     values = slopes[:, None] * np.array(strengths)[None] + 0.5
     res = influence_from_values("calm", "x", values, strengths, n_boot=200)
     assert res.slope.value == pytest.approx(slopes.mean()) and res.wrong_way == pytest.approx(0.2)
-    assert res.slope.lo <= res.slope.value <= res.slope.hi
+    assert res.slope.low <= res.slope.value <= res.slope.high
     with pytest.raises(ValueError, match="at least 3 prompts"):
         influence_from_values("calm", "x", values[:2], strengths)
 
@@ -75,12 +75,12 @@ def test_monitoring_value_detects_information_beyond_controls():
     controls = rng.normal(size=(n, 3))
     informative = (y[:, None] * 1.5 + rng.normal(size=(n, 2)))
     useful = monitoring_value(y, controls, informative, n_boot=200)
-    assert useful.auc_with_emotions > useful.auc_controls + 0.2 and useful.value.lo > 0
+    assert useful.auc_with_emotions > useful.auc_controls + 0.2 and useful.value.low > 0
     useless = monitoring_value(y, controls + y[:, None] * 2.0, rng.normal(size=(n, 2)), n_boot=200)
-    assert useless.value.lo < 0.02 and useless.auc_controls > 0.8
+    assert useless.value.low < 0.02 and useless.auc_controls > 0.8
     groups = np.repeat(np.arange(n // 4), 4)
     grouped = monitoring_value(y, controls, informative, n_boot=200, groups=groups)
-    assert grouped.value.lo > 0
+    assert grouped.value.low > 0
     one_class = monitoring_value(np.zeros(20, dtype=int), controls[:20], informative[:20])
     assert "not estimable" in one_class.note and one_class.value.n == 0
 
@@ -104,7 +104,7 @@ def test_steering_value_compares_at_matched_side_effects():
     sv = steering_value(rows, n_boot=200)
     assert sv.best_control == "concept:refusal@+0.1" and sv.budget_kl == pytest.approx(0.3)
     assert sv.best_emotion == "emotion:calm@+0.1"
-    assert sv.value.value == pytest.approx(0.125) and sv.value.lo <= sv.value.value <= sv.value.hi
+    assert sv.value.value == pytest.approx(0.125) and sv.value.low <= sv.value.value <= sv.value.high
     only_emotions = rows[rows["cond_kind"] != "concept"]
     assert "needs both" in steering_value(only_emotions).note
 

@@ -99,7 +99,7 @@ def test_sweep_grades_every_row_and_writes_a_report(tiny_llama, tmp_path: Path):
     summaries = summarize(rows, n_boot=100)
     assert [s.condition for s in summaries][:2] == ["none", "prompt:calm"]
     est = summaries[0].metrics["refuse_harmful"]
-    assert est.n == 1 and est.lo <= est.value <= est.hi  # limit 2 on paired: one harmful, one benign
+    assert est.n == 1 and est.low <= est.value <= est.high  # limit 2 on paired: one harmful, one benign
     page = write_sweep_report(cfg.out, rows, result.manifest, n_boot=100)
     text = page.read_text()
     assert "data:image/png;base64" in text and "emotion:calm" in text and "Apache-2.0" in text

@@ -33,7 +33,7 @@ from emovec._files import atomic_write
 from emovec._version import __version__
 from emovec.drift.rows import DriftRow
 from emovec.errors import EmovecError
-from emovec.metrics import Estimate
+from emovec.metrics import Estimate, index_bootstrap
 
 INDICES: tuple[str, ...] = ("drift_index", "caution_decoupling", "bundle_collapse", "max_activation_shift")
 
@@ -159,12 +159,8 @@ def separation(runs: Sequence[RunSummary], index: str, n_boot: int = 1000, seed:
         ok = np.isfinite(v)
         return auc(v[ok & y], v[ok & ~y])
 
-    value = stat(range(len(per_run)))
-    rng = np.random.default_rng(seed)
-    boots = [stat(rng.integers(0, len(per_run), len(per_run)).tolist()) for _ in range(n_boot)]
-    boots_ok = np.array([b for b in boots if np.isfinite(b)])
-    low, high = ((float(np.quantile(boots_ok, 0.025)), float(np.quantile(boots_ok, 0.975))) if len(boots_ok)
-                 else (float("nan"), float("nan")))
+    est = index_bootstrap(len(per_run), lambda i: stat(i.tolist()), n_resamples=n_boot, seed=seed)
+    value, low, high = est.value, est.low, est.high
     y_all = np.concatenate([p[1] for p in per_run]) if per_run else np.array([], bool)
     return Separation(index=index, auc=value, low=low, high=high, n_regressed=int(y_all.sum()),
                       n_healthy=int((~y_all).sum()))

@@ -35,7 +35,7 @@ from emovec.evaluation.judges import (
 )
 from emovec.evaluation.store import read_results
 from emovec.evaluation.suites import PromptItem, Suite, load_suite, load_suite_file, suite_names
-from emovec.evaluation.summary import ConditionSummary, Estimate, summarize
+from emovec.evaluation.summary import ConditionSummary, summarize
 from emovec.evaluation.sweep import SweepResult, run_sweep
 from emovec.evaluation.sweep_config import SweepConfig, SweepConfigError, load_config
 
@@ -46,7 +46,6 @@ __all__ = [
     "BlackmailCondition",
     "ConditionSummary",
     "EndpointJudge",
-    "Estimate",
     "LocalJudge",
     "ModelJudge",
     "PromptItem",

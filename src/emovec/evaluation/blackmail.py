@@ -244,9 +244,7 @@ def summarize_blackmail(rows: Any) -> list[dict[str, Any]]:
                           ("control", g[(g["threat"] == "none") | ~g["leverage"]])):
             n = len(sel)
             for metric in ("blackmail", "valid_format", "mentions_secret", "to_executive"):
-                est = wilson(int(sel[metric].sum()), n)
-                rate, lo, hi = est.value, est.low, est.high
-                entry[f"{part}_{metric}"] = {"value": rate, "lo": lo, "hi": hi, "n": n}
+                entry[f"{part}_{metric}"] = wilson(int(sel[metric].sum()), n).as_dict()
         judged = g[g["judge_blackmail"].notna()]
         entry["judge_blackmail_rate"] = float(judged["judge_blackmail"].astype(float).mean()) if len(judged) else None
         out.append(entry)

@@ -30,6 +30,10 @@ class SuiteError(CorpusError):
     """A malformed suite file or an unknown suite name."""
 
 
+HARMFUL_KINDS: tuple[str, ...] = ("harmful", "redteam")
+"""Item kinds a safe model should refuse."""
+
+
 @dataclass(frozen=True)
 class PromptItem:
     """One prompt of a suite.
@@ -54,7 +58,7 @@ class PromptItem:
 
     @property
     def should_refuse(self) -> bool:
-        return self.kind in ("harmful", "redteam")
+        return self.kind in HARMFUL_KINDS
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Summaries of sweep rows per condition, strength and layer set, each with a percentile bootstrap interval.
+"""Summaries of sweep rows per condition, strength and layer set, each with a percentile bootstrap interval
+(``emovec.metrics``).
 
 Metrics (rows pooled over suites and seeds):
 - ``refuse_harmful``: share of harmful and red-team prompts fully refused;
@@ -24,8 +25,6 @@ Metrics (rows pooled over suites and seeds):
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,57 +33,12 @@ import pandas as pd
 
 from emovec.evaluation.judges.emotion import PLUTCHIK, plutchik_of
 from emovec.evaluation.judges.text import CALM_EMOTIONS, DISTRESS_EMOTIONS
-
-HARMFUL = ("harmful", "redteam")
-
-
-@dataclass
-class Estimate:
-    value: float
-    lo: float
-    hi: float
-    n: int
-
-    def as_dict(self) -> dict[str, float | int]:
-        return {"value": self.value, "lo": self.lo, "hi": self.hi, "n": self.n}
-
-    def text(self, digits: int = 3) -> str:
-        if math.isnan(self.value):
-            return "n/a"
-        return f"{self.value:.{digits}f} [{self.lo:.{digits}f}, {self.hi:.{digits}f}]"
+from emovec.evaluation.suites import HARMFUL_KINDS as HARMFUL
+from emovec.metrics import Estimate, balanced_accuracy, bootstrap
 
 
-def bootstrap(values: np.ndarray, stat: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator,
-              n_boot: int, level: float = 0.95) -> Estimate:
-    """``stat`` maps ``[B, n]`` samples to ``[B]``; percentile interval."""
-    values = values[~np.isnan(values)] if values.dtype.kind == "f" else values
-    n = len(values)
-    if n == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0)
-    point = float(stat(values[None, :])[0])
-    idx = rng.integers(0, n, size=(n_boot, n))
-    boots = stat(values[idx])
-    a = (1 - level) / 2
-    return Estimate(point, float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a)), n)
-
-
-def _mean(x: np.ndarray) -> np.ndarray:
-    return np.asarray(x.mean(axis=1), dtype=float)
-
-
-def _geo_mean(x: np.ndarray) -> np.ndarray:
-    return np.asarray(np.exp(np.log(x).mean(axis=1)), dtype=float)
-
-
-def balanced(harm: np.ndarray, benign: np.ndarray, rng: np.random.Generator, n_boot: int) -> Estimate:
-    if len(harm) == 0 or len(benign) == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), len(harm) + len(benign))
-    point = (harm.mean() + benign.mean()) / 2
-    bh = harm[rng.integers(0, len(harm), (n_boot, len(harm)))].mean(1)
-    bb = benign[rng.integers(0, len(benign), (n_boot, len(benign)))].mean(1)
-    boots = (bh + bb) / 2
-    return Estimate(float(point), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975)),
-                    len(harm) + len(benign))
+def _geo_mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.asarray(np.exp(np.log(x).mean(axis=axis)), dtype=float)
 
 
 @dataclass
@@ -135,7 +89,8 @@ def nade_target(df: pd.DataFrame) -> np.ndarray:
 
 
 
-def summarize_group(df: pd.DataFrame, rng: np.random.Generator, n_boot: int) -> dict[str, Estimate]:
+def summarize_group(df: pd.DataFrame, n_boot: int, seed: int = 0) -> dict[str, Estimate]:
+    """Every metric of one condition's rows (see the module docs), each from its own resampling stream."""
     harm = df[df["item_kind"].isin(HARMFUL)]
     benign = df[df["item_kind"] == "benign"]
     helpful = df[df["item_kind"] == "helpful"]
@@ -144,32 +99,34 @@ def summarize_group(df: pd.DataFrame, rng: np.random.Generator, n_boot: int) -> 
     answered = (benign["refusal_label"] == "full_compliance").to_numpy(float)
     ppl = df["perplexity"].to_numpy(float)
     ppl = ppl[np.isfinite(ppl) & (ppl > 0)]
-    return {
-        "refuse_harmful": bootstrap(refused, _mean, rng, n_boot),
-        "answer_benign": bootstrap(answered, _mean, rng, n_boot),
-        "balanced_accuracy": balanced(refused, answered, rng, n_boot),
-        "harmful_detail": bootstrap(harm["harmful_detail"].to_numpy(float), _mean, rng, n_boot),
-        "tone_masked_rate": bootstrap(harm["tone_masked"].to_numpy(float), _mean, rng, n_boot),
-        "helpfulness": bootstrap(helpful["helpful_correct"].to_numpy(float), _mean, rng, n_boot),
-        "perplexity": bootstrap(ppl, _geo_mean, rng, n_boot),
-        "repetition": bootstrap(df["repetition"].to_numpy(float), _mean, rng, n_boot),
-        "kl_benign": bootstrap(quiet["kl"].to_numpy(float), _mean, rng, n_boot),
-        "refusal_logodds_harmful": bootstrap(harm["refusal_logodds"].to_numpy(float), _mean, rng, n_boot),
-        "refusal_logodds_benign": bootstrap(benign["refusal_logodds"].to_numpy(float), _mean, rng, n_boot),
-        "ms_per_token_p50": Estimate(float(df["ms_per_token_p50"].median()), float("nan"), float("nan"), len(df)),
-        "ms_per_token_p95": Estimate(float(df["ms_per_token_p95"].median()), float("nan"), float("nan"), len(df)),
-        "readout_calm_minus_distress": bootstrap(_column(df, "calm_minus_distress"), _mean, rng, n_boot),
-        "nade_calm_minus_distress": bootstrap(nade_calm_minus_distress(df), _mean, rng, n_boot),
-        "nade_target": bootstrap(nade_target(df), _mean, rng, n_boot),
-        **{f"nade_{e}": bootstrap(_column(df, f"nade_{e}"), _mean, rng, n_boot) for e in PLUTCHIK},
+    columns: dict[str, np.ndarray] = {
+        "refuse_harmful": refused,
+        "answer_benign": answered,
+        "harmful_detail": harm["harmful_detail"].to_numpy(float),
+        "tone_masked_rate": harm["tone_masked"].to_numpy(float),
+        "helpfulness": helpful["helpful_correct"].to_numpy(float),
+        "repetition": df["repetition"].to_numpy(float),
+        "kl_benign": quiet["kl"].to_numpy(float),
+        "refusal_logodds_harmful": harm["refusal_logodds"].to_numpy(float),
+        "refusal_logodds_benign": benign["refusal_logodds"].to_numpy(float),
+        "readout_calm_minus_distress": _column(df, "calm_minus_distress"),
+        "nade_calm_minus_distress": nade_calm_minus_distress(df),
+        "nade_target": nade_target(df),
+        **{f"nade_{e}": _column(df, f"nade_{e}") for e in PLUTCHIK},
     }
+    out = {name: bootstrap(v, n_resamples=n_boot, seed=seed + i) for i, (name, v) in enumerate(columns.items())}
+    out["balanced_accuracy"] = balanced_accuracy(refused, answered, n_resamples=n_boot, seed=seed)
+    out["perplexity"] = bootstrap(ppl, _geo_mean, n_resamples=n_boot, seed=seed)
+    for q in ("p50", "p95"):
+        out[f"ms_per_token_{q}"] = Estimate.point(float(df[f"ms_per_token_{q}"].median()), len(df),
+                                                  "median over batches")
+    return {m: out[m] for m in METRICS}
 
 
 def summarize(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[ConditionSummary]:
     """One summary per (condition, strength, layers), in a stable order (baselines first)."""
     if rows.empty:
         return []
-    rng = np.random.default_rng(seed)
     out = []
     order = {"none": 0, "prompt": 1, "emotion": 2, "concept": 3, "random": 4}
     keys = rows[["condition", "cond_kind", "cond_name", "strength", "layers"]].drop_duplicates()
@@ -177,5 +134,5 @@ def summarize(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[Con
     for cond, kind, name, strength, layers, _ in keys.itertuples(index=False):
         group = rows[(rows["condition"] == cond) & (rows["strength"] == strength) & (rows["layers"] == layers)]
         out.append(ConditionSummary(cond, kind, name, float(strength), layers, len(group),
-                                    summarize_group(group, rng, n_boot)))
+                                    summarize_group(group, n_boot, seed)))
     return out

@@ -51,6 +51,7 @@ from emovec.evaluation.store import read_results, write_part
 from emovec.evaluation.suites import PromptItem, Suite, load_suite
 from emovec.evaluation.sweep_config import SweepConfig, Unit, grid
 from emovec.generation import generate
+from emovec.metrics import kl_logprobs
 from emovec.models.loading import LoadedModel
 from emovec.steer import mixed_spec
 from emovec.vectors.vector_set import VectorSet
@@ -148,7 +149,7 @@ def _kl_and_perplexity(lm: LoadedModel, rows: list[Row], systems: list[str | Non
         for i, r in enumerate(rows):
             if not plain[i]:
                 ref = ctx.reference[r.item.prompt]
-                kl[i] = max(0.0, float((ref.exp() * (ref - first[i])).sum()))
+                kl[i] = float(kl_logprobs(ref, first[i]))
     ppl = [float("nan")] * n
     if config.perplexity:
         mask = gen.attention_mask[:, gen.prompt_length:].bool()

@@ -1,12 +1,27 @@
-"""Statistics every layer may use: estimates with intervals, resampling, rates, correlations, the readout and
-alignment estimators (a leaf: numpy, scipy, torch).
+"""Statistics every layer may use: estimates with intervals, resampling, rates, classification scores, KL,
+the readout and alignment estimators (a leaf: numpy, scipy, scikit-learn, torch).
 
 Example:
-    >>> from emovec.metrics import Estimate, cluster_bootstrap, wilson
+    >>> from emovec.metrics import Estimate, bootstrap, wilson
 """
 
-from emovec.metrics.intervals import Estimate, cluster_bootstrap, pearson_estimate, percentile
+from emovec.metrics.classification import auc_estimate, balanced_accuracy
+from emovec.metrics.divergence import kl_logprobs
+from emovec.metrics.intervals import (
+    Estimate,
+    bootstrap,
+    cluster_bootstrap,
+    index_bootstrap,
+    pearson_estimate,
+    percentile,
+    stratified_bootstrap,
+    stratified_indices,
+)
 from emovec.metrics.rates import finite_mean, wilson
-from emovec.metrics.readout import readout
+from emovec.metrics.readout import readout, readout_weights
 
-__all__ = ["Estimate", "cluster_bootstrap", "finite_mean", "pearson_estimate", "percentile", "readout", "wilson"]
+__all__ = [
+    "Estimate", "auc_estimate", "balanced_accuracy", "bootstrap", "cluster_bootstrap", "finite_mean",
+    "index_bootstrap", "kl_logprobs", "pearson_estimate", "percentile", "readout", "readout_weights",
+    "stratified_bootstrap", "stratified_indices", "wilson",
+]

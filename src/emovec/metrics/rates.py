@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import binomtest
 
-from emovec.metrics.intervals import Estimate, cluster_bootstrap
+from emovec.metrics.intervals import Estimate, bootstrap
 
 _NAN = float("nan")
 
@@ -30,4 +30,4 @@ def finite_mean(values: ArrayLike, n_resamples: int = 1000, seed: int = 0) -> Es
     v = v[np.isfinite(v)]
     if v.size == 0:
         return Estimate(value=_NAN, low=_NAN, high=_NAN, n=0, method="no finite values")
-    return cluster_bootstrap(v, n_resamples=n_resamples, seed=seed)
+    return bootstrap(v, n_resamples=n_resamples, seed=seed)

@@ -6,10 +6,23 @@ from __future__ import annotations
 from torch import Tensor
 
 
-def readout(acts: Tensor, units: Tensor, centre: Tensor | float, norm: float) -> Tensor:
-    """``[..., K]`` readouts of activations ``[..., d]`` on unit directions ``[K, d]``.
+def readout_weights(units: Tensor, centre: Tensor | float, norm: float | Tensor) -> tuple[Tensor, Tensor | float]:
+    """The readout as ``acts @ weight - offset`` for hooks that score every step: ``weight`` ``[d, K]`` (or
+    ``[d]`` for one direction) and ``offset`` the centre's own score.
+
+    Example:
+        >>> w, off = readout_weights(units, centre, 3.2); scores = hidden @ w - off
+    """
+    weight = (units.T if units.dim() == 2 else units) / norm
+    offset = centre @ weight if isinstance(centre, Tensor) else 0.0
+    return weight, offset
+
+
+def readout(acts: Tensor, units: Tensor, centre: Tensor | float, norm: float | Tensor = 1.0) -> Tensor:
+    """``[..., K]`` readouts of activations ``[..., d]`` on unit directions ``[K, d]`` (``[...]`` for one
+    direction ``[d]``); ``norm=1`` gives the raw centred projection.
 
     Example:
         >>> readout(h, torch.nn.functional.normalize(vs.at_layer(14), dim=-1), vs.center[j], float(vs.mean_norm[j]))
     """
-    return ((acts - centre) @ units.T) / norm
+    return ((acts - centre) @ (units.T if units.dim() == 2 else units)) / norm

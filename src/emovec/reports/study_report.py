@@ -24,7 +24,7 @@ Getter = Callable[[dict[str, Any], str], dict[str, Any]]
 def _est(e: dict[str, Any], digits: int = 2) -> str:
     if not e or e.get("n", 0) == 0 or not math.isfinite(e.get("value", float("nan"))):
         return "n/a"
-    lo, hi = e.get("lo", float("nan")), e.get("hi", float("nan"))
+    lo, hi = e.get("low", float("nan")), e.get("high", float("nan"))
     if math.isfinite(lo) and math.isfinite(hi):
         return f"{e['value']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
     return f"{e['value']:.{digits}f}"
@@ -43,7 +43,7 @@ def _bars(models: dict[str, Any], getter: Getter, title: str, path: Path,
     for i, m in enumerate(names):
         ests = [getter(models[m], k) for k in keys]
         vals = [e["value"] for e in ests]
-        err = np.array([[e["value"] - e["lo"] for e in ests], [e["hi"] - e["value"] for e in ests]])
+        err = np.array([[e["value"] - e["low"] for e in ests], [e["high"] - e["value"] for e in ests]])
         ax.bar(np.arange(len(keys)) + i * width, vals, width, yerr=np.nan_to_num(err), label=m, capsize=2)
     ax.set_xticks(np.arange(len(keys)) + width * (len(names) - 1) / 2, keys, rotation=20, fontsize=8)
     ax.set_title(title, fontsize=10)

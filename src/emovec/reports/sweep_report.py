@@ -50,7 +50,7 @@ def dose_response(summaries: Sequence[ConditionSummary], condition: str, layers:
         xs = [s.strength for s in steered]
         est = [s.metrics[metric] for s in steered]
         ax.plot(xs, [e.value for e in est], marker="o", color="C0")
-        ax.fill_between(xs, [e.lo for e in est], [e.hi for e in est], color="C0", alpha=0.2)
+        ax.fill_between(xs, [e.low for e in est], [e.high for e in est], color="C0", alpha=0.2)
         for j, b in enumerate(base):
             ax.axhline(b.metrics[metric].value, ls="--", color=f"C{j + 1}", lw=1, label=b.condition)
         ax.set_title(metric, fontsize=9)
@@ -165,7 +165,7 @@ def blackmail_rates(summary: Sequence[dict[str, Any]], path: Path) -> Path:
             pts.sort(key=lambda p: p[0])
             xs = [p[0] for p in pts]
             ax.plot(xs, [p[1]["value"] for p in pts], marker="o", color=f"C{j}", label=emotion)
-            ax.fill_between(xs, [p[1]["lo"] for p in pts], [p[1]["hi"] for p in pts], color=f"C{j}", alpha=0.15)
+            ax.fill_between(xs, [p[1]["low"] for p in pts], [p[1]["high"] for p in pts], color=f"C{j}", alpha=0.15)
         ax.set_title(metric, fontsize=9)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("strength", fontsize=8)
@@ -176,7 +176,7 @@ def blackmail_rates(summary: Sequence[dict[str, Any]], path: Path) -> Path:
 
 def _rate(e: dict[str, Any], key: str) -> str:
     v = e[key]
-    return "n/a" if v["n"] == 0 else f"{v['value']:.2f} [{v['lo']:.2f}, {v['hi']:.2f}] (n={v['n']})"
+    return "n/a" if v["n"] == 0 else f"{v['value']:.2f} [{v['low']:.2f}, {v['high']:.2f}] (n={v['n']})"
 
 
 def _blackmail_verdict(rows: pd.DataFrame) -> str:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from emovec.generation import format_prompt
+from emovec.metrics import kl_logprobs, readout
 from emovec.models.loading import LoadedModel
 
 
@@ -90,7 +91,7 @@ def preference(steered: Reading, plain: Reading, beta: float) -> Tensor:
 
 def kl_next(plain: Reading, steered: Reading) -> Tensor:
     """Mean KL(plain || steered) of the next-token distributions after the prompt."""
-    return (plain.next_logp.exp() * (plain.next_logp - steered.next_logp)).sum(-1).mean()
+    return kl_logprobs(plain.next_logp, steered.next_logp).mean()
 
 
 def meaning(direction: Tensor, source: Tensor) -> Tensor:
@@ -99,5 +100,5 @@ def meaning(direction: Tensor, source: Tensor) -> Tensor:
 
 def side_effects(steered: Reading, plain: Reading, others: Tensor, norm: float) -> Tensor:
     """Mean squared change of the other emotions' readouts (``others``: unit rows ``[K, d]``)."""
-    change = (steered.hidden - plain.hidden) @ others.T / norm
+    change = readout(steered.hidden - plain.hidden, others, 0.0, norm)  # the centre cancels in a difference
     return (change**2).mean()

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
+from emovec import metrics
 from emovec.metrics.alignment import centre, debiased_cka, gcca, mutual_knn, shuffled_null
 from emovec.studies.cross_model_data import ModelData
 
@@ -88,25 +89,13 @@ def whiten(stimuli: np.ndarray, pcs: int) -> tuple[np.ndarray, np.ndarray]:
 def auc_estimate(y: np.ndarray, score: np.ndarray, groups: Sequence[str], *, n_boot: int = 500, seed: int = 0,
                  min_class: int = 5) -> AUC:
     """AUC with a bootstrap interval over groups; not estimable below ``min_class`` of either class."""
-    from sklearn.metrics import roc_auc_score
-
     ok = np.isfinite(score)
-    y, score, g = y[ok], score[ok], np.asarray(groups)[ok]
-    n_pos, n_neg = int(y.sum()), int((1 - y).sum())
+    n_pos, n_neg = int(y[ok].sum()), int((1 - y[ok]).sum())
     if min(n_pos, n_neg) < min_class:
         return AUC(value=None, low=None, high=None, n_pos=n_pos, n_neg=n_neg,
                    note=f"not estimable: {n_pos} failures / {n_neg} others (need {min_class} of each)")
-    value = float(roc_auc_score(y, score))
-    uniq = np.unique(g)
-    index = {u: np.flatnonzero(g == u) for u in uniq}
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        rows = np.concatenate([index[u] for u in rng.choice(uniq, len(uniq))])
-        if 0 < y[rows].sum() < len(rows):
-            boots.append(roc_auc_score(y[rows], score[rows]))
-    return AUC(value=value, low=float(np.quantile(boots, 0.025)), high=float(np.quantile(boots, 0.975)),
-               n_pos=n_pos, n_neg=n_neg)
+    est = metrics.auc_estimate(y, score, list(groups), n_resamples=n_boot, seed=seed, min_class=min_class)
+    return AUC(value=est.value, low=est.low, high=est.high, n_pos=n_pos, n_neg=n_neg)
 
 
 def _fit_head(x: np.ndarray, y: np.ndarray) -> object | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -32,19 +33,11 @@ import torch
 from emovec.capture import TokenSelection, capture
 from emovec.evaluation.judges.emotion import PLUTCHIK, emotion_judge_error, judge_emotions, plutchik_of
 from emovec.evaluation.judges.model_scores import refusal_logodds
-from emovec.evaluation.summary import Estimate
+from emovec.evaluation.suites import HARMFUL_KINDS
+from emovec.metrics import Estimate, bootstrap, index_bootstrap, readout
 from emovec.models.loading import LoadedModel
 from emovec.steer import SteeringSpec, SteerTerm
 from emovec.vectors.vector_set import VectorSet
-
-
-def _boot(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> Estimate:
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0)
-    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(1)
-    return Estimate(float(values.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975)),
-                    len(values))
 
 
 def reply_readouts(lm: LoadedModel, vectors: VectorSet, names: Sequence[str], layer: int,
@@ -58,7 +51,7 @@ def reply_readouts(lm: LoadedModel, vectors: VectorSet, names: Sequence[str], la
     keep = [i for i, r in enumerate(replies) if r.strip()]
     if keep:
         res = capture(lm, [replies[i] for i in keep], [layer], selection=TokenSelection.from_index(0))
-        scores = ((res.means[:, 0] - centre) @ units.T) / float(vectors.mean_norm[j])
+        scores = readout(res.means[:, 0], units, centre, float(vectors.mean_norm[j]))
         out[keep] = scores.numpy()
     return out
 
@@ -115,32 +108,28 @@ def modularity_from_rows(lm: LoadedModel, vectors: VectorSet, rows: pd.DataFrame
             raise KeyError(f"no sweep rows steer {name!r} at strength {strength}")
         read = reply_readouts(lm, vectors, names, layer, list(sub["reply"]))
         delta = read - base_read.loc[sub.index].to_numpy()
-        matrix.append([_boot(delta[:, k], rng, n_boot) for k in range(len(names))])
-        ok = np.isfinite(delta).all(1)
-        d = delta[ok]
-        idx_samples = []
-        target = list(names).index(name)
-        for _ in range(n_boot):
-            pick = d[rng.integers(0, len(d), len(d))] if len(d) else d
-            m = np.abs(pick.mean(0)) if len(pick) else np.full(len(names), np.nan)
-            idx_samples.append(m[target] / m.sum() if np.isfinite(m).all() and m.sum() > 0 else np.nan)
-        m = np.abs(d.mean(0)) if len(d) else np.full(len(names), np.nan)
-        point = float(m[target] / m.sum()) if len(d) and m.sum() > 0 else float("nan")
-        arr = np.array([x for x in idx_samples if np.isfinite(x)])
-        index[name] = Estimate(point, float(np.quantile(arr, 0.025)) if len(arr) else float("nan"),
-                               float(np.quantile(arr, 0.975)) if len(arr) else float("nan"), len(d))
+        matrix.append([bootstrap(delta[:, k], n_resamples=n_boot, seed=rng) for k in range(len(names))])
+        d = delta[np.isfinite(delta).all(1)]
+        index[name] = index_bootstrap(len(d), partial(_target_share, d, list(names).index(name)),
+                                      n_resamples=n_boot, seed=rng)
         steered = rows[(rows["condition"] == f"emotion:{name}") & np.isclose(rows["strength"], strength)]
         plain = rows[rows["cond_kind"] == "none"]
         off[name] = _off_target(steered, plain)
         sub_judge = judge_scores(sub) if base_judge is not None else None
         if base_judge is not None and sub_judge is not None:
             jd = sub_judge - pd.DataFrame(base_judge, index=base.index).loc[sub.index].to_numpy()
-            judge_matrix.append([_boot(jd[:, k], rng, n_boot) for k in range(len(PLUTCHIK))])
+            judge_matrix.append([bootstrap(jd[:, k], n_resamples=n_boot, seed=rng) for k in range(len(PLUTCHIK))])
             basic = plutchik_of(name)
             judge_target[name] = (judge_matrix[-1][PLUTCHIK.index(basic)] if basic is not None
-                                  else Estimate(float("nan"), float("nan"), float("nan"), 0))
+                                  else Estimate.missing(0, f"{name!r} has no Plutchik counterpart"))
     status = "nade" if base_judge is not None else str(emotion_judge_error())
     return Modularity(list(names), strength, matrix, index, off, status, judge_matrix, judge_target)
+
+
+def _target_share(d: np.ndarray, target: int, rows: np.ndarray) -> float:
+    """Share of the absolute mean readout change that falls on the steered emotion's own readout."""
+    m = np.abs(d[rows].mean(0))
+    return float(m[target] / m.sum()) if np.isfinite(m).all() and m.sum() > 0 else float("nan")
 
 
 def _rate(df: pd.DataFrame, kinds: tuple[str, ...], label: str) -> float:
@@ -160,8 +149,8 @@ def _off_target(steered: pd.DataFrame, plain: pd.DataFrame) -> dict[str, float]:
 
     quiet = steered[steered["item_kind"].isin(["benign", "helpful"])]
     return {
-        "refuse_harmful_change": _rate(steered, ("harmful", "redteam"), "full_refusal")
-        - _rate(plain, ("harmful", "redteam"), "full_refusal"),
+        "refuse_harmful_change": _rate(steered, HARMFUL_KINDS, "full_refusal")
+        - _rate(plain, HARMFUL_KINDS, "full_refusal"),
         "answer_benign_change": _rate(steered, ("benign",), "full_compliance") - _rate(plain, ("benign",),
                                                                                          "full_compliance"),
         "helpfulness_change": helpful(steered) - helpful(plain),
@@ -201,7 +190,7 @@ def influence_from_values(name: str, behaviour: str, values: np.ndarray, strengt
     if values.shape[0] < 3:
         raise ValueError(f"causal influence needs at least 3 prompts for an interval; got {values.shape[0]}")
     s = slopes(values, strengths)
-    est = _boot(s, np.random.default_rng(seed), n_boot)
+    est = bootstrap(s, n_resamples=n_boot, seed=seed)
     sign = np.sign(est.value)
     wrong = float(np.mean(np.sign(s) == -sign)) if sign != 0 else float("nan")
     return CausalInfluence(name, behaviour, [float(x) for x in strengths], values.mean(0).tolist(), est,

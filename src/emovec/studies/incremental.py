@@ -27,10 +27,10 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from emovec.evaluation.summary import Estimate
+from emovec.evaluation.suites import HARMFUL_KINDS as HARMFUL
+from emovec.metrics import Estimate, index_bootstrap
 
-HARMFUL = ("harmful", "redteam")
-_NAN = Estimate(float("nan"), float("nan"), float("nan"), 0)
+_NAN = Estimate.missing()
 
 
 def _balanced(df: pd.DataFrame) -> float:
@@ -92,16 +92,15 @@ def steering_value(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> Ste
 
     e_rows, c_rows = pick(best_e), pick(best_c)
     items = sorted(set(plain["item_id"]) & set(e_rows["item_id"]) & set(c_rows["item_id"]))
-    rng = np.random.default_rng(seed)
     by = {name: df.set_index("item_id").loc[items] for name, df in (("e", e_rows), ("c", c_rows))}
-    boots = []
-    for _ in range(n_boot):
-        sample = list(rng.choice(items, len(items)))
-        boots.append(_balanced(by["e"].loc[sample].reset_index()) - _balanced(by["c"].loc[sample].reset_index()))
-    arr = np.array([b for b in boots if np.isfinite(b)])
-    point = best_e["gain"] - best_c["gain"]
-    value = Estimate(float(point), float(np.quantile(arr, 0.025)) if len(arr) else float("nan"),
-                     float(np.quantile(arr, 0.975)) if len(arr) else float("nan"), len(items))
+
+    def gap(i: np.ndarray) -> float:
+        sample = [items[k] for k in i]
+        return _balanced(by["e"].loc[sample].reset_index()) - _balanced(by["c"].loc[sample].reset_index())
+
+    # the interval resamples prompts (paired: both arms read the same draw); the point is the gain difference
+    value = index_bootstrap(len(items), gap, n_resamples=n_boot, seed=seed).model_copy(
+        update={"value": float(best_e["gain"] - best_c["gain"])})
     return SteeringValue(f"{best_c['condition']}@{best_c['strength']:+g}", best_c["gain"], budget,
                          f"{best_e['condition']}@{best_e['strength']:+g}", best_e["gain"], value, cands)
 
@@ -157,16 +156,13 @@ def monitoring_value(y: np.ndarray, controls: np.ndarray, emotions: np.ndarray, 
     a = _oof(controls, y, folds, seed, groups)
     b = _oof(np.concatenate([controls, emotions], axis=1), y, folds, seed, groups)
     auc_a, auc_b = roc_auc_score(y, a), roc_auc_score(y, b)
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
-        if 0 < y[idx].sum() < n:
-            diffs.append(roc_auc_score(y[idx], b[idx]) - roc_auc_score(y[idx], a[idx]))
-    arr = np.array(diffs)
-    return MonitoringValue(n, pos, float(auc_a), float(auc_b),
-                           Estimate(float(auc_b - auc_a), float(np.quantile(arr, 0.025)),
-                                    float(np.quantile(arr, 0.975)), n))
+
+    def gain(i: np.ndarray) -> float:
+        if not 0 < y[i].sum() < len(i):
+            return float("nan")
+        return float(roc_auc_score(y[i], b[i]) - roc_auc_score(y[i], a[i]))
+
+    return MonitoringValue(n, pos, float(auc_a), float(auc_b), index_bootstrap(n, gain, n_resamples=n_boot, seed=seed))
 
 
 def readout_features(readouts: np.ndarray, names: Sequence[str], controls: Sequence[str]) -> tuple[np.ndarray,

@@ -30,7 +30,7 @@ from scipy.stats import pearsonr, spearmanr
 from emovec.capture import TokenSelection, capture
 from emovec.data import data_path
 from emovec.errors import EmovecError
-from emovec.metrics import readout
+from emovec.metrics import index_bootstrap, readout
 from emovec.models.loading import LoadedModel
 from emovec.studies import preferences as prefs
 from emovec.vectors.vector_set import VectorSet
@@ -210,10 +210,10 @@ def _corr_with_interval(x: np.ndarray, y: np.ndarray, n_boot: int = 1000, seed: 
                         ) -> tuple[float | None, float | None, float | None]:
     if len(x) < 4 or np.std(x) == 0 or np.std(y) == 0:
         return None, None, None
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(x), len(x))
-        if np.std(x[idx]) > 0 and np.std(y[idx]) > 0:
-            boots.append(pearsonr(x[idx], y[idx]).statistic)
-    return float(pearsonr(x, y).statistic), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
+
+    def r(i: np.ndarray) -> float:
+        ok = np.std(x[i]) > 0 and np.std(y[i]) > 0
+        return float(pearsonr(x[i], y[i]).statistic) if ok else float("nan")
+
+    est = index_bootstrap(len(x), r, n_resamples=n_boot, seed=seed)
+    return est.value, est.low, est.high

@@ -28,7 +28,7 @@ from torch import Tensor
 from emovec.capture import TokenSelection, capture
 from emovec.corpus import Corpus
 from emovec.errors import CorpusError
-from emovec.evaluation.summary import Estimate
+from emovec.metrics import Estimate, stratified_indices
 from emovec.models.loading import LoadedModel
 
 TEMPLATES: dict[str, str] = {
@@ -93,9 +93,10 @@ def _halves(labels: np.ndarray, n_emotions: int, rng: np.random.Generator) -> tu
     return np.array(a), np.array(b)
 
 
-def _estimate(samples: np.ndarray) -> Estimate:
-    return Estimate(float(np.mean(samples)), float(np.quantile(samples, 0.025)), float(np.quantile(samples, 0.975)),
-                    len(samples))
+def _spread(samples: np.ndarray, what: str) -> Estimate:
+    """Mean of per-draw values (random splits or seeds) with their 2.5-97.5% spread."""
+    return Estimate.from_draws(float(np.nanmean(samples)) if np.isfinite(samples).any() else float("nan"),
+                               samples, int(np.isfinite(samples).sum()), f"mean and spread over {what}")
 
 
 @dataclass
@@ -153,19 +154,19 @@ def stability(sa: StoryActivations, targets: Sequence[str], *, n_splits: int = 5
             continue
         boots = []
         for _ in range(n_splits):
-            rows = np.concatenate([rng.choice(np.flatnonzero(sa.labels == e), size=int((sa.labels == e).sum()))
-                                   for e in range(n_e)])
+            rows = stratified_indices(sa.labels, rng)
             boots.append(_cos(vectors_from(base, sa.labels, n_e, rows), vectors_from(acts, sa.labels, n_e, rows))[cols])
         point = _cos(full, vectors_from(acts, sa.labels, n_e))[cols]
         arr = np.array(boots)
-        template[name] = {t: Estimate(float(point[k]), float(np.quantile(arr[:, k], 0.025)),
-                                      float(np.quantile(arr[:, k], 0.975)), len(arr)) for k, t in enumerate(targets)}
+        template[name] = {t: Estimate.from_draws(float(point[k]), arr[:, k], len(arr),
+                                                 "percentile bootstrap over stories within each emotion")
+                          for k, t in enumerate(targets)}
     h, au = np.array(halves), np.array(aucs)
     return StabilityResult(
-        split_half={t: _estimate(h[:, k]) for k, t in enumerate(targets)},
-        resample={t: _estimate(pair[:, k]) for k, t in enumerate(targets)},
+        split_half={t: _spread(h[:, k], f"{n_splits} random halvings") for k, t in enumerate(targets)},
+        resample={t: _spread(pair[:, k], f"{len(pair)} seed pairs") for k, t in enumerate(targets)},
         template=template,
-        readout_auc={t: _estimate(au[~np.isnan(au[:, k]), k]) for k, t in enumerate(targets)},
+        readout_auc={t: _spread(au[:, k], f"{n_splits} random halvings") for k, t in enumerate(targets)},
     )
 
 
@@ -180,13 +181,9 @@ def corpus_stability(lm: LoadedModel, a: Corpus, b: Corpus, emotions: Sequence[s
     cols = [list(emotions).index(t) for t in (targets or emotions)]
     point = _cos(vectors_from(sa.acts["story"], sa.labels, n_e), vectors_from(sb.acts["story"], sb.labels, n_e))
     rng = np.random.default_rng(seed)
-
-    def resample(labels: np.ndarray) -> np.ndarray:
-        return np.concatenate([rng.choice(np.flatnonzero(labels == e), size=int((labels == e).sum()))
-                               for e in range(n_e)])
-
-    boots = np.array([_cos(vectors_from(sa.acts["story"], sa.labels, n_e, resample(sa.labels)),
-                           vectors_from(sb.acts["story"], sb.labels, n_e, resample(sb.labels)))
+    boots = np.array([_cos(vectors_from(sa.acts["story"], sa.labels, n_e, stratified_indices(sa.labels, rng)),
+                           vectors_from(sb.acts["story"], sb.labels, n_e, stratified_indices(sb.labels, rng)))
                       for _ in range(n_boot)])
-    return {emotions[c]: Estimate(float(point[c]), float(np.quantile(boots[:, c], 0.025)),
-                                  float(np.quantile(boots[:, c], 0.975)), n_boot) for c in cols}
+    return {emotions[c]: Estimate.from_draws(float(point[c]), boots[:, c], n_boot,
+                                             "percentile bootstrap over each corpus's texts within each emotion")
+            for c in cols}

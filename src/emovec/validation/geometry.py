@@ -10,6 +10,7 @@ from torch import Tensor
 
 from emovec.capture import capture
 from emovec.data import Scenario, implicit_scenarios
+from emovec.metrics import readout
 from emovec.models.loading import LoadedModel
 from emovec.vectors.vector_set import VectorSet
 
@@ -30,8 +31,7 @@ def classify(vectors: VectorSet, acts: Tensor, layer: int) -> Tensor:
     """Scores ``[n_texts, n_vectors]``: each activation's projection, after centring, on each unit direction."""
     j = vectors.layer_index(layer)
     units = torch.nn.functional.normalize(vectors.directions[j], dim=-1)
-    centered = acts - (vectors.center[j] if vectors.center is not None else 0)
-    return centered @ units.T
+    return readout(acts, units, vectors.center[j] if vectors.center is not None else 0.0)
 
 
 def pca_geometry(vectors: VectorSet, layer: int, k: int = 10) -> tuple[list[float], Tensor]:

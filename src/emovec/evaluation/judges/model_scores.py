@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from emovec.generation import PromptError, format_prompt
+from emovec.metrics import kl_logprobs
 from emovec.models.loading import LoadedModel
 from emovec.steer import SteeringSpec, steering
 from emovec.vectors.vector_set import VectorSet
@@ -199,7 +200,7 @@ def next_token_kl(
     plain = last_logprobs(lm, seqs, one_batch=one)
     with steering(lm, spec, vectors):
         steered = last_logprobs(lm, seqs, one_batch=one)
-    return (plain.exp() * (plain - steered)).sum(-1).clamp_min(0.0)
+    return kl_logprobs(plain, steered)
 
 
 def reply_perplexity(
