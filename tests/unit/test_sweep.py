@@ -3,10 +3,10 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from emovec.errors import ArtifactExistsError
+from emovec.evaluation import store
 from emovec.evaluation.store import StoreError, read_results
 from emovec.evaluation.summary import summarize
 from emovec.evaluation.sweep import run_sweep
@@ -127,19 +127,20 @@ def test_interrupted_sweep_resumes_without_duplicates(tiny_llama, tmp_path: Path
 def test_full_disk_keeps_what_was_written(tiny_llama, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     vs = make_set(tiny_llama, layers=(0, 1, 2))
     cfg = config(tmp_path, conditions=["none", "emotion:calm"], suites=["paired"], limit=4)
-    real = pd.DataFrame.to_parquet
+    real = store.pq.write_table  # sweep rows are written as Arrow tables with their declared schema
     calls = {"n": 0}
 
-    def flaky(self, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def flaky(table, where, *args, **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] > 1:
+            Path(where).write_bytes(b"half a part")  # the write dies midway
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, path, *args, **kwargs)
+        return real(table, where, *args, **kwargs)
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", flaky)
+    monkeypatch.setattr(store.pq, "write_table", flaky)
     with pytest.raises(StoreError, match=r"disk is full.*1 parts already written are intact"):
         run_sweep(cfg, tiny_llama, vs, show_progress=False)
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", real)
+    monkeypatch.setattr(store.pq, "write_table", real)
     assert len(read_results(cfg.out)) == cfg.batch_size
     assert not list((Path(cfg.out) / "results").glob(".*tmp*"))  # no half-written part left behind
     assert len(run_sweep(cfg, tiny_llama, vs, show_progress=False).rows) == 8
@@ -169,3 +170,22 @@ def test_unreachable_judge_endpoint_lets_the_sweep_finish_offline(tiny_llama, tm
     assert manifest["judge_status"].startswith("unavailable")
     page = write_sweep_report(cfg.out, result.rows, manifest, n_boot=100).read_text()
     assert "unavailable" in page
+
+
+def test_sweep_rows_are_typed_and_old_folders_get_a_clear_error(tiny_llama, tmp_path: Path):
+    from emovec.evaluation.rows import FIELDS, SCHEMA_VERSION, SweepRowError, read_sweep_rows, to_rows
+
+    vs = make_set(tiny_llama, layers=(0, 1, 2))
+    cfg = config(tmp_path, conditions=["none", "emotion:calm"], suites=["paired"], limit=2)
+    res = run_sweep(cfg, tiny_llama, vs, show_progress=False)
+    part = store.part_paths(cfg.out)[0]
+    schema = store.pq.read_schema(part)
+    assert tuple(schema.names) == FIELDS and str(schema.field("tone_masked").type) == "bool"
+    typed = to_rows(res.rows)
+    assert len(typed) == len(res.rows) and all(r.schema_version == SCHEMA_VERSION for r in typed)
+    assert {r.cond_kind for r in typed} == {"none", "emotion"}
+    old = tmp_path / "old"
+    store.write_part(old, [{k: v for k, v in typed[0].model_dump().items() if k != "kl"}])
+    with pytest.raises(SweepRowError, match=r"lack kl.*rerun the sweep"):
+        read_sweep_rows(old)
+    assert list(read_sweep_rows(tmp_path / "none").columns) == list(FIELDS)

@@ -30,7 +30,7 @@ from emovec._files import atomic_write
 from emovec._version import __version__
 from emovec.data import data_path
 from emovec.evaluation.judges.model_judge import ModelJudge
-from emovec.evaluation.store import read_results, write_part
+from emovec.evaluation.store import read_results, stored_keys, write_part
 from emovec.evaluation.sweep import vectors_hash
 from emovec.generation import generate
 from emovec.metrics import wilson
@@ -204,8 +204,7 @@ def run_blackmail(
             for k in range(samples):
                 body = json.dumps({"variant": v.name, "condition": c.label, "sample": k, **settings}, sort_keys=True)
                 rows.append((hashlib.sha256(body.encode()).hexdigest()[:16], v, c, k))
-    done = read_results(out)
-    have = set(done["key"]) if len(done) else set()
+    have = stored_keys(out)
     todo = [r for r in rows if r[0] not in have]
     batches = [todo[i: i + batch_size] for i in range(0, len(todo), batch_size)]
     with Progress(disable=not show_progress, transient=True) as progress:

@@ -47,7 +47,8 @@ from emovec.evaluation.judges.text import (
     repetition_rate,
     tone_masked,
 )
-from emovec.evaluation.store import read_results, write_part
+from emovec.evaluation.rows import SWEEP_SCHEMA, SweepRow, read_sweep_rows
+from emovec.evaluation.store import stored_keys, write_part
 from emovec.evaluation.suites import PromptItem, Suite, load_suite
 from emovec.evaluation.sweep_config import SweepConfig, Unit, grid
 from emovec.generation import generate
@@ -208,7 +209,7 @@ def _reply_perplexity_from_cache(lm: LoadedModel, gen: Any, rows: list[int], par
 
 
 def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: list[Row],
-               ctx: _Context) -> list[dict[str, Any]]:
+               ctx: _Context) -> list[SweepRow]:
     judge, fit_ids = ctx.judge, ctx.fit_ids
     layers = rows[0].unit.layers
     prompts = [r.item.prompt for r in rows]
@@ -260,7 +261,7 @@ def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: l
             if harmful:
                 rubric = judge.strongreject(item.prompt, reply)
                 judge_score = rubric.score if rubric is not None else float("nan")
-        out.append({
+        out.append(SweepRow.model_validate({
             "key": row.key, "unit_key": row.unit_key, "condition": row.unit.condition.label,
             "cond_kind": row.unit.condition.kind, "cond_name": row.unit.condition.name,
             "strength": row.unit.strength, "layers": ",".join(map(str, row.unit.layers)) if row.unit.condition.steered
@@ -280,7 +281,7 @@ def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: l
             "control_fit": bool(item.pair and (item.id[:-2] in fit_ids)),
             "judge_label": judge_label, "judge_score": judge_score,
             **{f"nade_{e}": emo_rows[i][e] for e in PLUTCHIK},
-        })
+        }))
     return out
 
 
@@ -346,8 +347,7 @@ def run_sweep(
     settings = settings_of(config, lm, vectors, digest)
     units = grid(config, vectors.default_layer)
     rows = plan_rows(config, units, suites, settings)
-    done = read_results(out)
-    done_keys = set(done["key"]) if len(done) else set()
+    done_keys = stored_keys(out)
     todo = [r for r in rows if r.key not in done_keys]
     ctx = _Context(openings(lm), refusal_fit_ids() if controls else set(), judge)
     batches: list[list[Row]] = []
@@ -363,7 +363,7 @@ def run_sweep(
         task = progress.add_task(f"sweep: {len(todo)} replies to generate", total=len(batches))
         for number, batch in enumerate(batches, 1):
             graded = _run_batch(lm, full, config, batch, ctx)
-            write_part(out, graded)
+            write_part(out, graded, SWEEP_SCHEMA)
             written += len(graded)
             progress.advance(task)
             if on_batch is not None:
@@ -372,7 +372,7 @@ def run_sweep(
     if judge is not None and not judge.available():
         manifest["judge_status"] = status
         atomic_write(out / "sweep.json", json.dumps(manifest, indent=1, default=str))
-    all_rows = read_results(out)
+    all_rows = read_sweep_rows(out)
     planned = {r.key for r in rows}
     if len(all_rows):
         all_rows = all_rows[all_rows["key"].isin(planned)].reset_index(drop=True)

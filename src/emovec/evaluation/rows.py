@@ -1,0 +1,136 @@
+"""The sweep's result row: one graded reply, typed and versioned, with the Arrow schema its Parquet parts use.
+
+Every field is declared once here; the sweep builds ``SweepRow`` objects, the store writes them with
+``SWEEP_SCHEMA``, and ``read_sweep_rows`` checks that a folder's parts carry the fields (and the schema
+version) this emovec reads, so summaries and reports never meet a missing or renamed column.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from emovec.errors import EmovecError
+from emovec.evaluation.store import read_results
+
+SCHEMA_VERSION = 2
+_NAN = math.nan
+
+
+class SweepRowError(EmovecError, ValueError):
+    """Stored sweep rows do not have the fields this version of emovec reads."""
+
+
+class SweepRow(BaseModel):
+    """One reply to one prompt under one condition, with every judge's grade (NaN where a judge did not run)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    key: str
+    unit_key: str
+    condition: str
+    cond_kind: str
+    cond_name: str
+    strength: float
+    layers: str
+    suite: str
+    seed: int
+    item_id: str
+    item_kind: str
+    category: str
+    framing: str
+    pair: str
+    prompt: str
+    system: str
+    reply: str
+    n_new_tokens: int
+    refusal_label: str
+    refusal_score: float
+    specificity: float
+    harmful_detail: float
+    hedges: float
+    confidence: float
+    repetition: float
+    helpful_correct: float = _NAN
+    calm_minus_distress: float = _NAN
+    tone_masked: bool
+    refusal_logodds: float = _NAN
+    kl: float = _NAN
+    perplexity: float = _NAN
+    ms_per_token_p50: float
+    ms_per_token_p95: float
+    batch_seconds: float
+    batch_new_tokens: int
+    batch_rows: int
+    batch_id: str
+    control_fit: bool
+    judge_label: str | None = None
+    judge_score: float = _NAN
+    nade_anger: float = _NAN
+    nade_anticipation: float = _NAN
+    nade_disgust: float = _NAN
+    nade_fear: float = _NAN
+    nade_joy: float = _NAN
+    nade_sadness: float = _NAN
+    nade_surprise: float = _NAN
+    nade_trust: float = _NAN
+
+
+def _arrow_type(annotation: object) -> pa.DataType:
+    text = str(annotation)
+    if "str" in text:
+        return pa.string()
+    if "bool" in text:
+        return pa.bool_()
+    if "int" in text:
+        return pa.int64()
+    return pa.float64()
+
+
+SWEEP_SCHEMA: pa.Schema = pa.schema([pa.field(name, _arrow_type(f.annotation), nullable=name == "judge_label")
+                                     for name, f in SweepRow.model_fields.items()])
+FIELDS: tuple[str, ...] = tuple(SweepRow.model_fields)
+
+
+def check_columns(rows: pd.DataFrame, where: str = "sweep rows") -> pd.DataFrame:
+    """``rows`` unchanged when it has every ``SweepRow`` field at this schema version; else a clear error."""
+    if rows.empty:
+        return rows
+    missing = [f for f in FIELDS if f not in rows.columns]
+    if missing:
+        raise SweepRowError(f"{where} lack {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}: they were "
+                            f"written by another emovec version (schema {SCHEMA_VERSION} expected); rerun the sweep "
+                            "into a new folder")
+    versions = set(rows["schema_version"].astype(int))
+    if versions != {SCHEMA_VERSION}:
+        raise SweepRowError(f"{where} carry schema versions {sorted(versions)}, this emovec reads "
+                            f"{SCHEMA_VERSION}; rerun the sweep into a new folder")
+    return rows
+
+
+def read_sweep_rows(out: str | Path) -> pd.DataFrame:
+    """Every stored ``SweepRow`` of a sweep folder as a frame with exactly the schema's columns (empty frame
+    with those columns when none is stored yet).
+
+    Example:
+        >>> rows = read_sweep_rows("runs/sweep")
+        >>> rows.groupby("condition")["kl"].mean()
+    """
+    rows = read_results(out)
+    if rows.empty:
+        return SWEEP_SCHEMA.empty_table().to_pandas()
+    return check_columns(rows, f"the rows in {out}")[list(FIELDS)]
+
+
+def to_rows(frame: pd.DataFrame) -> list[SweepRow]:
+    """Typed rows back from a frame (NaN judge labels read as None)."""
+    records = check_columns(frame).to_dict("records")
+    for r in records:
+        if not isinstance(r.get("judge_label"), str):
+            r["judge_label"] = None
+    return [SweepRow.model_validate(r) for r in records]
