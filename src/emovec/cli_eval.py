@@ -231,5 +231,5 @@ def policy_dominance(
                        overwrite=overwrite, seed=seed, device=device, dtype=dtype,
                        log=lambda m: err.print(m, highlight=False, soft_wrap=True, markup=False))
     for name, res in result.models.items():
-        out.print(f"{name}: {res['verdict']['text']}", highlight=False)
+        out.print(f"{name}: {res.verdict.text if res.verdict else ''}", highlight=False)
     err.print(f"report: {out_dir / 'report.html'} and {out_dir / 'report.json'}")

@@ -21,7 +21,7 @@ def test_policy_dominance_on_the_default_model(real_model, tmp_path: Path):
     keys = {"calm": "calm", "desperate": "desperate"}
     res = run_study([ModelPlan("smollm2-135m-instruct")], SMALL, tmp_path, keys=keys,
                     loaded={"smollm2-135m-instruct": real_model}, log=lambda m: None)
-    r = res.models["smollm2-135m-instruct"]
+    r = res.models["smollm2-135m-instruct"].model_dump()
     assert r["layer"] == 20 and r["source"]["name"] == "smollm2-135m-instruct"
     unsteered = set()
     for name in keys.values():

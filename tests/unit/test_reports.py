@@ -148,6 +148,8 @@ def _model_result(name: str, split: float) -> dict[str, Any]:
                            "best_emotion": "calm", "note": "at matched KL"},
         "monitoring_value": {"value": _estimate(0.02), "n_unsafe": 3, "n": 20, "note": SCRIPT},
         "verdict": {"text": "inconclusive", "criteria": criteria},
+        "overview": {"mean_split_half_cosine": split, "mean_template_cosine": float("nan"), "mean_readout_auc": 0.8,
+                     "mean_modularity_index": 0.3141, "mean_abs_refusal_slope": 0.3},
     }
 
 
@@ -159,7 +161,7 @@ def test_study_report_reads_the_verdict_means_and_escapes_notes(tmp_path: Path) 
     for section in ("Overview", "Stability", "Modularity", "Causal influence on refusal", "<h2>m1</h2>",
                     "<h2>m2</h2>"):
         assert section in page
-    # split-half from the verdict criteria; template n/a (NaN); AUC mean (0.7 + 0.9) / 2; |slope| mean 0.3
+    # the study's overview means: split-half, template n/a (NaN), AUC, modularity, |slope|
     assert "<td>0.88</td><td>n/a</td><td>0.80</td><td>0.31</td><td>0.30</td>" in page
     assert "<td>0.12</td>" in page and "0.05 [-0.01, 0.11]" in page
     assert "desperate &rarr; <code>desperate</code>, calm &rarr; <code>calm</code>" in page

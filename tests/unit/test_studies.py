@@ -119,7 +119,7 @@ def test_study_runs_resumes_and_reports(tiny_llama, tmp_path: Path):
     logs: list[str] = []
     res = run_study([ModelPlan("tiny")], PRESET, tmp_path / "study", keys=keys, loaded={"tiny": tiny_llama},
                     log=logs.append)
-    r = res.models["tiny"]
+    r = res.models["tiny"].model_dump()
     assert set(r["stability"]["split_half"]) == {"calm", "desperate"}
     assert len(r["modularity"]["matrix"]) == 2 and all(0 <= v["value"] <= 1 for v in r["modularity"]["index"].values())
     mod = r["modularity"]  # the independent emotion judge beside the readout, or the skip
@@ -139,7 +139,9 @@ def test_study_runs_resumes_and_reports(tiny_llama, tmp_path: Path):
     assert "data:image/png;base64" in (tmp_path / "study" / "report.html").read_text()
     again = run_study([ModelPlan("tiny")], PRESET, tmp_path / "study", keys=keys, loaded={"tiny": tiny_llama},
                       log=logs.append)
-    assert any("already done" in line for line in logs) and again.models["tiny"]["layer"] == r["layer"]
+    assert any("already done" in line for line in logs) and again.models["tiny"].layer == r["layer"]
+    assert r["overview"]["mean_split_half_cosine"] == pytest.approx(
+        np.mean([v["value"] for v in r["stability"]["split_half"].values()]))
 
 
 def test_study_bad_input(tiny_llama, tmp_path: Path):

@@ -96,22 +96,11 @@ def draw_figures(models: dict[str, Any], folder: Path) -> dict[str, Any]:
     return {**{k: file_base64(p) for k, p in paths.items()}, "matrices": [file_base64(p) for p in matrices]}
 
 
-def _key_vector_means(res: dict[str, Any]) -> dict[str, float]:
-    # The study does not record these two means yet (its typed ModelResult is to carry them as ``overview``);
-    # until then they are averaged here, over the key vectors, NaN AUCs left out.
-    if "overview" in res:
-        return dict(res["overview"])
-    return {"mean_readout_auc": float(np.nanmean([v["value"] for v in res["stability"]["readout_auc"].values()])),
-            "mean_abs_refusal_slope": float(np.mean([abs(c["slope"]["value"])
-                                                     for c in res["causal_influence"].values()]))}
-
-
 def _overview_row(name: str, res: dict[str, Any]) -> list[Any]:
-    crit = res["verdict"]["criteria"]
-    means = _key_vector_means(res)
-    return [name, res["policy_level"], res["layer"], _num(crit["poor_stability"]["mean_split_half_cosine"]),
-            _num(crit["poor_stability"]["mean_template_cosine"]), _num(means["mean_readout_auc"]),
-            _num(crit["broad_side_effects"]["mean_modularity_index"]), _num(means["mean_abs_refusal_slope"]),
+    means = res["overview"]  # computed once, by the study
+    return [name, res["policy_level"], res["layer"], _num(means["mean_split_half_cosine"]),
+            _num(means["mean_template_cosine"]), _num(means["mean_readout_auc"]),
+            _num(means["mean_modularity_index"]), _num(means["mean_abs_refusal_slope"]),
             _est(res["steering_value"]["value"]), _est(res["monitoring_value"]["value"]), res["verdict"]["text"]]
 
 
