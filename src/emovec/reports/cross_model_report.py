@@ -22,7 +22,7 @@ def context(result: CrossModelResult) -> dict[str, Any]:
     """What the template shows (formatting only; every number comes from the typed result)."""
     rows = []
     for h in result.held_out:
-        rows.append({"model": h.model, "k": h.k, "none": _fmt(h.no_adaptation),
+        rows.append({"model": h.model, "label": h.label, "k": h.k, "none": _fmt(h.no_adaptation),
                      "light": [f"{n}: {_fmt(a)}" for n, a in h.light.items()], "own": _fmt(h.own),
                      "text": _fmt(h.text_baseline), "random": _fmt(h.random_basis),
                      "counts": f"{h.no_adaptation.n_pos} / {h.no_adaptation.n_neg}"})

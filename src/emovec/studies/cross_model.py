@@ -48,6 +48,7 @@ class AUC(BaseModel):
 
 class HeldOut(BaseModel):
     model: str
+    label: str = "tone_masked"
     k: int
     no_adaptation: AUC
     light: dict[str, AUC]
@@ -190,6 +191,8 @@ def held_out(data: Sequence[ModelData], m: int, pcs: int, ks: Sequence[int], lab
     groups = target.request_ids
     xs_train, xs_m = _standardise(x_train, x_m)
     none = auc_estimate(y_m, _score(_fit_head(xs_train, y_train), xs_m), groups, seed=seed, n_boot=n_boot)
+    if y_train.sum() == 0:  # nothing to learn from: say so rather than report an empty sample
+        none = none.model_copy(update={"note": f"no training positives: the other models gave no {label} reply"})
     light = {str(n): _light(xs_train, y_train, xs_m, y_m, groups, n, seed, n_boot) for n in ADAPT_N
              if n < len(y_m) - 10}
     own_x = (target.replies.numpy() - white[m][0]) @ white[m][1][:, :k]
@@ -200,7 +203,7 @@ def held_out(data: Sequence[ModelData], m: int, pcs: int, ks: Sequence[int], lab
     text_scores = _text_scores([data[i] for i in train_idx], target, label)
     text = auc_estimate(y_m, text_scores, groups, seed=seed, n_boot=n_boot)
     names = name_basis(basis, train, [white[i] for i in train_idx])
-    return HeldOut(model=target.model, k=k, no_adaptation=none, light=light, own=own, text_baseline=text,
+    return HeldOut(model=target.model, label=label, k=k, no_adaptation=none, light=light, own=own, text_baseline=text,
                    random_basis=random_basis), curve, names
 
 

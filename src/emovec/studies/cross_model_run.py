@@ -32,7 +32,7 @@ class CrossPreset(BaseModel):
     max_new_tokens: int = 64
     pcs: int = 40
     ks: list[int] = [2, 4, 6, 8, 12, 16, 20]
-    label: str = "tone_masked"
+    labels: list[str] = ["tone_masked", "unsafe"]  # the question's failures, then any harmful compliance
 
 
 PRESETS = {"quick": CrossPreset(name="quick"),
@@ -46,7 +46,7 @@ def _answer(result: CrossModelResult) -> str:
             if a.value is None or a.low is None or a.high is None:
                 return a.note or "n/a"
             return f"{a.value:.2f} [{a.low:.2f}, {a.high:.2f}]"
-        lines.append(f"{h.model} held out (k={h.k}): no adaptation {fmt(h.no_adaptation)}; "
+        lines.append(f"{h.model} held out, {h.label} (k={h.k}): no adaptation {fmt(h.no_adaptation)}; "
                      + "; ".join(f"{n} labelled {fmt(a)}" for n, a in h.light.items())
                      + f"; own basis {fmt(h.own)}; text baseline {fmt(h.text_baseline)}; random basis "
                      f"{fmt(h.random_basis)}")
@@ -77,13 +77,14 @@ def run_cross_model_study(models: Sequence[str] = DEFAULT_MODELS, preset: str | 
         raise CrossModelError("the models did not read the same shared stimuli; delete the cached model folders")
     held, curves, names = [], {}, []
     for m in range(len(data)):
-        h, curve, basis_names = held_out(data, m, p.pcs, p.ks, p.label)
-        held.append(h)
+        for label in p.labels:
+            h, curve, basis_names = held_out(data, m, p.pcs, p.ks, label)
+            held.append(h)
         curves.update({f"{data[m].model} out, k={k}": v for k, v in curve.items()})
         names.append(basis_names)
     counts = {d.model: {"replies": len(d.unsafe), "unsafe": int(d.unsafe.sum()),
                         "tone_masked": int(d.tone_masked.sum())} for d in data}
-    result = CrossModelResult(models=[d.model for d in data], label=p.label, counts=counts, k_curve=curves,
+    result = CrossModelResult(models=[d.model for d in data], label=", ".join(p.labels), counts=counts, k_curve=curves,
                               alignment=alignment_pairs(data, p.pcs), held_out=held, basis_names=names)
     result.answer = _answer(result)
     root.mkdir(parents=True, exist_ok=True)
