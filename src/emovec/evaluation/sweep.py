@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ from emovec.evaluation.rows import SWEEP_SCHEMA, SweepRow, read_sweep_rows
 from emovec.evaluation.store import stored_keys, write_part
 from emovec.evaluation.suites import PromptItem, Suite, load_suite
 from emovec.evaluation.sweep_config import SweepConfig, Unit, grid
+from emovec.executors import ExecutorOptions, make_executor
 from emovec.generation import generate
 from emovec.metrics import kl_logprobs
 from emovec.models.loading import LoadedModel
@@ -208,6 +210,31 @@ def _reply_perplexity_from_cache(lm: LoadedModel, gen: Any, rows: list[int], par
     return out
 
 
+@dataclass
+class _Shared:
+    """What every batch of one sweep needs, sent once to each worker."""
+
+    token: str  # one per run: a worker's cached context belongs to one run
+    config: SweepConfig
+    vectors: VectorSet  # the emotion vectors with the control directions added
+    fit_ids: set[str]
+
+
+def sweep_batch(lm: LoadedModel, shared: _Shared, batch: list[Row], state: dict[str, Any]) -> list[SweepRow]:
+    """One keyed batch, graded (the unit of work an executor runs). A worker builds its context (refusal
+    openings, its own model judge, the unsteered-distribution cache) on its first batch of a run."""
+    if state.get("token") != shared.token:
+        cfg = shared.config
+        local = None
+        if cfg.judge_local and not cfg.judge_url:
+            from emovec.models.loading import load_model
+
+            local = load_model(cfg.judge_local, device=cfg.device, dtype=cfg.dtype)
+        judge = make_judge(cfg.judge_url, cfg.judge_model, local=local)
+        state.update(token=shared.token, ctx=_Context(openings(lm), shared.fit_ids, judge))
+    return _run_batch(lm, shared.vectors, shared.config, batch, state["ctx"])
+
+
 def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: list[Row],
                ctx: _Context) -> list[SweepRow]:
     judge, fit_ids = ctx.judge, ctx.fit_ids
@@ -311,6 +338,7 @@ def run_sweep(
     force: bool = False,
     show_progress: bool = True,
     on_batch: Callable[[int, int], None] | None = None,
+    executor: ExecutorOptions | None = None,
 ) -> SweepResult:
     """Run (or continue) a sweep; returns every row so far.
 
@@ -320,6 +348,8 @@ def run_sweep(
         vectors: the emotion vector set (also the unit of every strength).
         force: add to an output folder made with another model or vectors.
         on_batch: called with (batches done, batches planned) after each batch is written.
+        executor: where batches run (default: ``config.executor``, local unless it says ``ray``). Either way
+            this process writes every batch through the keyed store, so runs resume and give the same rows.
     """
     vectors.check_compatible(lm)
     out = Path(config.out)
@@ -349,7 +379,7 @@ def run_sweep(
     rows = plan_rows(config, units, suites, settings)
     done_keys = stored_keys(out)
     todo = [r for r in rows if r.key not in done_keys]
-    ctx = _Context(openings(lm), refusal_fit_ids() if controls else set(), judge)
+    fit_ids = refusal_fit_ids() if controls else set()
     batches: list[list[Row]] = []
     for r in todo:  # a batch holds one layer set and one seed
         last = batches[-1] if batches else None
@@ -358,16 +388,24 @@ def run_sweep(
             last.append(r)
         else:
             batches.append([r])
-    written = 0
+    token = uuid.uuid4().hex
+    state: dict[str, Any] = {"token": token, "ctx": _Context(openings(lm), fit_ids, judge)}
+    runner = make_executor(executor or config.executor, lm, state=state)
+    shared = _Shared(token, config, full, fit_ids)
+    done = {"batches": 0, "rows": 0}
     with Progress(disable=not show_progress, transient=True) as progress:
-        task = progress.add_task(f"sweep: {len(todo)} replies to generate", total=len(batches))
-        for number, batch in enumerate(batches, 1):
-            graded = _run_batch(lm, full, config, batch, ctx)
+        task = progress.add_task(f"sweep: {len(todo)} replies to generate ({runner.name})", total=len(batches))
+
+        def keep(_index: int, graded: list[SweepRow]) -> None:
             write_part(out, graded, SWEEP_SCHEMA)
-            written += len(graded)
+            done["batches"] += 1
+            done["rows"] += len(graded)
             progress.advance(task)
             if on_batch is not None:
-                on_batch(number, len(batches))
+                on_batch(done["batches"], len(batches))
+
+        runner.map(sweep_batch, shared, batches, keep)
+    written = done["rows"]
     status = "not configured" if judge is None else ("ok" if judge.available() else f"unavailable: {judge.error}")
     if judge is not None and not judge.available():
         manifest["judge_status"] = status

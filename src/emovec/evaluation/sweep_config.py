@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from emovec.errors import EmovecError
 from emovec.evaluation.suites import BUILTIN_SUITES, PUBLIC_SUITES
+from emovec.executors import ExecutorOptions
 
 CondKind = Literal["none", "emotion", "concept", "random", "prompt"]
 STEERED: tuple[str, ...] = ("emotion", "concept", "random")
@@ -111,6 +112,12 @@ class SweepConfig(BaseModel):
     bootstrap: int = Field(default=1000, ge=100)
     device: str | None = None
     dtype: str | None = None
+    executor: ExecutorOptions = Field(default_factory=ExecutorOptions)  # where batches run: local or ray
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _executor(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value  # ``executor: ray`` is short for {kind: ray}
 
     @field_validator("conditions", mode="before")
     @classmethod

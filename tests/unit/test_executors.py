@@ -1,0 +1,128 @@
+"""The executors: local and Ray give the same sweep rows; a Ray worker killed mid-batch is retried with no lost
+and no doubled result; a worker whose model cannot load fails the run with its error; no Ray, a clear message."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emovec.executors import ExecutorError, ExecutorOptions, ModelSpec, make_executor, spec_of
+from emovec.executors.ray_pool import RayExecutor
+
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[object]:
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def saved_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny llama saved as a Hugging Face folder, so a worker can load it by path."""
+    from tests.builders import make_model, make_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny")
+    make_model("llama").save_pretrained(folder)
+    make_tokenizer().save_pretrained(folder)  # type: ignore[attr-defined]
+    return folder
+
+
+def _double(lm, shared, item, state):  # type: ignore[no-untyped-def]
+    state["seen"] = state.get("seen", 0) + 1
+    return (item * shared, lm.n_layers, state["seen"])
+
+
+def test_local_executor_runs_in_order_and_keeps_state(tiny_llama):
+    got: list[tuple[int, object]] = []
+    ex = make_executor(None, tiny_llama)
+    ex.map(_double, 10, [1, 2, 3], lambda i, r: got.append((i, r)))
+    assert got == [(0, (10, 3, 1)), (1, (20, 3, 2)), (2, (30, 3, 3))]
+
+
+def test_a_model_in_memory_cannot_be_sent_to_workers(tiny_llama):
+    with pytest.raises(ExecutorError, match="save_pretrained"):
+        make_executor(ExecutorOptions(kind="ray"), tiny_llama)
+
+
+def test_ray_retries_a_killed_worker_with_no_lost_or_doubled_result(ray_local, saved_tiny: Path, tmp_path: Path):
+    flag = tmp_path / "killed-once"
+
+    def die_once(lm, shared, item, state):  # type: ignore[no-untyped-def]
+        if item == 2 and not flag.exists():
+            flag.write_text("x")
+            os._exit(1)  # the worker process dies mid-batch
+        return item * shared
+
+    got: dict[int, list[int]] = {}
+    ex = RayExecutor(ModelSpec(name=str(saved_tiny)), ExecutorOptions(kind="ray", workers=2, retries=1))
+    ex.map(die_once, 3, list(range(6)), lambda i, r: got.setdefault(i, []).append(r))
+    assert flag.exists()  # a worker really died
+    assert got == {i: [3 * i] for i in range(6)}  # every batch exactly once
+
+
+def test_ray_reports_a_worker_that_cannot_load_its_model(ray_local, tmp_path: Path):
+    ex = RayExecutor(ModelSpec(name=str(tmp_path / "no-such-model")), ExecutorOptions(kind="ray", workers=1))
+    with pytest.raises(ExecutorError, match="could not load"):
+        ex.map(_double, 1, [1], lambda i, r: None)
+
+
+def test_ray_asks_for_gpus_the_cluster_lacks(ray_local, saved_tiny: Path):
+    ex = RayExecutor(ModelSpec(name=str(saved_tiny)), ExecutorOptions(kind="ray", workers=2, gpus_per_worker=1))
+    with pytest.raises(ExecutorError, match="GPUs; the Ray cluster has 0"):
+        ex.map(_double, 1, [1], lambda i, r: None)
+
+
+def test_ray_sweep_gives_the_local_rows_and_resumes(ray_local, saved_tiny: Path, tmp_path: Path):
+    from emovec import load_model
+    from emovec.evaluation.store import read_results
+    from emovec.evaluation.sweep import run_sweep
+    from emovec.evaluation.sweep_config import load_config
+    from tests.builders import make_set
+
+    lm = load_model(saved_tiny)
+    assert spec_of(lm).name == str(saved_tiny.resolve())
+    vs = make_set(lm, layers=(0, 1, 2))
+    base = {"model": "tiny", "vectors": "unused", "conditions": ["none", "emotion:calm", "emotion:desperate"],
+            "strengths": [0.1], "layers": [[1]], "suites": ["paired"], "limit": 4, "max_new_tokens": 6,
+            "batch_size": 4, "perplexity": False}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a Ray worker has one thread: keep float reductions in the same order
+    try:
+        local = run_sweep(load_config({**base, "out": str(tmp_path / "local")}), lm, vs, show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+    class Stop(Exception):
+        pass
+
+    def stop(done: int, total: int) -> None:
+        if done == 1:
+            raise Stop
+
+    cfg = load_config({**base, "out": str(tmp_path / "ray"), "executor": {"kind": "ray", "workers": 2}})
+    with pytest.raises(Stop):
+        run_sweep(cfg, lm, vs, show_progress=False, on_batch=stop)
+    assert len(read_results(cfg.out)) == 4  # one batch stored before the interruption
+    remote = run_sweep(cfg, lm, vs, show_progress=False)
+    assert remote.skipped_rows == 4 and remote.rows["key"].is_unique and len(remote.rows) == len(local.rows)
+    a = local.rows.sort_values("key").reset_index(drop=True)
+    b = remote.rows.sort_values("key").reset_index(drop=True)
+    for col in ("key", "condition", "item_id", "reply", "refusal_label", "n_new_tokens"):
+        assert list(a[col]) == list(b[col]), col
+    for col in ("refusal_logodds", "kl", "calm_minus_distress"):
+        assert np.allclose(a[col], b[col], atol=1e-4, equal_nan=True), col
