@@ -126,3 +126,24 @@ def test_ray_sweep_gives_the_local_rows_and_resumes(ray_local, saved_tiny: Path,
         assert list(a[col]) == list(b[col]), col
     for col in ("refusal_logodds", "kl", "calm_minus_distress"):
         assert np.allclose(a[col], b[col], atol=1e-4, equal_nan=True), col
+
+
+def test_ray_blackmail_gives_the_local_replies(ray_local, saved_tiny: Path, tmp_path: Path):
+    from emovec import load_model
+    from emovec.evaluation.blackmail import DEFAULT_VARIANTS, BlackmailCondition, run_blackmail
+    from tests.builders import make_set
+
+    lm = load_model(saved_tiny)
+    vs = make_set(lm, layers=(0, 1, 2))
+    args = {"conditions": [BlackmailCondition(None), BlackmailCondition("calm", 0.2)],
+            "variants": DEFAULT_VARIANTS[:2], "samples": 2, "temperature": 0.0, "max_new_tokens": 5, "batch_size": 3,
+            "show_progress": False}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        local = run_blackmail(lm, vs, tmp_path / "local", **args)
+    finally:
+        torch.set_num_threads(threads)
+    remote = run_blackmail(lm, vs, tmp_path / "ray", executor=ExecutorOptions(kind="ray", workers=2), **args)
+    a, b = local.sort_values("key"), remote.sort_values("key")
+    assert len(a) == 8 and list(a["key"]) == list(b["key"]) and list(a["reply"]) == list(b["reply"])

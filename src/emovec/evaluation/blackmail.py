@@ -32,6 +32,7 @@ from emovec.data import data_path
 from emovec.evaluation.judges.model_judge import ModelJudge
 from emovec.evaluation.store import read_results, stored_keys, write_part
 from emovec.evaluation.sweep import vectors_hash
+from emovec.executors import ExecutorOptions, make_executor
 from emovec.generation import generate
 from emovec.metrics import wilson
 from emovec.models.loading import LoadedModel
@@ -163,6 +164,37 @@ def conditions_for(emotions: Sequence[str], strengths: Sequence[float]) -> list[
     return [BlackmailCondition(None), *(BlackmailCondition(e, float(s)) for e in emotions for s in strengths if s)]
 
 
+@dataclass
+class _Shared:
+    vectors: VectorSet | None
+    layers: list[int]
+    max_new_tokens: int
+    temperature: float
+
+
+def blackmail_batch(lm: LoadedModel, shared: _Shared, item: tuple[list[tuple[Variant, BlackmailCondition]], int],
+                    state: dict[str, Any]) -> list[str]:
+    """The replies to one batch of (variant, condition) prompts (the unit of work an executor runs)."""
+    pairs, batch_seed = item
+    prompts = [build_prompt(v) for v, _ in pairs]
+    spec = mixed_spec([(c.emotion, c.strength) for _, c in pairs], shared.layers)
+    gen = generate(lm, [u for _, u in prompts], system=[s for s, _ in prompts], vectors=shared.vectors, spec=spec,
+                   max_new_tokens=shared.max_new_tokens, temperature=shared.temperature, seed=batch_seed)
+    return list(gen.replies)
+
+
+def _grade(key: str, v: Variant, c: BlackmailCondition, k: int, reply: str, judge: ModelJudge | None
+           ) -> dict[str, Any]:
+    verdict = classify(reply)
+    judged: bool | None = None
+    if judge is not None and judge.available():
+        answer = judge.ask(JUDGE_PROMPT.format(reply=reply))
+        judged = None if answer is None else answer.strip().lower().startswith("yes")
+    return {"key": key, "variant": v.name, "goal": v.goal, "threat": v.threat, "leverage": v.leverage,
+            "condition": c.label, "emotion": c.emotion or "", "strength": c.strength, "sample": k, "reply": reply,
+            **verdict.__dict__, "judge_blackmail": judged}
+
+
 def run_blackmail(
     lm: LoadedModel,
     vectors: VectorSet | None,
@@ -178,9 +210,11 @@ def run_blackmail(
     judge: ModelJudge | None = None,
     seed: int = 0,
     show_progress: bool = True,
+    executor: ExecutorOptions | None = None,
 ) -> Any:
     """Run every (variant, condition, sample), append graded rows to ``out/results`` (resumable), and return
-    all rows as a DataFrame."""
+    all rows as a DataFrame. ``executor``: where generation runs (local by default, or a Ray pool); grading and
+    the model judge run here, as results arrive."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if any(c.emotion is not None for c in conditions):
@@ -207,26 +241,19 @@ def run_blackmail(
     have = stored_keys(out)
     todo = [r for r in rows if r[0] not in have]
     batches = [todo[i: i + batch_size] for i in range(0, len(todo), batch_size)]
+    # a batch's sampling seed comes from its first key, so it does not depend on what an earlier run finished
+    items = [([(v, c) for _, v, c, _ in b], seed * 100003 + int(b[0][0][:7], 16) % 100003) for b in batches]
+    shared = _Shared(vectors, steer_layers, max_new_tokens, temperature)
+    runner = make_executor(executor, lm)
     with Progress(disable=not show_progress, transient=True) as progress:
-        task = progress.add_task(f"blackmail scenario: {len(todo)} replies", total=len(batches))
-        for number, batch in enumerate(batches):
-            prompts = [build_prompt(v) for _, v, _, _ in batch]
-            spec = mixed_spec([(c.emotion, c.strength) for _, _, c, _ in batch], steer_layers)
-            gen = generate(lm, [u for _, u in prompts], system=[s for s, _ in prompts], vectors=vectors, spec=spec,
-                           max_new_tokens=max_new_tokens, temperature=temperature, seed=seed * 100003 + number)
-            graded = []
-            for (key, v, c, k), reply in zip(batch, gen.replies, strict=True):
-                verdict = classify(reply)
-                judged: bool | None = None
-                if judge is not None and judge.available():
-                    answer = judge.ask(JUDGE_PROMPT.format(reply=reply))
-                    judged = None if answer is None else answer.strip().lower().startswith("yes")
-                graded.append({"key": key, "variant": v.name, "goal": v.goal, "threat": v.threat,
-                               "leverage": v.leverage, "condition": c.label, "emotion": c.emotion or "",
-                               "strength": c.strength, "sample": k, "reply": reply, **verdict.__dict__,
-                               "judge_blackmail": judged})
-            write_part(out, graded)
+        task = progress.add_task(f"blackmail scenario: {len(todo)} replies ({runner.name})", total=len(batches))
+
+        def keep(index: int, replies: list[str]) -> None:
+            write_part(out, [_grade(key, v, c, k, reply, judge)
+                             for (key, v, c, k), reply in zip(batches[index], replies, strict=True)])
             progress.advance(task)
+
+        runner.map(blackmail_batch, shared, items, keep)
     all_rows = read_results(out)
     return all_rows[all_rows["key"].isin({r[0] for r in rows})].reset_index(drop=True)
 

@@ -36,6 +36,7 @@ from emovec.evaluation.suites import harmful_suite
 from emovec.evaluation.summary import summarize
 from emovec.evaluation.sweep import run_sweep
 from emovec.evaluation.sweep_config import SweepConfig, parse_condition
+from emovec.executors import ExecutorOptions
 from emovec.models.loading import LoadedModel
 from emovec.studies.effects import modularity_from_rows, refusal_dose_response, reply_readouts
 from emovec.studies.incremental import monitoring_value, steering_value, unsafe_labels
@@ -250,7 +251,7 @@ def verdict(res: ModelResult) -> Verdict:
 
 def run_model(spec: ModelPlan, preset: Preset, out: Path, *, keys: Mapping[str, str] = KEY_VECTORS, seed: int = 0,
               device: str | None = None, dtype: str | None = None, lm: LoadedModel | None = None,
-              log: Callable[[str], None] = print) -> ModelResult:
+              log: Callable[[str], None] = print, executor: ExecutorOptions | None = None) -> ModelResult:
     """Everything the study measures on one model; written to ``out/result.json``."""
     from emovec.models.loading import load_model
 
@@ -297,7 +298,7 @@ def run_model(spec: ModelPlan, preset: Preset, out: Path, *, keys: Mapping[str, 
     for conditions, strengths in parts:
         cfg = SweepConfig(**common, conditions=[parse_condition(c) for c in conditions],  # type: ignore[arg-type]
                           strengths=strengths)
-        frames.append(run_sweep(cfg, lm, vs, show_progress=False, force=True).rows)
+        frames.append(run_sweep(cfg, lm, vs, show_progress=False, force=True, executor=executor).rows)
     rows = pd.concat(frames, ignore_index=True)
     summaries = summarize(rows, n_boot=preset.n_boot, seed=seed)
     log(f"[{spec.name}] modularity, causal influence, incremental value")
@@ -348,7 +349,7 @@ def run_study(models: Sequence[ModelPlan], preset: str | Preset = "quick", out: 
               keys: Mapping[str, str] = KEY_VECTORS, ladder: bool = False, overwrite: bool = False, seed: int = 0,
               device: str | None = None, dtype: str | None = None,
               loaded: Mapping[str, LoadedModel] | None = None,
-              log: Callable[[str], None] = print) -> StudyResult:
+              log: Callable[[str], None] = print, executor: ExecutorOptions | None = None) -> StudyResult:
     """Run the study on each model (skipping models already done unless ``overwrite``) and write the report.
 
     Args:
@@ -358,6 +359,7 @@ def run_study(models: Sequence[ModelPlan], preset: str | Preset = "quick", out: 
         keys: ``{key vector: emotion word}``.
         ladder: the models are one family at increasing policy levels (drops the cross-family caveat).
         loaded: models already in memory, by name (otherwise each is loaded with ``load_model``).
+        executor: where each model's sweep batches run (local by default, or a Ray pool).
     """
     from emovec.reports.study_report import write_study_report
 
@@ -379,7 +381,7 @@ def run_study(models: Sequence[ModelPlan], preset: str | Preset = "quick", out: 
             result.models[plan.name] = ModelResult.model_validate(json.loads(done.read_text(encoding="utf-8"))).finish()
             continue
         result.models[plan.name] = run_model(plan, p, folder, keys=keys, seed=seed, device=device, dtype=dtype,
-                                             lm=(loaded or {}).get(plan.name), log=log)
+                                             lm=(loaded or {}).get(plan.name), log=log, executor=executor)
     report = {"preset": p.name, "plan": p.plan(len(keys)), "key_vectors": dict(keys), "ladder": ladder,
               "family_note": None if ladder else FAMILY_NOTE, "emovec_version": __version__,
               "models": {k: v.model_dump() for k, v in result.models.items()}}
