@@ -23,6 +23,9 @@ from emovec.capture import TokenSelection, _batches, _selection_row, capture
 from emovec.corpus import load_corpus
 from emovec.models.loading import LoadedModel
 
+sys.path.insert(0, os.path.dirname(__file__))
+from executors import bench_ray_sweep
+
 
 def emit(name: str, value: float, unit: str, ratio: float | None, target: str | None) -> None:
     print(json.dumps({"name": name, "value": round(value, 4), "unit": unit,
@@ -254,6 +257,7 @@ def main() -> None:
     bench_generation(lm, 16, repeats=3 if args.quick else 6)
     bench_sweep(lm, repeats=2 if args.quick else 3)
     bench_drift_monitor(lm)
+    bench_ray_sweep(lm, timing_vectors(lm), emit)
     if not args.quick:
         bench_full_extraction(lm)
 
