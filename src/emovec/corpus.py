@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ValidationError
@@ -24,6 +24,7 @@ from emovec._version import __version__
 from emovec.data import emotions as default_emotions
 from emovec.data import neutral_subjects, topics
 from emovec.errors import CorpusError
+from emovec.executors import ExecutorOptions, make_executor
 from emovec.models import LoadedModel
 
 STORY_TEMPLATE = (
@@ -168,6 +169,13 @@ def _generate_batch(lm: LoadedModel, prompts: list[str], settings: GenerationSet
     return [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
 
 
+def corpus_batch(lm: LoadedModel, settings: GenerationSettings, item: tuple[list[str], int],
+                 state: dict[str, Any]) -> list[str]:
+    """One batch of texts (the unit of work an executor runs)."""
+    prompts, batch_seed = item
+    return _generate_batch(lm, prompts, settings, batch_seed)
+
+
 def _read_done(path: Path) -> set[str]:
     """Ids already written; a torn last line (interrupted write) is cut off so appends stay valid JSONL."""
     if not path.exists():
@@ -215,6 +223,7 @@ def generate_corpus(
     show_progress: bool = True,
     genre: str = "story",
     design: str = "rotating",
+    executor: ExecutorOptions | None = None,
 ) -> Path:
     """Generate the texts of ``jobs`` with ``lm`` and append them to the JSONL file ``out``.
 
@@ -232,6 +241,7 @@ def generate_corpus(
             for checking that vectors do not depend on the genre).
         design: ``crossed`` (every topic for every emotion, ``plan_crossed``) or ``rotating`` (``plan_stories``);
             recorded in the meta file so extraction can check it.
+        executor: where batches are generated (local by default, or a Ray pool); this process appends them.
 
     Returns:
         The path written.
@@ -250,18 +260,22 @@ def generate_corpus(
     _check_or_write_meta(path, settings)
     done = _read_done(path)
     todo = [j for j in jobs if j.id not in done]
+    batches = [todo[start: start + batch_size] for start in range(0, len(todo), batch_size)]
+    items = [([j.prompt(settings) for j in b], seed + i) for i, b in enumerate(batches)]
+    runner = make_executor(executor, lm)
     with Progress(disable=not show_progress) as progress, open(path, "a", encoding="utf-8") as handle:
-        task = progress.add_task(f"generating {len(todo)} texts", total=len(todo))
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            texts = _generate_batch(lm, [j.prompt(settings) for j in batch], settings, seed + start // batch_size)
-            for job, text in zip(batch, texts, strict=True):
+        task = progress.add_task(f"generating {len(todo)} texts ({runner.name})", total=len(todo))
+
+        def keep(index: int, texts: list[str]) -> None:
+            for job, text in zip(batches[index], texts, strict=True):
                 rec = CorpusRecord(id=job.id, kind=job.kind, emotion=job.emotion, topic=job.topic,
                                    index=job.index, text=text)
                 handle.write(rec.model_dump_json() + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-            progress.advance(task, len(batch))
+            progress.advance(task, len(texts))
+
+        runner.map(corpus_batch, settings, items, keep)
     return path
 
 

@@ -147,3 +147,22 @@ def test_ray_blackmail_gives_the_local_replies(ray_local, saved_tiny: Path, tmp_
     remote = run_blackmail(lm, vs, tmp_path / "ray", executor=ExecutorOptions(kind="ray", workers=2), **args)
     a, b = local.sort_values("key"), remote.sort_values("key")
     assert len(a) == 8 and list(a["key"]) == list(b["key"]) and list(a["reply"]) == list(b["reply"])
+
+
+def test_ray_corpus_generation_gives_the_local_texts(ray_local, saved_tiny: Path, tmp_path: Path):
+    from emovec import load_model
+    from emovec.corpus import generate_corpus, load_corpus, plan_neutral
+
+    lm = load_model(saved_tiny)
+    jobs = plan_neutral(["the sea", "a train"], 3)
+    args = {"max_new_tokens": 5, "temperature": 0.0, "batch_size": 2, "show_progress": False}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        generate_corpus(lm, tmp_path / "local.jsonl", jobs, **args)
+    finally:
+        torch.set_num_threads(threads)
+    generate_corpus(lm, tmp_path / "ray.jsonl", jobs, executor=ExecutorOptions(kind="ray", workers=2), **args)
+    a = {r.id: r.text for r in load_corpus(tmp_path / "local.jsonl").records}
+    b = {r.id: r.text for r in load_corpus(tmp_path / "ray.jsonl").records}
+    assert len(a) == 6 and a == b
