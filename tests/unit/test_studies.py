@@ -117,9 +117,10 @@ PRESET = Preset("tiny", background=2, per_emotion=4, max_length=40, templates=("
 def test_study_runs_resumes_and_reports(tiny_llama, tmp_path: Path):
     keys = {"calm": "calm", "desperate": "desperate"}
     logs: list[str] = []
-    res = run_study([ModelPlan("tiny")], PRESET, tmp_path / "study", keys=keys, loaded={"tiny": tiny_llama},
-                    log=logs.append)
+    res = run_study([ModelPlan("tiny", policy_level="rung 1 (test)")], PRESET, tmp_path / "study", keys=keys,
+                    loaded={"tiny": tiny_llama}, log=logs.append)
     r = res.models["tiny"].model_dump()
+    assert r["policy_level"] == "rung 1 (test)"
     assert set(r["stability"]["split_half"]) == {"calm", "desperate"}
     assert len(r["modularity"]["matrix"]) == 2 and all(0 <= v["value"] <= 1 for v in r["modularity"]["index"].values())
     mod = r["modularity"]  # the independent emotion judge beside the readout, or the skip

@@ -10,7 +10,7 @@ every emovec command loads it by path; ``ladder.json`` lists the rungs with thei
 
 Example:
     >>> rungs = build_ladder("runs/ladder", steps=120)
-    >>> run_study([ModelPlan(r.path) for r in rungs if r.family == "gemma"], ladder=True)
+    >>> run_study([ModelPlan(r.path, policy_level=r.level) for r in rungs if r.family == "gemma"], ladder=True)
 """
 
 from __future__ import annotations

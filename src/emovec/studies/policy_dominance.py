@@ -156,6 +156,7 @@ class ModelPlan:
     name: str
     vectors: str | None = None  # a vector set folder, or None to extract from the study's own activations
     dialogues: str | None = None  # a dialogue corpus (emovec stories --genre dialogue) for cross-genre stability
+    policy_level: str | None = None  # e.g. "base", "instruct SFT", "safety SFT" for a ladder rung given by path
 
 
 def _pool(corpus_emotions: Sequence[str], keys: Sequence[str], background: int, seed: int) -> list[str]:
@@ -318,7 +319,8 @@ def run_model(spec: ModelPlan, preset: Preset, out: Path, *, keys: Mapping[str, 
                           groups=watched["item_id"].to_numpy()[ok])
     none = next(s for s in summaries if s.cond_kind == "none")
     result = ModelResult.model_validate({
-        "model": spec.name, "source": lm.source.model_dump(), "policy_level": POLICY_LEVEL.get(spec.name, "given"),
+        "model": spec.name, "source": lm.source.model_dump(),
+        "policy_level": spec.policy_level or POLICY_LEVEL.get(spec.name, "given"),
         "layer": layer, "vectors": spec.vectors or "extracted from the study's story activations",
         "key_vectors": dict(keys), "preset": preset.name, "emovec_version": __version__,
         "stability": {**stab.as_dict(), "genre": genre}, "modularity": mod.as_dict(), "causal_influence": causal,
