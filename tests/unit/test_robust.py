@@ -1,15 +1,22 @@
 """Optimising a steering direction through a frozen tiny model: the loss terms move the way they should,
-meaning pins the direction, checkpoints resume to the same result, and bad input gets clear errors."""
+meaning pins the direction, continuations vary per prompt, held-out losses are recorded and pick the result,
+checkpoints resume to the same result, and bad input gets clear errors."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from emovec.corpus import load_corpus
-from emovec.robust.optimize import RobustConfig, RobustError, optimize_direction
+from emovec.generation import format_prompt
+from emovec.robust import losses, optimize
+from emovec.robust.optimize import COMPLIANT, REFUSALS, RobustConfig, RobustError, optimize_direction, preference_pairs
 from emovec.steer import differentiable_steering
 from emovec.vectors import extract_emotion_vectors
+from tests.builders import make_set
 
 
 @pytest.fixture
@@ -17,6 +24,12 @@ def setup(tiny_llama, write_corpus):  # type: ignore[no-untyped-def]
     vectors = extract_emotion_vectors(tiny_llama, load_corpus(write_corpus()), token_start=2, denoise_variance=None,
                                       show_progress=False).vectors.with_recommended_layer(1)
     return tiny_llama, vectors
+
+
+@pytest.fixture
+def quick(tiny_llama):  # type: ignore[no-untyped-def]
+    """The tiny model with random vectors at every layer (no extraction)."""
+    return tiny_llama, make_set(tiny_llama, names=("calm", "sad", "happy", "afraid"), layers=(0, 1, 2))
 
 
 def test_differentiable_steering_passes_gradients_to_the_direction_and_removes_its_hook(tiny_llama) -> None:
@@ -27,6 +40,50 @@ def test_differentiable_steering_passes_gradients_to_the_direction_and_removes_i
         tiny_llama.model(input_ids=ids).logits.sum().backward()
     assert v.grad is not None and v.grad.abs().sum() > 0
     torch.testing.assert_close(tiny_llama.model(input_ids=ids).logits, plain)
+
+
+def test_a_left_padded_pair_batch_reads_what_each_sequence_reads_alone(tiny_llama) -> None:
+    lm = tiny_llama
+    prompts = ["the cat sat on the", "she walked to the train and waited for her letter again"]
+    chosen, rejected = ["the dog", "cried . quietly then ran home"], ["sat", "red blue"]
+    got = losses.read(lm, losses.pair_batch(lm, prompts, chosen, rejected), readout_layer=1)
+    for k, conts in enumerate((chosen, rejected)):
+        for i, (p, c) in enumerate(zip(prompts, conts, strict=True)):
+            head = lm.tokenizer(format_prompt(lm, p))["input_ids"]
+            tail = lm.tokenizer(c, add_special_tokens=False)["input_ids"]
+            with torch.no_grad():
+                res = lm.model(input_ids=torch.tensor([head + tail]), output_hidden_states=True)
+            logp = F.log_softmax(res.logits[0].float(), -1)
+            want = sum(float(logp[len(head) - 1 + t, tok]) for t, tok in enumerate(tail))
+            assert float(got.seq_logp[k, i]) == pytest.approx(want, abs=1e-4)
+            if k == 0:
+                torch.testing.assert_close(got.next_logp[i], logp[len(head) - 1], atol=1e-4, rtol=1e-4)
+                torch.testing.assert_close(got.hidden[i], res.hidden_states[2][0, len(head) - 1], atol=1e-4,
+                                           rtol=1e-4)
+
+
+def test_continuations_vary_across_prompts_and_the_models_own_compliant_replies_are_rejected(
+        quick, tmp_path, monkeypatch) -> None:
+    lm, _ = quick
+    cfg = RobustConfig(source="calm", out=tmp_path / "a", own_replies=False)
+    bad, good, n_own = preference_pairs(lm, cfg, 12)
+    assert n_own == 0 and len(bad) == len(good) == 12
+    for pairs in (bad, good):
+        assert len(set(pairs.chosen)) == len(set(pairs.rejected)) == 8  # every template in use
+        assert all(a != b for a, b in zip(pairs.chosen, pairs.chosen[1:], strict=False))  # neighbours differ
+    assert set(bad.chosen) == set(REFUSALS) and set(bad.rejected) == set(COMPLIANT)
+    assert set(good.chosen) == set(COMPLIANT) and set(good.rejected) == set(REFUSALS)
+    again, _, _ = preference_pairs(lm, cfg, 12)
+    assert again == bad  # seeded
+
+    # the tiny model's replies are word salad: the judge finds no refusal, so each becomes the rejected side
+    own = RobustConfig(source="calm", out=tmp_path / "b")
+    bad_own, _, n_own = preference_pairs(lm, own, 6)
+    saved = json.loads((tmp_path / "b" / "replies.json").read_text())
+    assert n_own == 6 and bad_own.rejected == saved["replies"] and saved["prompts"] == bad_own.prompts
+    assert not set(bad_own.rejected) & set(COMPLIANT) and len(set(bad_own.rejected)) > 1
+    monkeypatch.setattr("emovec.generation.generate", lambda *a, **k: pytest.fail("replies were not reused"))
+    assert preference_pairs(lm, own, 6)[0] == bad_own
 
 
 def test_safety_loss_falls_and_a_heavy_meaning_weight_keeps_the_direction_on_its_emotion(setup, tmp_path) -> None:
@@ -42,17 +99,66 @@ def test_safety_loss_falls_and_a_heavy_meaning_weight_keeps_the_direction_on_its
     vs = pinned.vector_set(vectors)
     assert vs.names == ("calm~robust",) and vs.provenance.method.startswith("robustified")
     assert vs.provenance.method_params["meaning"] == 50.0 and "final_safety" in vs.provenance.method_params
+    assert "final_val_safety" in vs.provenance.method_params
     assert torch.isclose(vs.directions[0, 0].norm(), vectors.vector("calm", 1).norm(), rtol=1e-4)
+
+
+def test_the_validation_loss_is_recorded_and_picks_the_returned_direction(quick, tmp_path) -> None:
+    lm, vectors = quick
+    cfg = RobustConfig(source="calm", out=tmp_path / "v", steps=5, lr=0.3, strength=1.0, val_every=2, layer=1)
+    seen: list[torch.Tensor] = []
+    res = optimize_direction(lm, vectors, cfg, n_prompts=8,
+                             on_step=lambda step, rec: seen.append(torch.tensor(0.0)))
+    validated = [int(h["step"]) for h in res.history if "val_safety" in h]
+    assert validated == [2, 4, 5]  # every val_every steps and the last
+    assert all({"val_safety", "val_retain", "val_modularity", "val_total"} <= set(res.history[s - 1])
+               for s in validated)
+    assert "val_safety" not in res.history[0] and set(res.start_val) >= {"val_safety", "val_total"}
+    assert res.data == {"n_prompts": 8, "train": 6, "val_harmful": 2, "val_benign": 2, "own_replies": 8}
+    totals = {s: res.history[s - 1]["val_total"] for s in validated}
+    assert res.best_step == min(totals, key=lambda s: totals[s]) and res.chosen["step"] == res.best_step
+    assert len(seen) == 5 and not res.stopped_early
+    saved = json.loads((tmp_path / "v" / "robust.json").read_text())
+    assert saved["history"] == res.history and saved["start_val"] == res.start_val
+
+
+def test_early_stopping_keeps_the_best_validated_direction_and_stays_stopped(quick, tmp_path, monkeypatch) -> None:
+    lm, vectors = quick
+    calls = iter(range(100))
+    real = optimize._validate
+
+    def worse_each_time(*args, **kwargs):  # type: ignore[no-untyped-def]
+        out = real(*args, **kwargs)
+        return out | {"val_total": float(next(calls))}  # the start, then steps 1, 2, ...: never better than step 1
+
+    monkeypatch.setattr(optimize, "_validate", worse_each_time)
+    cfg = RobustConfig(source="calm", out=tmp_path / "e", steps=8, lr=0.3, strength=1.0, val_every=1, patience=2,
+                       layer=1)
+    res = optimize_direction(lm, vectors, cfg, n_prompts=8)
+    assert len(res.history) == 3 and res.stopped_early and res.best_step == 1
+    first = optimize_direction(lm, vectors, cfg.model_copy(update={"out": tmp_path / "f", "steps": 1, "patience": 0}),
+                               n_prompts=8)
+    torch.testing.assert_close(res.direction, first.direction)  # the direction after step 1
+    again = optimize_direction(lm, vectors, cfg, n_prompts=8)  # resumes: already stopped
+    assert len(again.history) == 3 and again.stopped_early
+    torch.testing.assert_close(again.direction, res.direction)
 
 
 def test_an_interrupted_run_resumes_to_the_same_direction(setup, tmp_path) -> None:
     lm, vectors = setup
-    cfg = RobustConfig(source="sad", out=tmp_path / "a", steps=4, lr=0.1, save_every=2, strength=0.5)
+    cfg = RobustConfig(source="sad", out=tmp_path / "a", steps=4, lr=0.1, save_every=2, val_every=2, strength=0.5)
     whole = optimize_direction(lm, vectors, cfg, n_prompts=8)
-    half = optimize_direction(lm, vectors, cfg.model_copy(update={"out": tmp_path / "b", "steps": 2}), n_prompts=8)
-    assert len(half.history) == 2
+
+    def crash(step: int, record: dict[str, float]) -> None:
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        optimize_direction(lm, vectors, cfg.model_copy(update={"out": tmp_path / "b"}), n_prompts=8, on_step=crash)
+    assert len(json.loads((tmp_path / "b" / "robust.json").read_text())["history"]) == 2
     rest = optimize_direction(lm, vectors, cfg.model_copy(update={"out": tmp_path / "b"}), n_prompts=8)
-    assert len(rest.history) == 4
+    assert len(rest.history) == 4 and rest.best_step == whole.best_step
+    assert [h.get("val_total") for h in rest.history] == pytest.approx([h.get("val_total") for h in whole.history])
     torch.testing.assert_close(rest.direction, whole.direction, rtol=1e-4, atol=1e-5)
 
 
@@ -60,11 +166,19 @@ def test_bad_input_gets_clear_errors(setup, tmp_path) -> None:
     lm, vectors = setup
     with pytest.raises(ValueError, match="loss is undefined"):
         RobustConfig(source="calm", out=tmp_path, safety=0, retain=0, meaning=0, modularity=0)
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        RobustConfig(source="calm", out=tmp_path, meaning=-1.0)
+    with pytest.raises(ValueError, match=r"less than or equal to 0\.5"):
+        RobustConfig(source="calm", out=tmp_path, val_fraction=0.9)
     with pytest.raises(KeyError, match="bliss"):
         optimize_direction(lm, vectors, RobustConfig(source="bliss", out=tmp_path / "x"))
+    with pytest.raises(RobustError, match="only 6 training prompts"):
+        optimize_direction(lm, vectors, RobustConfig(source="calm", out=tmp_path / "b", batch=7), n_prompts=8)
     with pytest.raises(RobustError, match="diverged"):
         optimize_direction(lm, vectors, RobustConfig(source="calm", out=tmp_path / "d", steps=3, lr=1e30,
                                                      strength=1.0), n_prompts=8)
     optimize_direction(lm, vectors, RobustConfig(source="calm", out=tmp_path / "c", steps=1), n_prompts=8)
     with pytest.raises(RobustError, match="other settings"):
         optimize_direction(lm, vectors, RobustConfig(source="calm", out=tmp_path / "c", steps=2, lr=0.5), n_prompts=8)
+    with pytest.raises(RobustError, match="n_prompts"):
+        optimize_direction(lm, vectors, RobustConfig(source="calm", out=tmp_path / "c", steps=2), n_prompts=10)

@@ -8,6 +8,9 @@
 - **meaning**: ``1 - cos(direction, source emotion vector)``;
 - **modularity**: the mean squared change, at a later layer and the last prompt token, of the readouts of the
   other emotion vectors (units of that layer's mean norm), so the direction does not move other emotions.
+
+Both continuations of a prompt run in one left-padded batch (every continuation ends at the last column), so
+the vocabulary-wide log-softmax is taken over the continuation window only, not over the whole prompt.
 """
 
 from __future__ import annotations
@@ -26,34 +29,51 @@ from emovec.models.loading import LoadedModel
 
 @dataclass
 class PairBatch:
-    """Prompts with a preferred and a dispreferred continuation, tokenised and right-padded: both
-    continuations of a prompt share its rows (``ids[0]``: chosen, ``ids[1]``: rejected)."""
+    """``n`` prompts, each with a preferred and a dispreferred continuation, tokenised and left-padded into one
+    batch of ``2n`` rows (rows ``0..n-1``: prompt + chosen, ``n..2n-1``: prompt + rejected).
 
-    ids: tuple[Tensor, Tensor]
-    mask: tuple[Tensor, Tensor]
-    cont: tuple[Tensor, Tensor]  # 1 on continuation tokens (the positions whose log-prob counts)
-    last_prompt: Tensor  # index of the last prompt token of each row
+    Attributes:
+        ids, mask, position_ids: ``[2n, width]``.
+        cont: ``[2n, keep - 1]``: 1 where the token after a kept position is a continuation token.
+        last_prompt: ``[2n]`` the column of each row's last prompt token.
+        keep: the logits needed: the last ``keep`` columns (the longest continuation plus one).
+    """
+
+    ids: Tensor
+    mask: Tensor
+    position_ids: Tensor
+    cont: Tensor
+    last_prompt: Tensor
+    keep: int
+
+    @property
+    def n(self) -> int:
+        return int(self.ids.shape[0]) // 2
 
 
 def pair_batch(lm: LoadedModel, prompts: Sequence[str], chosen: Sequence[str], rejected: Sequence[str]) -> PairBatch:
     add_special = not lm.has_chat_template
     heads = [lm.tokenizer(format_prompt(lm, p), add_special_tokens=add_special)["input_ids"] for p in prompts]
-    out_ids, out_mask, out_cont = [], [], []
-    for conts in (chosen, rejected):
-        seqs = [h + lm.tokenizer(c, add_special_tokens=False)["input_ids"] for h, c in zip(heads, conts, strict=True)]
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), int(lm.tokenizer.pad_token_id), dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        cont = torch.zeros((len(seqs), width))
-        for r, (s, h) in enumerate(zip(seqs, heads, strict=True)):
-            ids[r, : len(s)] = torch.tensor(s)
-            mask[r, : len(s)] = 1
-            cont[r, len(h): len(s)] = 1.0
-        out_ids.append(ids)
-        out_mask.append(mask)
-        out_cont.append(cont)
-    last = torch.tensor([len(h) - 1 for h in heads])
-    return PairBatch((out_ids[0], out_ids[1]), (out_mask[0], out_mask[1]), (out_cont[0], out_cont[1]), last)
+    tails = [lm.tokenizer(c, add_special_tokens=False)["input_ids"] for c in [*chosen, *rejected]]
+    if len(tails) != 2 * len(heads):
+        raise ValueError(f"{len(prompts)} prompts but {len(chosen)} chosen and {len(rejected)} rejected continuations")
+    if any(not t for t in tails):
+        raise ValueError("a continuation is empty")
+    rows = [(h, t) for h, t in zip([*heads, *heads], tails, strict=True)]
+    width = max(len(h) + len(t) for h, t in rows)
+    keep = max(len(t) for _, t in rows) + 1
+    ids = torch.full((len(rows), width), int(lm.tokenizer.pad_token_id), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    cont = torch.zeros((len(rows), keep - 1))
+    last = torch.zeros(len(rows), dtype=torch.long)
+    for r, (h, t) in enumerate(rows):
+        seq = h + t
+        ids[r, width - len(seq):] = torch.tensor(seq)
+        mask[r, width - len(seq):] = 1
+        cont[r, keep - 1 - len(t):] = 1.0
+        last[r] = width - len(t) - 1
+    position_ids = (mask.cumsum(1) - 1).clamp(min=0)
+    return PairBatch(ids, mask, position_ids, cont, last, keep)
 
 
 @dataclass
@@ -65,22 +85,34 @@ class Reading:
     next_logp: Tensor
     hidden: Tensor
 
+    def rows(self, idx: Sequence[int]) -> Reading:
+        """The readings of the prompts ``idx``."""
+        i = torch.as_tensor(list(idx), dtype=torch.long)
+        return Reading(self.seq_logp[:, i], self.next_logp[i], self.hidden[i])
+
+    @staticmethod
+    def cat(parts: Sequence[Reading]) -> Reading:
+        return Reading(torch.cat([p.seq_logp for p in parts], 1), torch.cat([p.next_logp for p in parts]),
+                       torch.cat([p.hidden for p in parts]))
+
 
 def read(lm: LoadedModel, batch: PairBatch, readout_layer: int) -> Reading:
-    """One forward pass per continuation (gradients flow if a differentiable steering is active)."""
-    seq, nxt, hid = [], None, None
-    rows = torch.arange(len(batch.last_prompt))
-    for k in range(2):
-        ids, mask = batch.ids[k].to(lm.device), batch.mask[k].to(lm.device)
-        res = lm.model(input_ids=ids, attention_mask=mask, output_hidden_states=True, use_cache=False)
-        logp = F.log_softmax(res.logits[:, :-1].float(), dim=-1)
-        tok = logp.gather(-1, ids[:, 1:, None])[..., 0]
-        seq.append((tok * batch.cont[k][:, 1:].to(tok.device)).sum(1))
-        if k == 0:
-            nxt = F.log_softmax(res.logits[rows, batch.last_prompt].float(), dim=-1)
-            hid = res.hidden_states[readout_layer + 1][rows, batch.last_prompt].float()
-    assert nxt is not None and hid is not None
-    return Reading(torch.stack(seq), nxt, hid)
+    """One forward pass over both continuations (gradients flow if a differentiable steering is active)."""
+    dev = lm.device
+    res = lm.model(input_ids=batch.ids.to(dev), attention_mask=batch.mask.to(dev),
+                   position_ids=batch.position_ids.to(dev), output_hidden_states=True, use_cache=False,
+                   logits_to_keep=batch.keep)
+    logits = res.logits.float()  # [2n, keep, vocab]: the last `keep` columns
+    logp = F.log_softmax(logits[:, :-1], dim=-1)
+    target = batch.ids[:, batch.ids.shape[1] - batch.keep + 1:].to(dev)
+    tok = logp.gather(-1, target[..., None])[..., 0]
+    seq = (tok * batch.cont.to(tok.device)).sum(1)
+    n = batch.n
+    rows = torch.arange(n)
+    window = batch.last_prompt[:n] - (batch.ids.shape[1] - batch.keep)
+    nxt = F.log_softmax(logits[rows, window.to(dev)], dim=-1)
+    hid = res.hidden_states[readout_layer + 1][rows, batch.last_prompt[:n].to(dev)].float()
+    return Reading(seq.view(2, n), nxt, hid)
 
 
 def preference(steered: Reading, plain: Reading, beta: float) -> Tensor:

