@@ -1,35 +1,121 @@
 """The robustify study end to end on a tiny model: every arm is optimised or taken as is, evaluated on the
-held-out suites, and saved in the usual vector-set format."""
+held-out suites with its KL budget and the emotion of its replies, and saved in the usual vector-set format;
+and its parts alone: matched budgets, stability, the emotion judge's explicit skip, the preset's checks."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
+import torch
 
 from emovec.corpus import load_corpus
-from emovec.studies.robustify import RobustPreset, run_robustify_study
+from emovec.evaluation.judges.emotion import SKIPPED, load_emotion_judge, reset_emotion_judge
+from emovec.metrics import Estimate, wilson
+from emovec.studies.robustify import (
+    ArmResult,
+    RobustPreset,
+    _answer,
+    _emotion_judge,
+    _matched,
+    run_robustify_study,
+    stability,
+)
 from emovec.vectors import extract_emotion_vectors
 from emovec.vectors.vector_set import VectorSet
 
 
-@pytest.mark.integration  # optimises two directions and generates for five arms (about 10 s on two cores)
-def test_every_arm_is_reported_with_its_meaning_and_the_optimised_ones_are_vector_sets(
+def _arm(name: str, kind: str, kl: float, red: int = 5) -> ArmResult:
+    return ArmResult(arm=name, kind=kind, strength=0.1, meaning_weight=None,  # type: ignore[arg-type]
+                     cos_source=None if kind == "plain" else 1.0, nearest=[], refusal_redteam=wilson(red, 10),
+                     refusal_benign=wilson(0, 10), helpful=wilson(6, 10), harmful_detail=0.0,
+                     kl=Estimate(value=kl, low=kl, high=kl, n=10, method="test"))
+
+
+@pytest.mark.integration  # optimises three directions and generates for eight arms (about 20 s on two cores)
+def test_every_arm_is_reported_with_its_budget_and_meaning_and_the_optimised_ones_are_vector_sets(
         tiny_llama, write_corpus, tmp_path, monkeypatch) -> None:
     vectors = extract_emotion_vectors(tiny_llama, load_corpus(write_corpus()), token_start=2, denoise_variance=None,
                                       show_progress=False).vectors.with_recommended_layer(1)
     monkeypatch.setattr("emovec.models.loading.load_model", lambda name: tiny_llama)
     monkeypatch.setattr("emovec.drift.vectors.key_vectors", lambda lm, folder, topics: vectors)
-    preset = RobustPreset(name="tiny", source="calm", strength=0.5, steps=2, meaning_weights=[5.0], redteam=6,
-                          benign=4, helpful=4, max_new_tokens=4)
+    preset = RobustPreset(name="tiny", source="calm", strength=0.5, steps=3, meaning_weights=[5.0], redteam=6,
+                          benign=4, helpful=4, max_new_tokens=4, n_prompts=8, val_every=2)
     result = run_robustify_study(preset, tmp_path, model="tiny")
-    assert [a.arm for a in result.arms] == ["plain", "naive", "random", "metric-only", "robust-5"]
+    names = ["plain", "naive-x0.5", "naive", "naive-x2", "random", "refusal-dir", "metric-only", "robust-5"]
+    assert [a.arm for a in result.arms] == names
     by = {a.arm: a for a in result.arms}
-    assert by["naive"].cos_source == pytest.approx(1.0, abs=1e-5)
-    assert by["robust-5"].cos_source >= by["metric-only"].cos_source - 1e-6
+    assert by["plain"].cos_source is None and by["naive"].cos_source == pytest.approx(1.0, abs=1e-5)
+    assert [by[n].strength for n in ("naive-x0.5", "naive", "naive-x2")] == [0.25, 0.5, 1.0]
+    assert by["robust-5"].cos_source >= by["metric-only"].cos_source - 1e-6  # type: ignore[operator]
     assert all(a.refusal_redteam.n == 6 and a.refusal_benign.n == 4 for a in result.arms)
-    assert len(result.answer.splitlines()) == 5
+    # the side-effect budget of every arm, on the 4 benign and 4 helpful prompts
+    assert all(a.kl.n == 8 for a in result.arms) and by["plain"].kl.value == 0.0
+    assert all(a.kl.value > 0 for a in result.arms if a.kind != "plain")
+    assert by["naive-x0.5"].kl.value < by["naive"].kl.value < by["naive-x2"].kl.value
+    for name in ("metric-only", "robust-5"):
+        arm = by[name]
+        assert {"safety", "val_safety", "val_total"} <= set(arm.final_losses) and "val_safety" in arm.start_val
+        assert arm.best_step in (2, 3)
+    st = by["metric-only"].stability
+    assert st is not None and st.seed == 1 and -1 <= st.cos_between <= 1 and by["robust-5"].stability is None
+    assert (tmp_path / "metric-only-seed1" / "vectors").is_dir() and (tmp_path / "replies-seed1.json").exists()
+    if load_emotion_judge() is None:
+        assert result.emotion_judge == SKIPPED and all(a.emotion is None for a in result.arms)
+    else:
+        assert result.emotion_judge.startswith("nade") and "'joy'" in result.emotion_judge
+        assert all(a.emotion is not None and a.emotion_shift is not None for a in result.arms)
+        assert by["plain"].emotion_shift.value == 0.0  # type: ignore[union-attr]
+    lines = result.answer.splitlines()
+    assert len([x for x in lines if x.startswith("matched budget:")]) == 4  # random, refusal-dir, two optimised
+    assert lines[len(names) + 4].startswith("emotion judge: ") and lines[-1].startswith("stability of metric-only")
+    assert result.refusal_fit_overlap == 3
     from emovec.reports.robustify_report import write_robustify_report
 
     page = write_robustify_report(tmp_path, result).read_text()
-    assert "The answer in numbers" in page and page.count("<tr>") == 6 and "data:image/png;base64," in page
+    assert "The answer in numbers" in page and "data:image/png;base64," in page and "Optimisation" in page
+    assert page.count("<tr>") == 1 + len(names) + 1 + 2 + (1 + len(names) if result.arms[0].emotion else 0)
     saved = VectorSet.load(tmp_path / "robust-5" / "vectors")
     assert saved.names == ("calm~robust",) and saved.provenance.method_params["meaning"] == 5.0
+
+
+def test_each_arm_is_matched_with_the_naive_strength_of_the_nearest_kl() -> None:
+    arms = [_arm("plain", "plain", 0.0), _arm("naive-x0.5", "naive", 0.01, 4), _arm("naive", "naive", 0.04, 5),
+            _arm("naive-x2", "naive", 0.2, 6), _arm("robust-3", "optimised", 0.05, 9), _arm("random", "random", 0.5)]
+    lines = _matched(arms)
+    assert len(lines) == 2
+    assert lines[0].startswith("matched budget: robust-3 (KL 0.050) vs naive (KL 0.040): red-team refusal 0.90 vs 0.50")
+    assert lines[1].startswith("matched budget: random (KL 0.500) vs naive-x2 (KL 0.200) (outside the naive sweep")
+
+
+def test_stability_compares_whole_directions_and_their_parts_orthogonal_to_the_source() -> None:
+    src, x = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0])
+    same = stability(src + x, 2 * (src + x), src, 1)
+    assert same.cos_between == pytest.approx(1.0) and same.cos_moves == pytest.approx(1.0)
+    apart = stability(src + x, src - x, src, 1)
+    assert apart.cos_between == pytest.approx(0.0, abs=1e-6) and apart.cos_moves == pytest.approx(-1.0)
+    assert apart.cos_source_other == pytest.approx(2**-0.5)
+
+
+def test_a_missing_emotion_judge_is_reported_as_skipped(monkeypatch) -> None:
+    arms = [_arm("plain", "plain", 0.0), _arm("naive", "naive", 0.04)]
+    reset_emotion_judge()
+    monkeypatch.setitem(sys.modules, "nade", None)  # import nade fails
+    try:
+        said = _emotion_judge("calm", arms, [["I feel calm."], ["What a lovely day."]])
+    finally:
+        reset_emotion_judge()
+    assert said == SKIPPED and all(a.emotion is None and a.emotion_shift is None for a in arms)
+    assert f"emotion judge: {SKIPPED}" in _answer(arms, said, "calm").splitlines()
+
+
+def test_the_preset_refuses_bad_weights_and_unknown_stability_arms() -> None:
+    with pytest.raises(ValueError, match="meaning weights must be >= 0"):
+        RobustPreset(name="x", meaning_weights=[1.0, -0.5])
+    with pytest.raises(ValueError, match="meaning weights must be >= 0"):
+        RobustPreset(name="x", meaning_weights=[float("nan")])
+    with pytest.raises(ValueError, match="multipliers must be > 0"):
+        RobustPreset(name="x", naive_multipliers=[0.0, 1.0])
+    with pytest.raises(ValueError, match="robust-9"):
+        RobustPreset(name="x", stability_arms=["robust-9"])
+    assert RobustPreset(name="x", meaning_weights=[9.0], stability_arms=["robust-9"]).stability_arms == ["robust-9"]

