@@ -241,6 +241,50 @@ def bench_drift_monitor(lm: LoadedModel, steps: int = 6) -> None:
          f"batch {defaults.batch_size})")
 
 
+def bench_robust_step(lm: LoadedModel, steps: int = 6, repeats: int = 3) -> None:
+    """``emovec.robust``'s optimisation steps per second on the model (the default batch: 4 prompt pairs per side,
+    each pair one forward + backward with a steered direction; validation off, so this is the step alone), and
+    the ratio of one steered forward+backward to one plain forward over the same batch of harmful pairs."""
+    import tempfile
+    from pathlib import Path
+
+    from emovec.robust import losses
+    from emovec.robust.optimize import RobustConfig, optimize_direction, preference_pairs
+    from emovec.steer import differentiable_steering
+
+    vs = timing_vectors(lm)
+    layer = lm.n_layers // 2
+    readout = min(layer + 4, lm.n_layers - 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = RobustConfig(source="calm", out=Path(tmp) / "r", layer=layer, steps=steps, val_fraction=0,
+                           own_replies=False, save_every=steps)
+        stamps: list[float] = []
+        optimize_direction(lm, vs, cfg, n_prompts=16,  # type: ignore[arg-type]
+                           on_step=lambda step, record: stamps.append(time.perf_counter()))
+        bad = preference_pairs(lm, cfg, 16)[0].take(range(cfg.batch)).batch(lm)
+    norm = float(vs.mean_norm[vs.layer_index(layer)])  # type: ignore[attr-defined]
+    direction = torch.nn.Parameter(vs.vector("calm", layer).float().clone())  # type: ignore[attr-defined]
+
+    def plain() -> None:
+        with torch.no_grad():
+            losses.read(lm, bad, readout)
+
+    def steered() -> None:
+        with differentiable_steering(lm, layer, direction, 0.1 * norm):
+            r = losses.read(lm, bad, readout)
+        (r.seq_logp.sum() + r.hidden.sum()).backward()
+
+    plain()  # warm up
+    t_plain, t_steered = [], []
+    for _ in range(repeats):  # interleaved so drift in machine load hits both
+        t_plain.append(best_of(plain, 1))
+        t_steered.append(best_of(steered, 1))
+    per_step = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+    emit("robust_step", 1 / per_step, "steps/s", min(t_steered) / min(t_plain),
+         f"recorded (batch {cfg.batch} pairs per side); ratio: steered forward+backward / plain forward, "
+         "<= 2.5x (frozen weights)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -257,6 +301,7 @@ def main() -> None:
     bench_generation(lm, 16, repeats=3 if args.quick else 6)
     bench_sweep(lm, repeats=2 if args.quick else 3)
     bench_drift_monitor(lm)
+    bench_robust_step(lm)
     bench_ray_sweep(lm, timing_vectors(lm), emit)
     if not args.quick:
         bench_full_extraction(lm)
