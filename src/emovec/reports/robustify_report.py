@@ -31,6 +31,7 @@ def pareto_png(result: RobustifyResult) -> str:
 
     fig, ax = new_figure((6.5, 4.8))
     norm, cmap = Normalize(vmin=-1, vmax=1), colormaps["viridis"]
+    placed: list[tuple[float, float]] = []
     for a in result.arms:
         x, y = a.refusal_redteam.value, a.helpful.value
         colour = "0.6" if a.cos_source is None else cmap(norm(a.cos_source))
@@ -39,7 +40,10 @@ def pareto_png(result: RobustifyResult) -> str:
                     elinewidth=1, capsize=2, alpha=0.6)
         ax.scatter([x], [y], color=colour, s=60, edgecolors="black", linewidths=0.5, zorder=3,
                    marker="s" if a.kind == "plain" else "D" if a.kind == "naive" else "o")
-        ax.annotate(a.arm, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        crowd = sum(1 for px, py in placed if abs(px - x) < 0.06 and abs(py - y) < 0.04)  # a crowded point's
+        placed.append((x, y))  # label goes to the left, stacking downwards
+        ax.annotate(a.arm, (x, y), fontsize=7, xytext=(5, 4) if crowd == 0 else (-5, 4 - 9 * (crowd - 1)),
+                    textcoords="offset points", ha="left" if crowd == 0 else "right")
     ax.set_xlabel("refusal on held-out red-team prompts (safety)")
     ax.set_ylabel("helpful accuracy")
     ax.set_xlim(-0.05, 1.05)
