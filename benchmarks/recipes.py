@@ -82,7 +82,7 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="start,denoise,removal,readout: score just this recipe")
     ap.add_argument("--out", default="runs/recipes")
     args = ap.parse_args()
-    from emovec.cli import parse_layers
+    from emovec.parsing import parse_layers
     from emovec.validation.crossval import permutation_baseline
 
     lm = load_model(args.model)

@@ -3,11 +3,12 @@
 Registered through the ``inspect_ai`` entry point in ``pyproject.toml``, so once emovec is installed::
 
     inspect eval emovec/refusal_pairs --model emovec/smollm2-135m-instruct \\
-        -M vectors=runs/demo -M steer=calm:0.05 -M layers=10
+        -M vectors=runs/demo -M steer=calm=0.05,desperate=-0.02 -M layers=10
 
-Model args (``-M``): ``vectors`` (a vector set folder; needed to steer), ``steer`` (``name:strength`` terms,
-comma-separated), ``layers`` (comma-separated; default: the set's default layer), ``scope``
-(``all``/``generated``), ``device``, ``dtype``. The model name after ``emovec/`` is anything
+Model args (``-M``, split at the first ``=``): ``vectors`` (a vector set folder; needed to steer), ``steer``
+(``NAME=STRENGTH`` terms, comma-separated, read as the command line's ``--steer``: see ``emovec.parsing``),
+``layers`` (as the command line's ``--layers``: ``10``, ``8,10``, ``6-12:2``; default: the set's default layer),
+``scope`` (``all``/``generated``), ``device``, ``dtype``. The model name after ``emovec/`` is anything
 ``emovec.load_model`` takes; with ``vectors`` and no name of its own the set's model is used.
 """
 
@@ -25,20 +26,9 @@ from inspect_ai.solver import TaskState, generate
 from inspect_ai.tool import ToolChoice, ToolInfo
 
 
-def parse_steer(text: str) -> list[tuple[str, float]]:
-    """``"calm:0.05,desperate:-0.02"`` -> ``[("calm", 0.05), ("desperate", -0.02)]``."""
-    from emovec.steer import SteeringError
-
-    terms = []
-    for part in (p.strip() for p in str(text).split(",") if p.strip()):
-        name, sep, value = part.rpartition(":")
-        if not sep or not name:
-            raise SteeringError(f"steer term {part!r} must look like name:strength, e.g. calm:0.05")
-        try:
-            terms.append((name.strip(), float(value)))
-        except ValueError:
-            raise SteeringError(f"strength {value!r} in {part!r} is not a number") from None
-    return terms
+def _as_text(value: Any) -> str:
+    """A model arg as text: Inspect's ``-M`` turns ``a,b`` into the list ``["a", "b"]`` and ``10`` into an int."""
+    return ",".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
 
 
 class EmovecModelAPI(ModelAPI):
@@ -49,7 +39,8 @@ class EmovecModelAPI(ModelAPI):
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key,
                          config=config or GenerateConfig())
         from emovec.models import load_model
-        from emovec.steer import SteeringSpec, SteerTerm
+        from emovec.parsing import parse_layers, parse_steer_text
+        from emovec.steer import SteeringSpec
         from emovec.vectors import VectorSet
 
         vectors_dir = model_args.pop("vectors", None)
@@ -67,9 +58,8 @@ class EmovecModelAPI(ModelAPI):
             if self.vectors is None:
                 raise ValueError("steer= needs vectors=DIR (the vector set that names the directions)")
             self.vectors.check_compatible(self.lm)
-            chosen = ([int(x) for x in str(layers).split(",")] if layers is not None
-                      else [self.vectors.default_layer])
-            self.spec = SteeringSpec([SteerTerm(n, s) for n, s in parse_steer(str(steer))], layers=chosen,
+            chosen = (parse_layers(_as_text(layers)) if layers is not None else None) or [self.vectors.default_layer]
+            self.spec = SteeringSpec(parse_steer_text(_as_text(steer)), layers=chosen,
                                      scope=scope)  # type: ignore[arg-type]
         self._lock = threading.Lock()
 

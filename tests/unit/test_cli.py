@@ -2,17 +2,9 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from emovec.cli import app, parse_layers
+from emovec.cli import app
 
 runner = CliRunner()
-
-
-def test_parse_layers():
-    assert parse_layers(None) is None and parse_layers("all") is None
-    assert parse_layers("3") == [3]
-    assert parse_layers("3,7,-1") == [3, 7, -1]
-    assert parse_layers("0-4") == [0, 1, 2, 3, 4]
-    assert parse_layers("10-20:5") == [10, 15, 20]
 
 
 def test_inspect_missing_directory_is_a_clear_error(tmp_path):
@@ -43,3 +35,20 @@ def test_stories_rejects_unknown_emotions(tmp_path):
 def test_models_lists_builtins():
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0 and "smollm2-135m-instruct" in result.output and "gemma-3-270m" in result.output
+
+
+def test_steer_rejects_malformed_terms_before_loading_a_model(tmp_path):
+    result = runner.invoke(app, ["steer", str(tmp_path / "nothing"), "--prompt", "hi", "--steer", "calm"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "--steer 'calm': write NAME=STRENGTH" in result.output
+
+
+def test_export_reports_malformed_layers(tmp_path, tiny_llama):
+    from tests.builders import make_set
+
+    make_set(tiny_llama).save(tmp_path / "vecs")
+    result = runner.invoke(app, ["export", str(tmp_path / "vecs"), "--out", str(tmp_path / "s.pt"), "--format",
+                                 "lm-eval", "--steer", "calm=0.1", "--layers", "0-x"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "'0-x' is not a layer or range" in result.output and "0-29:2" in result.output
+    assert not (tmp_path / "s.pt").exists()

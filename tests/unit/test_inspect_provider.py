@@ -9,8 +9,8 @@ pytest.importorskip("inspect_ai")
 from inspect_ai import eval as inspect_eval
 
 from emovec import load_model
-from emovec.inspect_provider import parse_steer
-from emovec.steer import SteeringError
+from emovec.parsing import parse_steer_text
+from emovec.steer import SteeringError, SteerTerm
 from tests.conftest import make_model, make_tokenizer
 from tests.unit.test_vector_set import make_set
 
@@ -34,7 +34,7 @@ def run(model_args: dict[str, str]):  # type: ignore[no-untyped-def]
 
 def test_steered_provider_runs_an_inspect_task_offline(checkpoint: Path):
     plain = run({})
-    steered = run({"vectors": "vecs", "steer": "calm:3.0,desperate:-1", "layers": "1"})
+    steered = run({"vectors": "vecs", "steer": "calm=3.0,desperate=-1", "layers": "1"})
     for log in (plain, steered):
         assert log.status == "success", log.error
         assert log.samples is not None and len(log.samples) == 2
@@ -45,15 +45,30 @@ def test_steered_provider_runs_an_inspect_task_offline(checkpoint: Path):
         assert log.results.scores[0].metrics["accuracy"].value == pytest.approx(correct / len(log.samples))
     replies = [[s.output.completion for s in log.samples] for log in (plain, steered)]  # type: ignore[union-attr]
     assert replies[0] != replies[1]  # a strong steer changes a tiny model's greedy replies
-    zero = run({"vectors": "vecs", "steer": "calm:0", "layers": "1"})
+    zero = run({"vectors": "vecs", "steer": "calm=0", "layers": "1"})
     assert [s.output.completion for s in zero.samples] == replies[0]  # type: ignore[union-attr]
 
 
 def test_provider_errors(checkpoint: Path):
-    with pytest.raises(Exception, match="vectors=DIR"):
-        run({"steer": "calm:0.1"})
-    assert parse_steer("calm:0.05, desperate:-0.1") == [("calm", 0.05), ("desperate", -0.1)]
-    with pytest.raises(SteeringError, match="name:strength"):
-        parse_steer("calm")
-    with pytest.raises(SteeringError, match="not a number"):
-        parse_steer("calm:lots")
+    with pytest.raises(ValueError, match="steer= needs vectors=DIR"):
+        run({"steer": "calm=0.1"})
+    with pytest.raises(SteeringError, match=r"steer= 'calm:0\.1': write NAME=STRENGTH"):
+        run({"vectors": "vecs", "steer": "calm:0.1"})
+    assert parse_steer_text("calm=0.05, desperate=-0.1") == [SteerTerm("calm", 0.05), SteerTerm("desperate", -0.1)]
+
+
+def test_provider_reads_model_args_as_inspect_cli_passes_them(checkpoint: Path):
+    """``-M steer=calm=3,desperate=-1 -M layers=1,2`` reach the provider as lists; ``-M layers=1`` as an int."""
+    from inspect_ai._cli.util import parse_cli_config
+
+    args = parse_cli_config(("vectors=vecs", "steer=calm=3.0,desperate=-1", "layers=1,2"), None)
+    assert args["steer"] == ["calm=3.0", "desperate=-1"] and args["layers"] == ["1", "2"]
+    as_lists = run(args)
+    as_text = run({"vectors": "vecs", "steer": "calm=3.0,desperate=-1", "layers": "1-2"})
+    for log in (as_lists, as_text):
+        assert log.status == "success", log.error
+    assert [s.output.completion for s in as_lists.samples] == [  # type: ignore[union-attr]
+        s.output.completion for s in as_text.samples]  # type: ignore[union-attr]
+    single = parse_cli_config(("vectors=vecs", "steer=calm=3.0", "layers=1"), None)
+    assert single["steer"] == "calm=3.0" and single["layers"] == 1
+    assert run(single).status == "success"

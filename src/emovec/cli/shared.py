@@ -1,5 +1,5 @@
-"""What every command group of the ``emovec`` command line shares: the app, consoles, common options, error
-handling, layer parsing and model loading. Command modules import this; nothing here imports them."""
+"""What every command group of the ``emovec`` command line shares: the app and its ``study`` group, consoles,
+common options, error handling and model loading. Command modules import this; nothing here imports them."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from rich.console import Console
 from emovec.errors import EmovecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Functional emotion vectors for language models.")
+study_app = typer.Typer(no_args_is_help=True, help="Research studies built on emovec.")
+app.add_typer(study_app, name="study")
 err = Console(stderr=True)
 out = Console()
 F = TypeVar("F", bound=Callable[..., Any])
@@ -23,6 +25,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="built-in name, .gguf path, checkpoint dir or hub id")]
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, mps (default: best available)")]
 DtypeOpt = Annotated[str | None, typer.Option(help="float32, bfloat16, float16 (default: float32 on CPU)")]
+LayersOpt = Annotated[str | None, typer.Option(help="all, 12, 5,10,-1, 0-29 or 0-29:2")]
 
 
 def friendly(fn: F) -> F:
@@ -38,25 +41,6 @@ def friendly(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def parse_layers(text: str | None) -> list[int] | None:
-    """``None``/``all`` -> all layers; ``"3"``, ``"3,7,-1"``, ``"0-29"``, ``"10-20:2"``."""
-    if text is None or text.strip().lower() == "all":
-        return None
-    layers: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        step = 1
-        if ":" in part:
-            part, step_text = part.split(":")
-            step = int(step_text)
-        if "-" in part[1:]:
-            a, b = part[0] + part[1:].split("-")[0], part[1:].split("-", 1)[1]
-            layers += list(range(int(a), int(b) + 1, step))
-        else:
-            layers.append(int(part))
-    return layers
 
 
 def _load(model: str, device: str | None, dtype: str | None) -> Any:

@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from emovec.cli_shared import DeviceOpt, DtypeOpt, _load, _load_for, app, err, friendly, out, parse_layers
+from emovec.cli.shared import DeviceOpt, DtypeOpt, _load, _load_for, app, err, friendly, out
 from emovec.errors import ArtifactExistsError
+from emovec.parsing import parse_layers
 
 
 @app.command()
@@ -168,68 +169,3 @@ def blackmail(
         out.print(f"{e['condition']:>18}  blackmail {b['value']:.2f} [{b['lo']:.2f}, {b['hi']:.2f}]  "
                   f"valid format {v['value']:.2f}  (n={b['n']})", highlight=False)
     err.print(f"report: {page}")
-
-
-study_app = typer.Typer(no_args_is_help=True, help="Research studies built on emovec.")
-app.add_typer(study_app, name="study")
-
-
-@study_app.command("policy-dominance")
-@friendly
-def policy_dominance(
-    models: Annotated[str | None, typer.Option(help="comma-separated models (default: gemma-3-270m, "
-                                                    "smollm2-135m-instruct, qwen2.5-coder-0.5b-instruct)")] = None,
-    vectors: Annotated[list[str] | None, typer.Option(help="MODEL=DIR: a vector set for a model (repeatable); "
-                                                           "models without one get vectors extracted from the "
-                                                           "study's own story activations")] = None,
-    dialogues: Annotated[list[str] | None, typer.Option(help="MODEL=FILE: a dialogue corpus (emovec stories "
-                                                             "--genre dialogue) for stories-vs-dialogues "
-                                                             "stability (repeatable)")] = None,
-    preset: Annotated[str, typer.Option(help="quick (under 20 minutes on 2 cores) or full")] = "quick",
-    out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/study"),
-    ladder: Annotated[bool, typer.Option(help="the models are one family at increasing policy levels")] = False,
-    no_extract: Annotated[bool, typer.Option(help="fail for models without --vectors instead of extracting")] = False,
-    dry_run: Annotated[bool, typer.Option(help="print the plan and its cost, run nothing")] = False,
-    overwrite: Annotated[bool, typer.Option(help="redo models already done in --out")] = False,
-    seed: int = 0,
-    device: DeviceOpt = None,
-    dtype: DtypeOpt = None,
-) -> None:
-    """Stability, modularity and causal influence of key emotion vectors across policy levels, and whether
-    emotion steering and monitoring add safety value over non-emotional controls."""
-    from emovec.studies.policy_dominance import DEFAULT_MODELS, KEY_VECTORS, PRESETS, ModelPlan, StudyError, run_study
-
-    if preset not in PRESETS:
-        raise StudyError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
-    names = [m.strip() for m in models.split(",") if m.strip()] if models else list(DEFAULT_MODELS)
-    def pairs(values: list[str] | None, flag: str) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for item in values or []:
-            name, sep, path = item.partition("=")
-            if not sep:
-                raise StudyError(f"{flag} {item!r} must look like MODEL=PATH")
-            if name not in names:
-                raise StudyError(f"{flag} names {name!r}, which is not among the models {names}")
-            found[name] = path
-        return found
-
-    given, genre = pairs(vectors, "--vectors"), pairs(dialogues, "--dialogues")
-    if no_extract:
-        missing = [n for n in names if n not in given]
-        if missing:
-            raise StudyError(f"no vectors for {missing[0]!r}: extract them (emovec extract --model {missing[0]}) and "
-                             f"pass --vectors {missing[0]}=DIR, or drop --no-extract")
-    plan = PRESETS[preset].plan(len(KEY_VECTORS))
-    rate = {"quick": "measured once on 2 CPU cores during development: 2-7 minutes per model, 13.5 minutes for "
-                     "the three default models",
-            "full": "about 70x the generated tokens of quick: an estimated 2-7 hours per model on 2 CPU cores, "
-                    "well under an hour on one GPU"}[preset]
-    err.print(f"preset {preset}: per model {plan}; {rate}", highlight=False)
-    if dry_run:
-        return
-    result = run_study([ModelPlan(n, given.get(n), genre.get(n)) for n in names], preset, out_dir, ladder=ladder,
-                       overwrite=overwrite, seed=seed, device=device, dtype=dtype,
-                       log=lambda m: err.print(m, highlight=False, soft_wrap=True, markup=False))
-    for name, res in result.models.items():
-        out.print(f"{name}: {res.verdict.text if res.verdict else ''}", highlight=False)
-    err.print(f"report: {out_dir / 'report.html'} and {out_dir / 'report.json'}")

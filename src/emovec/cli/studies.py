@@ -1,6 +1,6 @@
-"""Fine-tuning, drift and cross-model commands of the ``emovec`` CLI (finetune-data, finetune, ladder, study
-drift, study cross-model): thin shells over ``emovec.drift`` and ``emovec.studies.cross_model_run``.
-Registered on the shared app when ``emovec.cli`` imports this module."""
+"""Study commands of the ``emovec`` CLI (study policy-dominance, drift, cross-model, robustify, paper): thin
+shells over ``emovec.studies`` and ``emovec.drift.study``. Registered on the shared ``study`` group when
+``emovec.cli`` imports this module."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from typing import Annotated
 
 import typer
 
-from emovec.cli_eval import study_app
-from emovec.cli_shared import ModelOpt, _load, app, err, friendly, out
+from emovec.cli.shared import DeviceOpt, DtypeOpt, ModelOpt, _load, err, friendly, out, study_app
 
 
 def _check_preset(preset: str, presets: Mapping[str, object], error: type[Exception]) -> None:
@@ -26,91 +25,65 @@ def _finish(answer: str, report: Path) -> None:
     err.print(f"report: {report}")
 
 
-@app.command("finetune-data")
+@study_app.command("policy-dominance")
 @friendly
-def finetune_data(
-    out_file: Annotated[Path, typer.Option("--out", help="gzipped JSONL of replies")] = Path("runs/replies.jsonl.gz"),
-    model: ModelOpt = "smollm2-135m-instruct",
-    teacher: Annotated[str, typer.Option(help="the model that writes refusals and de-escalation ('' for none)")]
-    = "qwen2.5-coder-0.5b-instruct",
-    roles: Annotated[str | None, typer.Option(help="comma-separated roles (default: all)")] = None,
-    per_role: Annotated[int, typer.Option(help="prompts per role")] = 96,
-    overwrite: bool = False,
-) -> None:
-    """Write the replies the fine-tuning regimes learn from (see emovec.drift.build)."""
-    from emovec.drift.build import build_replies
-    from emovec.drift.data import save_replies, summary
-    from emovec.errors import ArtifactExistsError
-
-    if out_file.exists() and not overwrite:
-        raise ArtifactExistsError(f"{out_file} exists; pass --overwrite to replace it")
-    student = _load(model, None, None)
-    writer = _load(teacher, None, None) if teacher else None
-    chosen = [r.strip() for r in roles.split(",")] if roles else None
-    replies = build_replies(student, writer, chosen, per_role=per_role,
-                            on_role=lambda role, n: err.print(f"{role}: {n} replies kept"))
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    save_replies(replies, out_file)
-    out.print(f"{out_file}: {summary(replies)}")
-
-
-@app.command()
-@friendly
-def finetune(
-    regime: Annotated[str, typer.Argument(help="balanced, over_refusal, regression or instruct")],
-    out_dir: Annotated[Path, typer.Option("--out")],
-    model: ModelOpt = "smollm2-135m-instruct",
-    steps: int = 600,
-    save_steps: Annotated[int, typer.Option(help="checkpoint (and drift measurement) every N steps")] = 200,
-    learning_rate: float = 3e-4,
-    batch_size: int = 8,
-    examples: int = 96,
+def policy_dominance(
+    models: Annotated[str | None, typer.Option(help="comma-separated models (default: gemma-3-270m, "
+                                                    "smollm2-135m-instruct, qwen2.5-coder-0.5b-instruct)")] = None,
+    vectors: Annotated[list[str] | None, typer.Option(help="MODEL=DIR: a vector set for a model (repeatable); "
+                                                           "models without one get vectors extracted from the "
+                                                           "study's own story activations")] = None,
+    dialogues: Annotated[list[str] | None, typer.Option(help="MODEL=FILE: a dialogue corpus (emovec stories "
+                                                             "--genre dialogue) for stories-vs-dialogues "
+                                                             "stability (repeatable)")] = None,
+    preset: Annotated[str, typer.Option(help="quick (under 20 minutes on 2 cores) or full")] = "quick",
+    out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/study"),
+    ladder: Annotated[bool, typer.Option(help="the models are one family at increasing policy levels")] = False,
+    no_extract: Annotated[bool, typer.Option(help="fail for models without --vectors instead of extracting")] = False,
+    dry_run: Annotated[bool, typer.Option(help="print the plan and its cost, run nothing")] = False,
+    overwrite: Annotated[bool, typer.Option(help="redo models already done in --out")] = False,
     seed: int = 0,
-    start_from: Annotated[Path | None, typer.Option(help="a peft adapter to continue training")] = None,
-    vectors: Annotated[Path | None, typer.Option(help="a vector set of MODEL: watch it with a drift monitor")] = None,
-    monitor_every: Annotated[int | None, typer.Option(help="also measure drift every N steps")] = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
 ) -> None:
-    """LoRA fine-tuning on a safety regime; resumes from OUT's checkpoints; with --vectors, a drift monitor
-    writes OUT/drift/drift.jsonl at step 0, every save and the end."""
-    from emovec.drift.data import REGIMES, FinetuneDataError
-    from emovec.drift.finetune import FinetuneConfig
-    from emovec.drift.finetune import finetune as run_finetune
-    from emovec.drift.monitor import DriftMonitor
-    from emovec.vectors.vector_set import VectorSet
+    """Stability, modularity and causal influence of key emotion vectors across policy levels, and whether
+    emotion steering and monitoring add safety value over non-emotional controls."""
+    from emovec.studies.policy_dominance import DEFAULT_MODELS, KEY_VECTORS, PRESETS, ModelPlan, StudyError, run_study
 
-    if regime not in REGIMES:
-        raise FinetuneDataError(f"unknown regime {regime!r}; choose one of {', '.join(sorted(REGIMES))}")
-    config = FinetuneConfig(regime=regime, out=out_dir, model=model, steps=steps, save_steps=save_steps,
-                            learning_rate=learning_rate, batch_size=batch_size, examples=examples, seed=seed,
-                            start_from=start_from)
-    lm = _load(model, None, None)
-    monitor = (DriftMonitor(lm, VectorSet.load(vectors), out_dir / "drift", every=monitor_every, run=regime)
-               if vectors is not None else None)
-    result = run_finetune(config, lm=lm, monitor=monitor, show_progress=True)
-    out.print(f"adapter: {result.adapter}; examples per role {result.counts}; training {result.train_seconds:.0f} s, "
-              f"drift monitor {result.monitor_seconds:.0f} s")
-    for row in result.rows:
-        out.print(f"step {row.step}: drift {row.drift_index:.4f}, caution decoupling {row.caution_decoupling:.2f}, "
-                  f"bundle collapse {row.bundle_collapse:.2f}" + (f"  ALERT: {'; '.join(row.alerts)}" if row.alerts
-                                                                 else ""), highlight=False)
+    if preset not in PRESETS:
+        raise StudyError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
+    names = [m.strip() for m in models.split(",") if m.strip()] if models else list(DEFAULT_MODELS)
+    def pairs(values: list[str] | None, flag: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for item in values or []:
+            name, sep, path = item.partition("=")
+            if not sep:
+                raise StudyError(f"{flag} {item!r} must look like MODEL=PATH")
+            if name not in names:
+                raise StudyError(f"{flag} names {name!r}, which is not among the models {names}")
+            found[name] = path
+        return found
 
-
-@app.command()
-@friendly
-def ladder(
-    out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/ladder"),
-    steps: int = 120,
-    examples: int = 192,
-    learning_rate: float = 3e-4,
-    seed: int = 0,
-) -> None:
-    """Build the within-family ladder (Gemma base -> instruct SFT -> safety SFT; SmolLM2 -> safety SFT) for
-    `emovec study policy-dominance --ladder`."""
-    from emovec.drift.ladder import build_ladder
-
-    for rung in build_ladder(out_dir, steps=steps, examples=examples, learning_rate=learning_rate, seed=seed,
-                             say=lambda m: err.print(m, highlight=False)):
-        out.print(f"{rung.family}: {rung.name} ({rung.level}) -> {rung.path}", highlight=False)
+    given, genre = pairs(vectors, "--vectors"), pairs(dialogues, "--dialogues")
+    if no_extract:
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise StudyError(f"no vectors for {missing[0]!r}: extract them (emovec extract --model {missing[0]}) and "
+                             f"pass --vectors {missing[0]}=DIR, or drop --no-extract")
+    plan = PRESETS[preset].plan(len(KEY_VECTORS))
+    rate = {"quick": "measured once on 2 CPU cores during development: 2-7 minutes per model, 13.5 minutes for "
+                     "the three default models",
+            "full": "about 70x the generated tokens of quick: an estimated 2-7 hours per model on 2 CPU cores, "
+                    "well under an hour on one GPU"}[preset]
+    err.print(f"preset {preset}: per model {plan}; {rate}", highlight=False)
+    if dry_run:
+        return
+    result = run_study([ModelPlan(n, given.get(n), genre.get(n)) for n in names], preset, out_dir, ladder=ladder,
+                       overwrite=overwrite, seed=seed, device=device, dtype=dtype,
+                       log=lambda m: err.print(m, highlight=False, soft_wrap=True, markup=False))
+    for name, res in result.models.items():
+        out.print(f"{name}: {res.verdict.text if res.verdict else ''}", highlight=False)
+    err.print(f"report: {out_dir / 'report.html'} and {out_dir / 'report.json'}")
 
 
 @study_app.command("drift")

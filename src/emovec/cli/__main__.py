@@ -1,0 +1,5 @@
+"""``python -m emovec.cli``: the same as the ``emovec`` command."""
+
+from emovec.cli import main
+
+main()
