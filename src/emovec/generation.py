@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from emovec.errors import EmovecError
+from emovec.models.kvcache import cache_argument, cache_of
 from emovec.models.loading import LoadedModel
 from emovec.monitor import MonitorTrace, monitoring
 from emovec.steer import SteeringSpec, steering
@@ -196,7 +197,7 @@ def generate(
             token_lp = torch.stack([x.float().gather(-1, chosen[:, k, None])[:, 0] - torch.logsumexp(x.float(), -1)
                                     for k, x in enumerate(result.logits)], dim=1).cpu()
         if after_tokens:
-            after = _after_prompt(lm, enc, result.past_key_values, n_prompt, after_tokens)
+            after = _after_prompt(lm, enc, cache_of(result), n_prompt, after_tokens)
     new = out[:, n_prompt:]
     eos = tok.eos_token_id
     alive = torch.ones_like(new)
@@ -207,7 +208,7 @@ def generate(
     replies = [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
     return Generation(replies=replies, token_ids=out, attention_mask=mask, prompt_length=n_prompt, trace=trace,
                       step_ms=list(steps), first_logprobs=first_lp, token_logprobs=token_lp, after_prompt=after,
-                      cache=result.past_key_values if keep_cache else None)
+                      cache=cache_of(result) if keep_cache else None)
 
 
 def _after_prompt(lm: LoadedModel, enc: Any, cache: Any, n_prompt: int, tokens: Sequence[int]) -> dict[int, Tensor]:
@@ -226,7 +227,7 @@ def _after_prompt(lm: LoadedModel, enc: Any, cache: Any, n_prompt: int, tokens: 
                 if extra > 0:
                     cache.crop(-extra)  # negative: remove that many tokens (accepted by old and new caches)
                 logits = lm.model(input_ids=step, attention_mask=torch.cat([mask, ones], 1), position_ids=position,
-                                  past_key_values=cache, use_cache=True).logits[:, -1]
+                                  **cache_argument(lm.model, cache), use_cache=True).logits[:, -1]
             except (AttributeError, ValueError, NotImplementedError, TypeError):
                 ids = torch.cat([enc["input_ids"], step], 1)
                 full = torch.cat([mask, ones], 1)

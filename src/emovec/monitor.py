@@ -86,11 +86,16 @@ class MonitorTrace:
         return rows
 
     def summary(self, mask: Tensor | None = None, top: int = 5) -> list[dict[str, Any]]:
-        """Per row: mean and max score of each vector over real tokens (first layer), and the top vectors."""
+        """Per row: mean and max score of each vector over real tokens (first layer), and the top vectors.
+
+        A row with no real tokens (an empty reply) gets an empty ``top`` and empty ``mean``/``max``."""
         scores = self.scores[..., 0, :]  # [rows, positions, n_vectors]
-        out = []
+        out: list[dict[str, Any]] = []
         for r in range(scores.shape[0]):
             s = scores[r] if mask is None else scores[r][mask[r, : scores.shape[1]].bool()]
+            if s.shape[0] == 0:
+                out.append({"row": r, "layer": self.layers[0], "top": [], "mean": {}, "max": {}})
+                continue
             mean, peak = s.mean(0), s.max(0).values
             order = mean.argsort(descending=True)[:top].tolist()
             out.append({"row": r, "layer": self.layers[0], "top": [(self.names[i], float(mean[i])) for i in order],

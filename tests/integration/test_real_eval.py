@@ -49,7 +49,7 @@ def test_small_real_sweep(real_model, real_vectors_dir: Path, tmp_path: Path):
 def test_inspect_eval_with_the_real_model(real_vectors_dir: Path, tmp_path: Path):
     inspect_ai = pytest.importorskip("inspect_ai")
     logs = inspect_ai.eval("emovec/refusal_pairs", model="emovec/smollm2-135m-instruct",
-                           model_args={"vectors": str(real_vectors_dir), "steer": "calm:0.05", "layers": "8"},
+                           model_args={"vectors": str(real_vectors_dir), "steer": "calm=0.05", "layers": "8"},
                            task_args={"limit": 2}, log_dir=str(tmp_path / "logs"), display="none", max_tokens=12)
     log = logs[0]
     assert log.status == "success", log.error

@@ -46,6 +46,10 @@ def test_streaming_callback_subset_table_and_summary(tiny_llama):
     assert len(rows) == int(mask.sum()) * 2
     summary = trace.summary(mask)
     assert summary[0]["top"][0][0] in {"calm", "afraid"} and set(summary[1]["max"]) == {"calm", "afraid"}
+    empty = mask.clone()
+    empty[1] = 0  # a row with no real tokens (an empty reply) summarises to nothing instead of failing
+    summary = trace.summary(empty)
+    assert summary[1]["top"] == [] and summary[1]["mean"] == {} and len(summary[0]["top"]) == 2
 
 
 def test_monitor_sees_steering(tiny_llama):

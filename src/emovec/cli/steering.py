@@ -180,4 +180,5 @@ def chat(
         mask[:, : result.prompt_length] = 0
         top = result.trace.summary(mask)[0]["top"]
         out.print(f"model> {reply}", highlight=False)
-        out.print("  top emotions: " + ", ".join(f"{n} {x:+.3f}" for n, x in top), highlight=False)
+        shown = ", ".join(f"{n} {x:+.3f}" for n, x in top) if top else "none (the reply has no tokens)"
+        out.print("  top emotions: " + shown, highlight=False)

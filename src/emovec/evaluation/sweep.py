@@ -55,6 +55,7 @@ from emovec.evaluation.sweep_config import SweepConfig, Unit, grid
 from emovec.executors import ExecutorOptions, make_executor
 from emovec.generation import generate
 from emovec.metrics import kl_logprobs
+from emovec.models.kvcache import cache_argument
 from emovec.models.loading import LoadedModel
 from emovec.steer import mixed_spec
 from emovec.vectors.vector_set import VectorSet
@@ -199,7 +200,7 @@ def _reply_perplexity_from_cache(lm: LoadedModel, gen: Any, rows: list[int], par
     position = (attn.cumsum(1) - 1).clamp(min=0)[:, p:]
     with torch.inference_mode():
         logits = lm.model(input_ids=new.to(lm.device), attention_mask=attn.to(lm.device),
-                          position_ids=position.to(lm.device), past_key_values=cache, use_cache=True).logits
+                          position_ids=position.to(lm.device), **cache_argument(lm.model, cache), use_cache=True).logits
     lp = torch.log_softmax(logits[:, :-1].float(), dim=-1).cpu().gather(-1, new[:, 1:, None].cpu())[..., 0]
     first = torch.stack([gen.first_logprobs[j][new[k, 0]] for k, j in enumerate(partners)])
     all_lp = torch.cat([first[:, None], lp], dim=1)

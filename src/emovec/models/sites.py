@@ -13,6 +13,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from emovec.models.kvcache import cache_in
 from emovec.models.loading import LoadedModel
 
 # fn(layer, hidden) -> replacement hidden state, or None to leave it unchanged.
@@ -32,7 +33,7 @@ def _hook_for(layer: int, fn: BlockFn) -> Callable[[nn.Module, Any, Any], Any]:
 
 def cache_offset(kwargs: dict[str, Any]) -> int:
     """How many positions the KV cache already holds before this forward pass (0 for a fresh sequence)."""
-    cache = kwargs.get("past_key_values")
+    cache = cache_in(kwargs)
     return int(cache.get_seq_length()) if cache is not None and hasattr(cache, "get_seq_length") else 0
 
 

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from emovec.generation import PromptError, format_prompt
 from emovec.metrics import kl_logprobs
+from emovec.models.kvcache import cache_argument, cache_of
 from emovec.models.loading import LoadedModel
 from emovec.steer import SteeringSpec, steering
 from emovec.vectors.vector_set import VectorSet
@@ -148,11 +149,11 @@ def logprobs_and_followups(lm: LoadedModel, seqs: Sequence[Sequence[int]], follo
             for r, i in enumerate(idx):
                 first[i] = lp[r]
             for n, t in enumerate(followups):
-                cache = res.past_key_values if n == len(followups) - 1 else copy.deepcopy(res.past_key_values)
+                cache = cache_of(res) if n == len(followups) - 1 else copy.deepcopy(cache_of(res))
                 nxt = lm.model(input_ids=torch.full((len(idx), 1), t, dtype=torch.long).to(lm.device),
                                attention_mask=torch.cat([mask, torch.ones(len(idx), 1, dtype=torch.long)],
                                                         1).to(lm.device),
-                               position_ids=(position_ids[:, -1:] + 1).to(lm.device), past_key_values=cache,
+                               position_ids=(position_ids[:, -1:] + 1).to(lm.device), **cache_argument(lm.model, cache),
                                use_cache=True, logits_to_keep=1)
                 lp_t = F.log_softmax(nxt.logits[:, -1].float(), dim=-1).cpu()
                 for r, i in enumerate(idx):
