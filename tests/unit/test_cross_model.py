@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from emovec.studies.cross_model import alignment_pairs, auc_estimate, choose_k, held_out, whiten
+from emovec.studies.cross_model import adaptation_split, alignment_pairs, auc_estimate, choose_k, held_out, whiten
 from emovec.studies.cross_model_data import ModelData
 
 
@@ -86,3 +86,28 @@ def test_report_renders_the_answer_the_tables_and_escapes_model_names(tmp_path) 
     assert "The answer in numbers" in page and "line two" in page and "&lt;b&gt;m2&lt;/b&gt;" in page
     assert "<b>m2</b>" not in page
     assert CrossModelResult.model_validate_json((tmp_path / "cross_model.json").read_text()).held_out[0].k == h.k
+
+
+def test_light_adaptation_takes_whole_requests():
+    groups = [f"req{i // 7}" for i in range(70)]  # 10 requests, 7 framings each
+    rng = np.random.default_rng(0)
+    for n in (1, 10, 20, 50):
+        pick, rest = adaptation_split(groups, n, rng)
+        picked = {groups[i] for i in pick}
+        assert len(pick) >= n and len(pick) % 7 == 0 and len(pick) < n + 7
+        assert picked.isdisjoint({groups[i] for i in rest}) and len(pick) + len(rest) == 70
+
+
+def test_cached_readings_are_reused_only_with_the_same_settings(tiny_llama, tmp_path):
+    from emovec.errors import ArtifactExistsError
+    from emovec.studies.cross_model_data import collect
+
+    args = {"prompts": 160, "neutral": 4, "max_new_tokens": 8, "vector_topic": "t0", "stimulus_topic": "t1"}
+    data = _models(shared=True, n_models=1)[0]
+    data.settings = {"model": tiny_llama.name, "fingerprint": tiny_llama.source.fingerprint, **args}
+    data.save(tmp_path / "m")
+    again = collect(tiny_llama, tmp_path / "m", **args)  # nothing is read from the model
+    torch.testing.assert_close(again.replies, data.replies)
+    assert again.settings == data.settings
+    with pytest.raises(ArtifactExistsError, match="max_new_tokens differ"):
+        collect(tiny_llama, tmp_path / "m", **{**args, "max_new_tokens": 16})

@@ -20,6 +20,7 @@ from emovec.validation import (
     validate,
 )
 from emovec.validation.crossval import nested_layer_choice, permuted_labels, topic_folds
+from emovec.validation.text_baseline import names_own_emotion, text_baseline
 from emovec.vectors import Provenance, VectorSet, extract_emotion_vectors
 
 
@@ -129,6 +130,10 @@ def test_validate_end_to_end_writes_report(tiny_llama, write_corpus, tmp_path):
     html = page.read_text()
     assert html.startswith("<!doctype html>") and "data:image/png;base64," in html and "src=\"http" not in html
     assert "Stories of unseen topics" in html and "Corpus diagnostic" in html
+    # the synthetic stories repeat their emotion word, so the word classifier finds every one
+    assert report.text_baseline is not None and report.text_baseline.n_stories == 24
+    assert report.text_baseline.top1.value == 1.0 and report.text_baseline.names_own_emotion == 1.0
+    assert "What the words alone carry" in html and "contain\ntheir own emotion word" in html
     data = json.loads((tmp_path / "v" / "report.json").read_text())
     for key in ("model", "layers", "recommended_layer", "cv", "nested", "permutation", "diagnostic", "external"):
         assert key in data
@@ -138,3 +143,28 @@ def test_validate_needs_three_topics(tiny_llama, write_corpus):
     ext = extract_emotion_vectors(tiny_llama, load_corpus(write_corpus(per=2)), token_start=2, show_progress=False)
     with pytest.raises(CorpusError, match="needs at least 3"):
         validate(tiny_llama, ext.vectors, ext.stories, ext.bases, external=False)
+
+
+def test_text_baseline_reads_words_that_carry_emotion_and_not_noise():
+    rng = np.random.default_rng(0)
+    emotions = ["happy", "sad", "angry", "calm", "afraid", "proud"]
+    topics = ["train", "house", "sea", "city", "rain"]
+    filler = [f"w{i}" for i in range(200)]
+    cue = {e: [f"{e}cue{j}" for j in range(6)] for e in emotions}  # words each emotion's stories tend to use
+    texts, labels, groups = [], [], []
+    for t in topics:
+        for e in emotions:
+            for _ in range(2):
+                words = list(rng.choice(filler, 30)) + list(rng.choice(cue[e], 3)) + [t] * 5
+                texts.append(" ".join(words))
+                labels.append(e)
+                groups.append(t)
+    found = text_baseline(texts, labels, groups, n_folds=5, n_resamples=100)
+    assert found.top1.value > 0.6 and found.mean_rank.value < 2.0 and found.n_folds == 5
+    assert found.names_own_emotion == 0.0
+    shuffled = list(rng.permutation(labels))
+    noise = text_baseline(texts, shuffled, groups, n_folds=5, n_resamples=100)
+    assert noise.top1.value < 0.4 and noise.mean_rank.value > 2.5  # chance: top-1 1/6, mean rank 3.5
+    assert names_own_emotion(["I was so happy", "unhappy days"], ["happy", "happy"]) == 0.5
+    with pytest.raises(CorpusError, match="at least 2 topics"):
+        text_baseline(texts[:3], labels[:3], ["one"] * 3)

@@ -113,10 +113,11 @@ def sweep(
     lm, vs = _load_for(Path(cfg.vectors), force, device or cfg.device, dtype or cfg.dtype)
     result = run_sweep(cfg, lm, vs, force=force)
     err.print(f"{result.new_rows} new rows, {result.skipped_rows} already done; model judge: {result.judge_status}")
-    page = write_sweep_report(cfg.out, result.rows, result.manifest, n_boot=cfg.bootstrap)
     from emovec.evaluation.summary import summarize
 
-    for s in summarize(result.rows, n_boot=200):
+    summaries = summarize(result.rows, n_boot=cfg.bootstrap)  # once: the printed and the reported figures agree
+    page = write_sweep_report(cfg.out, result.rows, result.manifest, n_boot=cfg.bootstrap, summaries=summaries)
+    for s in summaries:
         m = s.metrics
         out.print(f"{s.condition:>22} {s.strength:+.3f}  refuse harmful {m['refuse_harmful'].text(2)}  "
                   f"answer benign {m['answer_benign'].text(2)}  detail {m['harmful_detail'].text(2)}  "

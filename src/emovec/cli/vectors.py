@@ -223,6 +223,10 @@ def summary_lines(report: Any) -> str:
         p = report.permutation
         lines.append(f"  shuffled labels ({p.n_permutations} permutations): top-1 99th pct {p.top1_p99:.4f}, "
                      f"top-5 99th pct {p.top5_p99:.4f}, mean rank 1st pct {p.mean_rank_p01:.1f}")
+    tb = report.text_baseline
+    if tb is not None:
+        lines.append(f"  the stories' words alone (no model; TF-IDF + linear SVM, same folds): top-1 {tb.top1.fmt()}, "
+                     f"top-5 {tb.top5.fmt()}; {tb.names_own_emotion:.1%} of stories name their emotion")
     ext = report.external
     if ext.axis is not None:
         lines.append(f"valence axis PC{ext.axis.component}: emotion words vs NRC polarity r {ext.axis.word_r.fmt()}")

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from rich.progress import Progress
@@ -54,7 +53,7 @@ from emovec.evaluation.suites import PromptItem, Suite, load_suite
 from emovec.evaluation.sweep_config import SweepConfig, Unit, grid
 from emovec.executors import ExecutorOptions, make_executor
 from emovec.generation import generate
-from emovec.metrics import kl_logprobs
+from emovec.metrics import kl_logprobs, percentile
 from emovec.models.kvcache import cache_argument
 from emovec.models.loading import LoadedModel
 from emovec.steer import mixed_spec
@@ -119,7 +118,7 @@ def _check_manifest(out: Path, manifest: dict[str, Any], force: bool) -> None:
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
+    return percentile(values, q) if values else float("nan")
 
 
 @dataclass

@@ -105,11 +105,21 @@ def validation_context(vectors: VectorSet, report: ValidationReport,
         "cv_rows": [[c.layer, c.top1.fmt(), c.top5.fmt(), c.mean_rank.fmt(1)] for c in report.cv],
         "diagnostic_rows": [[d.layer, f"{d.same_emotion:+.4f}", f"{d.same_topic:+.4f}", f"{d.unrelated:+.4f}"]
                             for d in report.diagnostic],
+        "text_baseline": _text_baseline(report),
+        "text_baseline_skipped": report.text_baseline_skipped or "not run",
         "figures": {k: file_base64(v) for k, v in figures.items()},
         "provenance_json": json.dumps(prov.model_dump(mode="json"), indent=1),
         "corpus": prov.corpus.path if prov.corpus else "n/a",
         **_headline(report), **_external(report), **_geometry(report),
     }
+
+
+def _text_baseline(report: ValidationReport) -> dict[str, str] | None:
+    tb = report.text_baseline
+    if tb is None:
+        return None
+    return {"method": tb.method, "n": str(tb.n_stories), "folds": str(tb.n_folds), "top1": tb.top1.fmt(),
+            "top5": tb.top5.fmt(), "mean_rank": tb.mean_rank.fmt(1), "named": f"{tb.names_own_emotion:.1%}"}
 
 
 def render_validation(vectors: VectorSet, report: ValidationReport, figures: dict[str, Path | None]) -> str:

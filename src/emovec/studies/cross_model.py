@@ -209,18 +209,30 @@ def held_out(data: Sequence[ModelData], m: int, pcs: int, ks: Sequence[int], lab
 
 def _light(x_train: np.ndarray, y_train: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, groups: Sequence[str],
            n: int, seed: int, n_boot: int, draws: int = 10) -> AUC:
-    """Head on the training models' replies plus ``n`` of the held-out model's; pooled scores of the rest."""
+    """Head on the training models' replies plus about ``n`` of the held-out model's (whole requests, so no framing
+    of a request used for adaptation is scored); pooled scores of the rest."""
     rng = np.random.default_rng(seed)
     scores = np.zeros(len(y_m))
     counts = np.zeros(len(y_m))
     for _ in range(draws):
-        pick = rng.choice(len(y_m), n, replace=False)
-        rest = np.setdiff1d(np.arange(len(y_m)), pick)
+        pick, rest = adaptation_split(groups, n, rng)
         head = _fit_head(np.concatenate([x_train, x_m[pick]]), np.concatenate([y_train, y_m[pick]]))
         scores[rest] += _score(head, x_m[rest])
         counts[rest] += 1
     mean = np.where(counts > 0, scores / np.maximum(counts, 1), np.nan)
     return auc_estimate(y_m, mean, groups, seed=seed, n_boot=n_boot)
+
+
+def adaptation_split(groups: Sequence[str], n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``(pick, rest)`` reply indices: whole groups (requests) drawn at random until at least ``n`` replies are
+    picked, and every reply of the other groups. The replies of one request under its framings are not
+    independent, so a request is either used for adaptation or scored, never both."""
+    labels = np.asarray(groups)
+    order = rng.permutation(np.unique(labels))
+    sizes = np.array([int((labels == g).sum()) for g in order])
+    taken = order[: int(np.searchsorted(np.cumsum(sizes), n)) + 1]
+    chosen = np.isin(labels, taken)
+    return np.flatnonzero(chosen), np.flatnonzero(~chosen)
 
 
 def _text_scores(train: Sequence[ModelData], target: ModelData, label: str) -> np.ndarray:

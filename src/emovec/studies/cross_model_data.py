@@ -16,7 +16,7 @@ At one mid-depth layer of each model:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from emovec._files import atomic_write, temp_path
 from emovec.capture import TokenSelection, capture
+from emovec.errors import ArtifactExistsError
 from emovec.models.loading import LoadedModel
 
 CONTROLS: tuple[str, ...] = ("refusal", "harm_salience", "caution", "uncertainty", "warmth")
@@ -48,6 +49,7 @@ class ModelData:
     reply_texts: list[str]
     unsafe: np.ndarray
     tone_masked: np.ndarray
+    settings: dict[str, object] = field(default_factory=dict)  # what the readings depend on (checked on reuse)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -57,7 +59,8 @@ class ModelData:
         tmp.replace(folder / "data.safetensors")
         meta = {"model": self.model, "layer": self.layer, "names": self.names, "prompt_ids": self.prompt_ids,
                 "request_ids": self.request_ids, "framings": self.framings, "reply_texts": self.reply_texts,
-                "unsafe": self.unsafe.tolist(), "tone_masked": self.tone_masked.tolist()}
+                "unsafe": self.unsafe.tolist(), "tone_masked": self.tone_masked.tolist(),
+                "settings": self.settings}
         atomic_write(folder / "data.json", json.dumps(meta, indent=1))
 
     @classmethod
@@ -66,7 +69,8 @@ class ModelData:
         t = load_file(str(folder / "data.safetensors"))
         return cls(meta["model"], meta["layer"], meta["names"], t["directions"], t["stimuli"], t["replies"],
                    meta["prompt_ids"], meta["request_ids"], meta["framings"], meta["reply_texts"],
-                   np.array(meta["unsafe"], dtype=int), np.array(meta["tone_masked"], dtype=int))
+                   np.array(meta["unsafe"], dtype=int), np.array(meta["tone_masked"], dtype=int),
+                   meta.get("settings", {}))
 
 
 def study_layer(lm: LoadedModel) -> int:
@@ -135,10 +139,17 @@ def collect(lm: LoadedModel, folder: Path, *, prompts: int, neutral: int, max_ne
     """Read (or load from ``folder``) everything the study needs from one model."""
     from emovec.evaluation.suites import redteam_suite
 
+    settings: dict[str, object] = {"model": lm.name, "fingerprint": lm.source.fingerprint, "prompts": prompts,
+                                   "neutral": neutral, "max_new_tokens": max_new_tokens, "vector_topic": vector_topic,
+                                   "stimulus_topic": stimulus_topic}
     if (folder / "data.json").exists():
         cached = ModelData.load(folder)
-        if cached.model == lm.name and len(cached.prompt_ids) == prompts:
+        if cached.settings == settings:
             return cached
+        changed = sorted(k for k in settings if cached.settings.get(k) != settings[k])
+        raise ArtifactExistsError(f"{folder} holds readings of {cached.model} made with other settings "
+                                  f"({', '.join(changed)} differ); choose another --out, or delete that folder to "
+                                  "read the model again")
     layer = study_layer(lm)
     names, dirs = directions(lm, layer, vector_topic)
     stimuli = _means(lm, shared_stimuli(stimulus_topic, neutral), layer)
@@ -147,6 +158,6 @@ def collect(lm: LoadedModel, folder: Path, *, prompts: int, neutral: int, max_ne
     unsafe, masked = labels(replies)
     data = ModelData(lm.name, layer, names, dirs, stimuli, acts, [i.id for i in items],
                      [i.id.rsplit("-", 1)[0] for i in items], [str(i.framing) for i in items], replies, unsafe,
-                     masked)
+                     masked, settings)
     data.save(folder)
     return data

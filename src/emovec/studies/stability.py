@@ -28,7 +28,7 @@ from torch import Tensor
 from emovec.capture import TokenSelection, capture
 from emovec.corpus import Corpus
 from emovec.errors import CorpusError
-from emovec.metrics import Estimate, stratified_indices
+from emovec.metrics import Estimate, readout, stratified_indices
 from emovec.models.loading import LoadedModel
 
 TEMPLATES: dict[str, str] = {
@@ -134,7 +134,7 @@ def stability(sa: StoryActivations, targets: Sequence[str], *, n_splits: int = 5
         halves.append(_cos(va, vb)[cols])
         # readout of held-out stories (half b) by vectors from half a, centred by half a's mean
         centre = torch.stack([base[a[sa.labels[a] == e]].mean(0) for e in range(n_e)]).mean(0)
-        scores = ((base[b] - centre) @ torch.nn.functional.normalize(va, dim=-1).T).numpy()
+        scores = readout(base[b], torch.nn.functional.normalize(va, dim=-1), centre).numpy()
         row = []
         for c in cols:
             truth = sa.labels[b] == c

@@ -17,6 +17,7 @@ import torch
 from pydantic import BaseModel
 from torch import Tensor
 
+from emovec._files import sha256_of
 from emovec.capture import TokenSelection, capture
 from emovec.corpus import load_corpus
 from emovec.errors import CorpusError
@@ -42,6 +43,7 @@ from emovec.validation.external import (
     valence_axis,
 )
 from emovec.validation.geometry import ImplicitResult, implicit_emotion, logit_lens, pca_geometry
+from emovec.validation.text_baseline import TextBaseline, text_baseline
 from emovec.vectors.extract import LabeledActivations, extract_emotion_vectors
 from emovec.vectors.story_cache import load_stories, tensors_hash
 from emovec.vectors.vector_set import VectorSet
@@ -107,6 +109,8 @@ class ValidationReport(BaseModel):
     nested: NestedCV | None
     permutation: PermutationBaseline | None
     diagnostic: list[PairCosines]
+    text_baseline: TextBaseline | None = None
+    text_baseline_skipped: str | None = None
     pca_explained: list[float]
     pca_coords: dict[str, tuple[float, float]]
     pc1_top: list[str]
@@ -147,6 +151,27 @@ def _estimates(ranks: Tensor, topics: Sequence[str], n_resamples: int, seed: int
     r = ranks.numpy().astype(np.float64)
     return tuple(cluster_bootstrap(v, topics, n_resamples=n_resamples, seed=seed)
                  for v in ((r == 1).astype(float), (r <= 5).astype(float), r))
+
+
+def _text_baseline(vectors: VectorSet, n_folds: int, n_resamples: int, seed: int) -> tuple[
+        TextBaseline | None, str | None]:
+    """The word classifier on the stories the set was fitted on, read back from its recorded corpus."""
+    info = vectors.provenance.corpus
+    if info is None:
+        return None, "the vector set records no story corpus"
+    try:
+        if sha256_of([info.path]) != info.sha256:
+            return None, f"the corpus file {info.path} changed since the vectors were fitted"
+        corpus = load_corpus(info.path).subset(info.stories_per_emotion, info.neutral_limit, info.topics_limit)
+    except (CorpusError, OSError) as exc:
+        return None, f"the corpus {info.path} could not be read ({exc})"
+    names = set(vectors.names)
+    stories = [r for r in corpus.stories if r.emotion in names]
+    try:
+        return text_baseline([r.text for r in stories], [str(r.emotion) for r in stories],
+                             [r.topic for r in stories], n_folds=n_folds, n_resamples=n_resamples, seed=seed), None
+    except CorpusError as exc:
+        return None, str(exc)
 
 
 def _external(lm: LoadedModel, vectors: VectorSet, layer: int, per_subset: int | None,
@@ -280,6 +305,7 @@ def validate(
         ext = _external(lm, vectors, layer, snippets_per_subset, seed) if external else ExternalChecks(
             skipped=["external checks not requested"])
     n = len(names)
+    words, words_skipped = _text_baseline(vectors, folds, n_resamples, seed)
     return ValidationReport(
         model=vectors.provenance.model.name, layers=list(stories.layers), n_emotions=n, n_stories=len(stories.labels),
         n_topics=n_topics, n_folds=folds,
@@ -289,6 +315,7 @@ def validate(
         chance_top1=1 / n, chance_top5=min(5, n) / n, chance_mean_rank=(n + 1) / 2, recommended_layer=layer,
         cv=cv, nested=nested_cv, permutation=perm,
         diagnostic=pair_cosines(stories.acts, stories.labels, topics, stories.layers),
+        text_baseline=words, text_baseline_skipped=words_skipped,
         pca_explained=ratio, pca_coords={nm: (float(coords[i, 0]), float(coords[i, 1])) for i, nm in enumerate(names)},
         pc1_top=[names[i] for i in order1[:10]], pc1_bottom=[names[i] for i in order1[-10:][::-1]],
         pc2_top=[names[i] for i in order2[:10]], pc2_bottom=[names[i] for i in order2[-10:][::-1]],
