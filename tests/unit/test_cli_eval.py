@@ -79,3 +79,23 @@ def test_study_command_checks_its_input_before_loading_models():
     assert res.exit_code == 2 and "unknown preset" in res.output
     res = runner.invoke(app, ["study", "policy-dominance", "--preset", "full", "--dry-run"])
     assert res.exit_code == 0 and "tokens_generated" in res.output and "hours" in res.output
+
+
+def test_executor_flags_are_checked_before_any_model_loads(tmp_path: Path, monkeypatch, tiny_llama):
+    import sys
+
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("vectors: v\nout: o\nconditions: [none]\n")
+    for argv in (["sweep", str(cfg)], ["blackmail"], ["stories", "--out", str(tmp_path / "c.jsonl")],
+                 ["study", "policy-dominance", "--dry-run"]):
+        res = runner.invoke(app, [*argv, "--executor", "slurm"])
+        assert res.exit_code == 2 and "--executor 'slurm': choose local or ray" in res.output, argv
+    from emovec.cli.shared import executor_options
+    from emovec.executors import ExecutorError, ModelSpec, make_executor
+
+    opts = executor_options("ray", workers=3, gpus_per_worker=1, address="ray://head:10001")
+    assert (opts.kind, opts.workers, opts.gpus_per_worker, opts.address) == ("ray", 3, 1.0, "ray://head:10001")
+    assert executor_options(None) is None
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed: the message names the extra
+    with pytest.raises(ExecutorError, match=r"emovec\[ray\]"):
+        make_executor(opts, tiny_llama, spec=ModelSpec(name=str(tmp_path)))

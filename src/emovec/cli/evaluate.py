@@ -9,7 +9,21 @@ from typing import Annotated
 
 import typer
 
-from emovec.cli.shared import DeviceOpt, DtypeOpt, _load, _load_for, app, err, friendly, out
+from emovec.cli.shared import (
+    AddressOpt,
+    DeviceOpt,
+    DtypeOpt,
+    ExecutorOpt,
+    GpusOpt,
+    WorkersOpt,
+    _load,
+    _load_for,
+    app,
+    err,
+    executor_options,
+    friendly,
+    out,
+)
 from emovec.errors import ArtifactExistsError
 from emovec.parsing import parse_layers
 
@@ -97,6 +111,10 @@ def sweep(
     report_only: Annotated[bool, typer.Option(help="rebuild the report from the rows already written")] = False,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = 2,
+    gpus_per_worker: GpusOpt = 0.0,
+    address: AddressOpt = None,
 ) -> None:
     """Run (or resume) a steering sweep and write report.html, summary.json and Parquet rows."""
     from emovec.evaluation.store import read_results
@@ -105,13 +123,16 @@ def sweep(
     from emovec.reports.sweep_report import write_sweep_report
 
     cfg = load_config(config, out=str(out_dir) if out_dir else None, limit=limit)
+    where = executor_options(executor, workers, gpus_per_worker, address)  # checked before any model loads
     if report_only:
         manifest = json.loads((Path(cfg.out) / "sweep.json").read_text(encoding="utf-8"))
         page = write_sweep_report(cfg.out, read_results(cfg.out), manifest, n_boot=cfg.bootstrap)
         err.print(f"report: {page}")
         return
     lm, vs = _load_for(Path(cfg.vectors), force, device or cfg.device, dtype or cfg.dtype)
-    result = run_sweep(cfg, lm, vs, force=force)
+    # --executor overrides the config's ``executor:``
+    result = run_sweep(cfg, lm, vs, force=force,
+                       executor=where)
     err.print(f"{result.new_rows} new rows, {result.skipped_rows} already done; model judge: {result.judge_status}")
     from emovec.evaluation.summary import summarize
 
@@ -145,12 +166,17 @@ def blackmail(
     force: bool = False,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = 2,
+    gpus_per_worker: GpusOpt = 0.0,
+    address: AddressOpt = None,
 ) -> None:
     """The agentic blackmail scenario, unsteered and under emotion steering; writes report.html."""
     from emovec.evaluation.blackmail import DEFAULT_VARIANTS, conditions_for, run_blackmail, summarize_blackmail
     from emovec.evaluation.judges.model_judge import make_judge
     from emovec.reports.sweep_report import write_blackmail_report
 
+    where = executor_options(executor, workers, gpus_per_worker, address)  # checked before any model loads
     if vectors is not None:
         lm, vs = _load_for(vectors, force, device, dtype)
         conds = conditions_for([e.strip() for e in emotions.split(",") if e.strip()],
@@ -162,7 +188,8 @@ def blackmail(
     chosen = DEFAULT_VARIANTS if variants == "all" else DEFAULT_VARIANTS[:1]
     rows = run_blackmail(lm, vs, out_dir, conditions=conds, variants=chosen, samples=samples,
                          temperature=temperature, max_new_tokens=max_new_tokens, layers=parse_layers(layers),
-                         batch_size=batch_size, judge=make_judge(judge_url, judge_model))
+                         batch_size=batch_size, judge=make_judge(judge_url, judge_model),
+                         executor=where)
     manifest = json.loads((out_dir / "blackmail.json").read_text(encoding="utf-8"))
     page = write_blackmail_report(out_dir, rows, manifest)
     for e in summarize_blackmail(rows):

@@ -26,6 +26,25 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="built-in name, .gg
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, mps (default: best available)")]
 DtypeOpt = Annotated[str | None, typer.Option(help="float32, bfloat16, float16 (default: float32 on CPU)")]
 LayersOpt = Annotated[str | None, typer.Option(help="all, 12, 5,10,-1, 0-29 or 0-29:2")]
+ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="where batches run: local (default) or ray "
+                                                 "(pip install emovec[ray])")]
+WorkersOpt = Annotated[int, typer.Option("--workers", help="ray: model replicas (actors)")]
+GpusOpt = Annotated[float, typer.Option("--gpus-per-worker", help="ray: GPUs per replica")]
+AddressOpt = Annotated[str | None, typer.Option("--address", help="ray: an existing cluster (default: $RAY_ADDRESS, "
+                                                "else a local instance)")]
+
+
+def executor_options(kind: str | None, workers: int = 2, gpus_per_worker: float = 0.0,
+                     address: str | None = None) -> Any:
+    """The ``ExecutorOptions`` the ``--executor`` flags ask for, or ``None`` when no ``--executor`` was given."""
+    from emovec.executors import ExecutorError, ExecutorOptions
+
+    if kind is None:
+        return None
+    if kind not in ("local", "ray"):
+        raise ExecutorError(f"--executor {kind!r}: choose local or ray")
+    return ExecutorOptions(kind=kind, workers=workers, gpus_per_worker=gpus_per_worker,  # type: ignore[arg-type]
+                           address=address)
 
 
 def friendly(fn: F) -> F:

@@ -10,7 +10,21 @@ from typing import Annotated
 
 import typer
 
-from emovec.cli.shared import DeviceOpt, DtypeOpt, ModelOpt, _load, err, friendly, out, study_app
+from emovec.cli.shared import (
+    AddressOpt,
+    DeviceOpt,
+    DtypeOpt,
+    ExecutorOpt,
+    GpusOpt,
+    ModelOpt,
+    WorkersOpt,
+    _load,
+    err,
+    executor_options,
+    friendly,
+    out,
+    study_app,
+)
 
 
 def _check_preset(preset: str, presets: Mapping[str, object], error: type[Exception]) -> None:
@@ -45,6 +59,10 @@ def policy_dominance(
     seed: int = 0,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = 2,
+    gpus_per_worker: GpusOpt = 0.0,
+    address: AddressOpt = None,
 ) -> None:
     """Stability, modularity and causal influence of key emotion vectors across policy levels, and whether
     emotion steering and monitoring add safety value over non-emotional controls."""
@@ -53,6 +71,7 @@ def policy_dominance(
     if preset not in PRESETS:
         raise StudyError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
     names = [m.strip() for m in models.split(",") if m.strip()] if models else list(DEFAULT_MODELS)
+    where = executor_options(executor, workers, gpus_per_worker, address)
     def pairs(values: list[str] | None, flag: str) -> dict[str, str]:
         found: dict[str, str] = {}
         for item in values or []:
@@ -80,6 +99,7 @@ def policy_dominance(
         return
     result = run_study([ModelPlan(n, given.get(n), genre.get(n)) for n in names], preset, out_dir, ladder=ladder,
                        overwrite=overwrite, seed=seed, device=device, dtype=dtype,
+                       executor=where,
                        log=lambda m: err.print(m, highlight=False, soft_wrap=True, markup=False))
     for name, res in result.models.items():
         out.print(f"{name}: {res.verdict.text if res.verdict else ''}", highlight=False)

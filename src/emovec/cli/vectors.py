@@ -11,7 +11,23 @@ from typing import Annotated, Any
 
 import typer
 
-from emovec.cli.shared import DeviceOpt, DtypeOpt, LayersOpt, ModelOpt, _load, _load_for, app, err, friendly, out
+from emovec.cli.shared import (
+    AddressOpt,
+    DeviceOpt,
+    DtypeOpt,
+    ExecutorOpt,
+    GpusOpt,
+    LayersOpt,
+    ModelOpt,
+    WorkersOpt,
+    _load,
+    _load_for,
+    app,
+    err,
+    executor_options,
+    friendly,
+    out,
+)
 from emovec.parsing import parse_layers
 
 
@@ -52,6 +68,10 @@ def stories(
     batch_size: int = 32,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = 2,
+    gpus_per_worker: GpusOpt = 0.0,
+    address: AddressOpt = None,
 ) -> None:
     """Have a model write emotion stories (and neutral texts) into a resumable JSONL corpus."""
     from emovec.corpus import generate_corpus, plan_crossed, plan_neutral, plan_stories
@@ -59,6 +79,7 @@ def stories(
     from emovec.data import neutral_subjects, topics
     from emovec.errors import CorpusError
 
+    where = executor_options(executor, workers, gpus_per_worker, address)
     chosen = [e.strip() for e in emotions.split(",")] if emotions else list(all_emotions())
     unknown = [e for e in chosen if e not in all_emotions()]
     if unknown:
@@ -72,7 +93,8 @@ def stories(
     jobs = plan_neutral(neutral_subjects(), neutral_per_subject) + story_jobs
     lm = _load(model, device, dtype)
     path = generate_corpus(lm, out_file, jobs, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                           seed=seed, batch_size=batch_size, genre=genre, design=design)
+                           seed=seed, batch_size=batch_size, genre=genre, design=design,
+                           executor=where)
     err.print(f"corpus written to {path} (settings in {path.name}.meta.json)")
 
 

@@ -47,6 +47,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, spec: ModelSpec, options: ExecutorOptions) -> None:
+        _ray()  # no Ray installed: say so now, before any work is planned
         self.spec, self.options = spec, options
         self.started_ray = False
         self.actors: list[Any] = []
