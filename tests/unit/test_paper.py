@@ -71,8 +71,28 @@ def test_report_renders_all_four_experiments_and_escapes_snippets(tmp_path) -> N
         activity_scores=[0.5, -0.5], activity_low=[0.2, -0.8], activity_high=[0.8, -0.2],
         preference_r=[EmotionPreference(emotion="afraid", r=-0.6, shift=-0.3),
                       EmotionPreference(emotion="happy", r=0.7, shift=0.4)],
-        shuffled_r_p95=0.3, steering_r=1.0, steering_r_low=1.0, steering_r_high=1.0)
+        shuffled_r_p95=0.3, steering_r=1.0, steering_r_low=1.0, steering_r_high=1.0, random_shifts=[-0.05, 0.02])
     page = write_paper_report(tmp_path, result).read_text()
+    assert "2 random directions of the same norm shifted the log-odds by -0.050 to +0.020" in page
+    assert "hostile\nn/a" in page or "hostile n/a" in page  # the paper's reference pair, absent from this set
     for section in ("1. Intensity", "2. Top-activating", "3. Activity", "4. Steering"):
         assert section in page
     assert "&lt;i&gt;scary&lt;/i&gt;" in page and "2 of 2 emotions" in page and "data:image/png" in page
+
+
+def test_random_directions_are_steered_like_the_emotions(tiny_llama, monkeypatch) -> None:
+    from emovec.studies import preferences
+    from emovec.studies.paper import steering_shifts
+    from tests.builders import make_set
+
+    # the tiny word-level tokenizer has no "A"/"B": answer with two words it has
+    vocab = tiny_llama.tokenizer.get_vocab()
+    monkeypatch.setattr(preferences, "_option_tokens", lambda lm: (vocab["red"], vocab["blue"]))
+    vs = make_set(tiny_llama, layers=(0, 1, 2))
+    acts = ["water and tea", "bread and a book", "money for work", "a warm dark phone"]
+    shifts, randoms = steering_shifts(tiny_llama, vs, 1, acts, ["calm", "afraid"], partners=1, strength=0.5,
+                                      n_random=3)
+    assert set(shifts) == {"calm", "afraid"} and len(randoms) == 3 and len(set(randoms)) == 3
+    assert all(np.isfinite(v) for v in [*shifts.values(), *randoms])
+    again, _ = steering_shifts(tiny_llama, vs, 1, acts, ["calm"], partners=1, strength=0.0, n_random=0)
+    assert abs(again["calm"]) < 1e-6  # strength 0 moves nothing

@@ -18,6 +18,10 @@ def steering_png(result: PaperResult) -> str | None:
         return None
     fig, ax = new_figure((5, 4))
     ax.scatter([p[0] for p in pts], [p[1] for p in pts])
+    if result.random_shifts:  # the range of shifts random directions of the same norm make
+        ax.axhspan(min(result.random_shifts), max(result.random_shifts), color="0.85", zorder=0,
+                   label=f"{len(result.random_shifts)} random directions")
+        ax.legend(fontsize=7)
     for x, y, name in pts:
         ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("r(readout on activity, preference score)")
@@ -38,7 +42,18 @@ def context(result: PaperResult) -> dict[str, Any]:
         "steer": ("n/a" if result.steering_r is None else
                   f"{result.steering_r:.2f} [{result.steering_r_low:.2f}, {result.steering_r_high:.2f}]"),
         "all_r_json": json.dumps({e.emotion: round(e.r, 3) for e in result.preference_r}),
+        "random_line": _random_line(result.random_shifts),
+        "paper_pair": {name: next((f"{e.r:+.2f}" for e in result.preference_r if e.emotion == name), "n/a")
+                       for name in ("blissful", "hostile")},
+        "title": f"The paper's experiments: {result.model}",
     }
+
+
+def _random_line(shifts: list[float]) -> str:
+    if not shifts:
+        return "no random directions were steered"
+    return (f"{len(shifts)} random directions of the same norm shifted the log-odds by {min(shifts):+.3f} to "
+            f"{max(shifts):+.3f} (mean {sum(shifts) / len(shifts):+.3f})")
 
 
 def write_paper_report(out: str | Path, result: PaperResult) -> Path:

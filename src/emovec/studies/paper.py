@@ -49,10 +49,12 @@ class PaperPreset(BaseModel):
     strength: float = 0.1
     n_random: int = 50
     n_perm: int = 200
+    steer_random: int = 4  # random directions steered like the emotions (the shift a meaningless steer makes)
 
 
 PRESETS = {"quick": PaperPreset(name="quick"),
-           "full": PaperPreset(name="full", snippets=23703, partners=20, steer_emotions=40, steer_partners=6)}
+           "full": PaperPreset(name="full", snippets=23703, partners=20, steer_emotions=40, steer_partners=6,
+                               steer_random=12)}
 
 
 class TemplateResult(BaseModel):
@@ -87,6 +89,7 @@ class PaperResult(BaseModel):
     steering_r: float | None = None
     steering_r_low: float | None = None
     steering_r_high: float | None = None
+    random_shifts: list[float] = Field(default_factory=list)  # the same steer along random directions
     notes: list[str] = Field(default_factory=list)
 
 
@@ -151,18 +154,26 @@ def preference_correlations(read: np.ndarray, scores: np.ndarray, names: Sequenc
 
 
 def steering_shifts(lm: LoadedModel, vectors: VectorSet, layer: int, acts: Sequence[str], emotions: Sequence[str],
-                    partners: int, strength: float, seed: int = 0) -> dict[str, float]:
-    """Per emotion, the mean change in the log-odds of choosing an option when it is steered on its tokens."""
+                    partners: int, strength: float, seed: int = 0, n_random: int = 0) -> tuple[
+                        dict[str, float], list[float]]:
+    """Per emotion, the mean change in the log-odds of choosing an option when it is steered on its tokens; and the
+    same change for ``n_random`` random directions of the same norm (what a steer with no meaning does)."""
     pairs = prefs.plan_pairs(len(acts), partners, seed)
     choices = prefs.both_orders(pairs)
     plain = np.clip(prefs.prefer_first(lm, acts, choices), 1e-6, 1 - 1e-6)
     scale = strength * float(vectors.mean_norm[vectors.layer_index(layer)])
-    out = {}
-    for name in emotions:
-        steered = np.clip(prefs.prefer_first(lm, acts, choices, layer=layer, direction=vectors.vector(name, layer),
-                                             scale=scale), 1e-6, 1 - 1e-6)
-        out[name] = float(np.mean(np.log(steered / (1 - steered)) - np.log(plain / (1 - plain))))
-    return out
+
+    def shift(direction: torch.Tensor) -> float:
+        steered = np.clip(prefs.prefer_first(lm, acts, choices, layer=layer, direction=direction, scale=scale),
+                          1e-6, 1 - 1e-6)
+        return float(np.mean(np.log(steered / (1 - steered)) - np.log(plain / (1 - plain))))
+
+    out = {name: shift(vectors.vector(name, layer)) for name in emotions}
+    gen = torch.Generator().manual_seed(seed)
+    norm = float(vectors.vector(emotions[0], layer).float().norm()) if emotions else 1.0
+    randoms = [shift(torch.nn.functional.normalize(torch.randn(vectors.d_model, generator=gen), dim=0) * norm)
+               for _ in range(n_random)]
+    return out, randoms
 
 
 def _steer_emotions(prefs_r: Sequence[EmotionPreference], k: int) -> list[str]:
@@ -193,7 +204,8 @@ def run_paper_study(lm: LoadedModel, vectors: VectorSet, preset: str | PaperPres
     pr, null95 = preference_correlations(read, scores, vectors.names, p.n_perm)
     chosen = _steer_emotions(pr, p.steer_emotions)
     tell(f"steering {len(chosen)} emotions on one option's tokens")
-    shifts = steering_shifts(lm, vectors, layer, acts, chosen, p.steer_partners, p.strength)
+    shifts, random_shifts = steering_shifts(lm, vectors, layer, acts, chosen, p.steer_partners, p.strength,
+                                            n_random=p.steer_random)
     for e in pr:
         e.shift = shifts.get(e.emotion)
     xs = np.array([next(e.r for e in pr if e.emotion == n) for n in chosen])
@@ -202,6 +214,7 @@ def run_paper_study(lm: LoadedModel, vectors: VectorSet, preset: str | PaperPres
     return PaperResult(model=lm.name, layer=layer, intensity=intens, top_text=tops, activities=acts,
                        activity_scores=scores.tolist(), activity_low=low.tolist(), activity_high=high.tolist(),
                        preference_r=pr, shuffled_r_p95=null95, steering_r=r, steering_r_low=lo, steering_r_high=hi,
+                       random_shifts=random_shifts,
                        notes=[f"steered emotions: {', '.join(chosen)} (the most positive and most negative r in 3; "
                               "selection uses 3's readout correlations, not the steering outcome)"])
 
