@@ -111,3 +111,15 @@ def test_cached_readings_are_reused_only_with_the_same_settings(tiny_llama, tmp_
     assert again.settings == data.settings
     with pytest.raises(ArtifactExistsError, match="max_new_tokens differ"):
         collect(tiny_llama, tmp_path / "m", **{**args, "max_new_tokens": 16})
+
+
+def test_a_basis_larger_than_a_model_can_hold_is_refused():
+    from emovec.studies.cross_model_run import CrossModelError, check_basis_sizes
+
+    data = _models(shared=True)
+    check_basis_sizes(data, pcs=20, ks=[2, 10, 20])
+    with pytest.raises(CrossModelError, match=r"basis sizes \[30\] exceed what m0 can hold \(20 usable"):
+        check_basis_sizes(data, pcs=20, ks=[2, 30])
+    low_rank = ModelData(**{**data[1].__dict__, "model": "flat", "stimuli": data[1].stimuli[:, :1].repeat(1, 48)})
+    with pytest.raises(CrossModelError, match="exceed what flat can hold"):
+        check_basis_sizes([data[0], low_rank, data[2]], pcs=20, ks=[2])

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel
 
 from emovec._files import atomic_write
@@ -53,6 +54,22 @@ def _answer(result: CrossModelResult) -> str:
     return "\n".join(lines)
 
 
+def check_basis_sizes(data: Sequence[ModelData], pcs: int, ks: Sequence[int]) -> None:
+    """Refuse basis sizes no model can hold: each model is read through at most ``pcs`` whitened components of its
+    shared-stimulus activations, fewer when the stimuli span fewer dimensions, and the k curve is fitted on half
+    the stimuli."""
+    if not ks:
+        raise CrossModelError("no basis sizes to try: give at least one k")
+    ranks = {d.model: min(pcs, int(np.linalg.matrix_rank(d.stimuli.double().numpy() - d.stimuli.double().numpy()
+                                                           .mean(0))), len(d.stimuli) // 2 - 2) for d in data}
+    model, usable = min(ranks.items(), key=lambda kv: kv[1])
+    too_big = [k for k in ks if k > usable]
+    if too_big:
+        raise CrossModelError(f"basis sizes {too_big} exceed what {model} can hold ({usable} usable dimensions: "
+                              f"{pcs} whitened components at most, its stimuli's rank, and half the "
+                              f"{len(data[0].stimuli)} stimuli for the k curve); use k <= {usable} or more stimuli")
+
+
 def run_cross_model_study(models: Sequence[str] = DEFAULT_MODELS, preset: str | CrossPreset = "quick",
                           out: str | Path = "runs/cross", *, say: Callable[[str], None] | None = None
                           ) -> CrossModelResult:
@@ -75,6 +92,7 @@ def run_cross_model_study(models: Sequence[str] = DEFAULT_MODELS, preset: str | 
         del lm
     if len({len(d.stimuli) for d in data}) != 1:
         raise CrossModelError("the models did not read the same shared stimuli; delete the cached model folders")
+    check_basis_sizes(data, p.pcs, p.ks)
     held, curves, names = [], {}, []
     for m in range(len(data)):
         for label in p.labels:
