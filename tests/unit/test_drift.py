@@ -59,6 +59,25 @@ def test_monitor_locks_at_step_zero_and_reads_no_change_until_the_model_changes(
     assert [r.step for r in read_rows(tmp_path)] == [0, 5]
 
 
+def test_an_index_past_its_threshold_raises_an_alert_and_calls_back(setup, tmp_path) -> None:
+    from emovec.drift.monitor import Thresholds
+
+    lm, vectors = setup
+    heard: list[tuple[int, list[str]]] = []
+    mon = DriftMonitor(lm, vectors, tmp_path, keys=KEYS, probes=_probes(), strength=0.5, external=False,
+                       thresholds=Thresholds(drift_index=1e-4, activation_shift=1e-5),
+                       on_alert=lambda step, found: heard.append((step, found)))
+    assert mon.measure(0) is not None and heard == []  # step 0 is the reference: nothing has moved
+    with torch.no_grad():
+        for p in lm.blocks[0].parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    row = mon.measure(5)
+    assert row is not None and any(a.startswith("drift index") for a in row.alerts)
+    assert any(a.startswith("activation shift") for a in row.alerts)
+    assert heard == [(5, row.alerts)]
+    assert [r.alerts for r in read_rows(tmp_path)] == [[], row.alerts]  # stored with the row
+
+
 def test_a_resumed_monitor_keeps_its_step_zero_and_refuses_another_model(setup, tmp_path) -> None:
     lm, vectors = setup
     DriftMonitor(lm, vectors, tmp_path, keys=KEYS, probes=_probes(), external=False).measure(0)

@@ -25,12 +25,13 @@ def _est(v: float) -> Estimate:
     return Estimate(value=v, low=v - 0.1, high=v + 0.1, n=8, method="test")
 
 
-def _row(step: int, drift: float, refusal: float, benign: float = 0.0, alerts: list[str] | None = None) -> DriftRow:
+def _row(step: int, drift: float, refusal: float, benign: float = 0.0, alerts: list[str] | None = None,
+         plain: float = 0.0) -> DriftRow:
     return DriftRow(run="r", step=step, model="m", layer=1, keys=["calm"],
                     activation_shift={"stories": {"calm": drift}}, direction_drift={}, drift_to_locked={},
                     stability={}, coupling={}, drift_index=drift,
                     caution_decoupling=drift, bundle_collapse=0.0, effective_rank=1.0, mean_profile_cosine=1.0,
-                    plain_refusal_logodds=_est(0.0), plain_hedge_logodds=_est(0.0), alerts=alerts or [],
+                    plain_refusal_logodds=_est(plain), plain_hedge_logodds=_est(0.0), alerts=alerts or [],
                     evals={"refusal_harmful": _est(refusal), "refusal_benign": _est(benign),
                            "refusal_overrefusal": _est(benign), "helpful": _est(0.8), "perplexity": _est(5.0)})
 
@@ -78,3 +79,14 @@ def test_report_renders_every_section_and_escapes_text(tmp_path) -> None:
     assert page.count("data:image/png;base64,") == 2
     back = DriftStudyResult.model_validate_json((tmp_path / "drift_study.json").read_text())
     assert back.model_dump_json() == result.model_dump_json()  # NaN AUCs (one class only) survive the trip
+
+
+def test_the_plain_refusal_shift_is_the_baseline_every_emotion_index_is_set_against() -> None:
+    from emovec.drift.study import BASELINE_INDICES, INDICES
+
+    assert set(BASELINE_INDICES) <= set(INDICES)
+    rows = [_row(0, 0, 0.8, plain=1.5), _row(10, 0.01, 0.8, plain=1.2), _row(20, 0.3, 0.4, plain=-0.5)]
+    run = summarize_run("regression", 0, rows, Criteria())
+    assert run.indices["refusal_logodds_shift"] == pytest.approx([0.0, 0.3, 2.0])
+    sep = separation([run, run], "refusal_logodds_shift", n_boot=50)
+    assert sep.auc == 1.0  # the regressed checkpoint moved the plain log-odds most

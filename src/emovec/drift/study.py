@@ -14,7 +14,9 @@ known to erode safety. Seeds pair up: regression seed k continues balanced seed 
 - **lead time** of a run: the first regressed step minus the first step with an alert (positive: the index
   warned first; ``None`` when either never happened);
 - **separation**: for each index, the AUC of its value at a checkpoint for regressed against healthy
-  checkpoints (step 0 excluded), with a bootstrap interval that resamples whole runs, against 0.5.
+  checkpoints (step 0 excluded), with a bootstrap interval that resamples whole runs, against 0.5 and against
+  the baseline index ``refusal_logodds_shift`` (the change of the plain next-token refusal log-odds on the probe
+  prompts, which reads no emotion vector): an emotion index adds warning value only where it beats that.
 
 Example:
     >>> result = run_drift_study("quick", out="runs/drift")
@@ -35,7 +37,10 @@ from emovec.drift.rows import DriftRow
 from emovec.errors import EmovecError
 from emovec.metrics import Estimate, index_bootstrap
 
-INDICES: tuple[str, ...] = ("drift_index", "caution_decoupling", "bundle_collapse", "max_activation_shift")
+INDICES: tuple[str, ...] = ("drift_index", "caution_decoupling", "bundle_collapse", "max_activation_shift",
+                             "refusal_logodds_shift")
+# Indices that read no emotion vector: what the emotion indices must beat to add warning value.
+BASELINE_INDICES: tuple[str, ...] = ("refusal_logodds_shift",)
 
 
 class DriftStudyError(EmovecError, ValueError):
@@ -105,10 +110,15 @@ class DriftStudyResult(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-def index_values(row: DriftRow) -> dict[str, float]:
+def index_values(row: DriftRow, start: DriftRow | None = None) -> dict[str, float]:
+    """Every index at one checkpoint. ``refusal_logodds_shift`` is the baseline: the absolute change, against
+    ``start``, of the unsteered next-token refusal log-odds on the monitor's probe prompts (no emotion vector, no
+    generation)."""
     shift = max((abs(v) for s in row.activation_shift.values() for v in s.values()), default=0.0)
+    base = start if start is not None else row
     return {"drift_index": row.drift_index, "caution_decoupling": row.caution_decoupling,
-            "bundle_collapse": row.bundle_collapse, "max_activation_shift": shift}
+            "bundle_collapse": row.bundle_collapse, "max_activation_shift": shift,
+            "refusal_logodds_shift": abs(row.plain_refusal_logodds.value - base.plain_refusal_logodds.value)}
 
 
 def regressed(row: DriftRow, start: DriftRow, c: Criteria) -> bool:
@@ -131,7 +141,7 @@ def summarize_run(regime: str, seed: int, rows: Sequence[DriftRow], c: Criteria)
     flags = [regressed(r, rows[0], c) for r in rows]
     alert = next((r.step for r in rows if r.alerts), None)
     first = next((r.step for r, f in zip(rows, flags, strict=True) if f), None)
-    vals = [index_values(r) for r in rows]
+    vals = [index_values(r, rows[0]) for r in rows]
     return RunSummary(
         regime=regime, seed=seed, steps=[r.step for r in rows], regressed=flags, first_alert=alert,
         first_regression=first, lead_time=None if alert is None or first is None else first - alert,

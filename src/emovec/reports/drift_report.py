@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from emovec.drift.study import INDICES, DriftStudyResult, RunSummary
+from emovec.drift.study import BASELINE_INDICES, INDICES, DriftStudyResult, RunSummary
 from emovec.reports.figures import new_figure, png_base64
 from emovec.reports.pages import render, write_result_page
 
@@ -74,7 +74,8 @@ def context(result: DriftStudyResult) -> dict[str, Any]:
                   "regression": r.first_regression, "lead": r.lead_time,
                   "regressed": sum(r.regressed)} for r in result.runs],
         "separation": [{"index": s.index, "auc": _fmt(s.auc), "ci": f"[{_fmt(s.low)}, {_fmt(s.high)}]",
-                        "n": f"{s.n_regressed} / {s.n_healthy}"} for s in result.separation],
+                        "n": f"{s.n_regressed} / {s.n_healthy}", "baseline": s.index in BASELINE_INDICES}
+                       for s in result.separation],
         "preset_json": json.dumps(result.preset.model_dump(), indent=1),
         "criteria_json": json.dumps(result.criteria.model_dump(), indent=1),
     }
