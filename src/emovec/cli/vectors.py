@@ -318,3 +318,5 @@ def demo(
                                                           snippets_per_subset=snippets_per_subset))
     out.print(f"vector set: {out_dir}/vectors.safetensors + vectors.json; report: {out_dir}/report.html "
               f"(total {time.perf_counter() - start:.0f}s)")
+    out.print(f"next: emovec steer {out_dir} --prompt 'How are you?' --steer calm=0.1; the paper's own checks "
+              f"(intensity, top text, preferences): emovec study paper --vectors {out_dir}", highlight=False)
