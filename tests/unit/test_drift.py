@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -53,6 +54,8 @@ def test_monitor_locks_at_step_zero_and_reads_no_change_until_the_model_changes(
     with torch.no_grad():  # change the model: every later reading must move
         for p in lm.blocks[0].parameters():
             p.add_(0.05 * torch.randn_like(p))
+    assert set(row.side_effects) == set(KEYS) and all(set(v) == set(KEYS) for v in row.side_effects.values())
+    assert 0.0 <= row.modularity_index <= 1.0
     moved = mon.measure(5)
     assert moved is not None and moved.drift_index > 1e-3
     assert max(abs(v) for v in moved.activation_shift["stories"].values()) > 1e-4
@@ -168,3 +171,18 @@ def test_all_emotion_vectors_drift_is_recorded_at_the_asked_steps(setup, tmp_pat
     later = mon.measure(10)
     assert later is not None and later.all_drift is not None
     assert later.all_drift["a"] == pytest.approx(1 - 2 ** -0.5, abs=1e-5)
+
+
+def test_side_effects_are_zero_without_a_steer_and_move_with_one(setup) -> None:
+    from emovec.drift.measure import side_effects
+
+    lm, vectors = setup
+    keys = list(KEYS)
+    units = torch.nn.functional.normalize(vectors.at_layer(1).float(), dim=-1)
+    centre, norm = vectors.center[vectors.layer_index(1)].float(), float(vectors.mean_norm[vectors.layer_index(1)])
+    prompts = _probes().benign
+    still = side_effects(lm, vectors, keys, 1, prompts, 0.0, units, centre, norm, max_new_tokens=6)
+    assert still.matrix.shape == (4, 4) and np.allclose(still.matrix, 0.0, atol=1e-6)
+    assert np.isnan(still.modularity)  # nothing moved: no share to report
+    moved = side_effects(lm, vectors, keys, 1, prompts, 2.0, units, centre, norm, max_new_tokens=6)
+    assert np.abs(moved.matrix).max() > 1e-3 and 0.0 < moved.modularity <= 1.0

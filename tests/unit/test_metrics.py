@@ -99,3 +99,27 @@ def test_kl_and_readout_weights_agree_with_their_definitions():
     w, off = readout_weights(units, centre, 2.0)
     assert torch.allclose(acts @ w - off, readout(acts, units, centre, 2.0), atol=1e-5)
     assert readout(acts, units[0], centre, 2.0).shape == (5,)
+
+
+def test_a_missing_estimate_survives_a_json_round_trip_inside_any_model():
+    import math
+
+    from pydantic import BaseModel
+
+    from emovec.drift.rows import DriftRow
+    from emovec.metrics import Estimate
+
+    class Holder(BaseModel):
+        e: Estimate
+
+    back = Holder.model_validate_json(Holder(e=Estimate.missing(3)).model_dump_json())
+    assert math.isnan(back.e.value) and math.isnan(back.e.low) and back.e.n == 3
+    nan = float("nan")
+    row = DriftRow(run="r", step=0, model="m", layer=1, keys=["calm"], activation_shift={}, direction_drift={},
+                   drift_to_locked={}, stability={}, coupling={}, drift_index=0.0, caution_decoupling=nan,
+                   bundle_collapse=nan, effective_rank=1.0, mean_profile_cosine=nan,
+                   plain_refusal_logodds=Estimate.missing(), plain_hedge_logodds=Estimate.missing(),
+                   side_effects={"calm": {"calm": nan}})
+    again = DriftRow.model_validate_json(row.model_dump_json())
+    assert math.isnan(again.caution_decoupling) and math.isnan(again.side_effects["calm"]["calm"])
+    assert math.isnan(again.modularity_index) and math.isnan(again.plain_refusal_logodds.value)

@@ -11,6 +11,10 @@ Every quantity is read at one layer (the vector set's recommended layer unless g
   change in next-token refusal log-odds (harmful and benign prompts) and hedging log-odds (uncertain
   questions) is divided by the strength: one slope per vector and behaviour, and the per-prompt changes as the
   vector's effect profile;
+- side effects (modularity): each key vector is steered at ``+strength`` while the model writes short greedy
+  replies to the benign probe prompts; the replies are read back unsteered and every key vector's readout change
+  against the unsteered replies forms a ``[K, K]`` matrix (row: steered, column: read), with each row's share on
+  its own readout (``emovec.metrics.target_share``) averaged into a modularity index;
 - external evals: greedy replies to held-out harmful, benign look-alike, over-refusal and helpful prompts read
   by emovec's judges (refusal rates with Wilson intervals, helpful accuracy), and the perplexity of neutral
   texts.
@@ -29,7 +33,7 @@ from emovec.drift.probes import ProbeSet
 from emovec.evaluation.judges.model_scores import refusal_logodds
 from emovec.evaluation.judges.text import judge_helpful, judge_refusal
 from emovec.generation import format_prompt, generate
-from emovec.metrics import Estimate, finite_mean, readout, wilson
+from emovec.metrics import Estimate, finite_mean, readout, target_share, wilson
 from emovec.models.loading import LoadedModel
 from emovec.steer import mixed_spec
 from emovec.vectors.vector_set import VectorSet
@@ -125,6 +129,47 @@ def coupling(lm: LoadedModel, vectors: VectorSet, keys: Sequence[str], layer: in
     d_hedge = (hedge[1:] - hedge[0]) / strength
     slopes = np.stack([d_ref.mean(1), d_hedge.mean(1)], axis=1)
     return Coupling(slopes, np.concatenate([d_ref, d_hedge], axis=1), ref[0], hedge[0])
+
+
+@dataclass
+class SideEffects:
+    """``matrix[i, j]``: mean change of key ``j``'s readout on the replies written while key ``i`` was steered;
+    ``shares[i]``: the part of row ``i``'s absolute change on its own readout (1: modular)."""
+
+    matrix: np.ndarray
+    shares: np.ndarray
+
+    @property
+    def modularity(self) -> float:
+        ok = np.isfinite(self.shares)
+        return float(self.shares[ok].mean()) if ok.any() else float("nan")
+
+
+def side_effects(lm: LoadedModel, vectors: VectorSet, keys: Sequence[str], layer: int, prompts: Sequence[str],
+                 strength: float, units: torch.Tensor, centre: torch.Tensor, norm: float,
+                 max_new_tokens: int = 16) -> SideEffects:
+    """The readout side-effect matrix of the key vectors (see module docs): one batched greedy generation with
+    every condition, then one unsteered read of the replies. Empty replies are left out of the means."""
+    conditions: list[tuple[str | None, float]] = [(None, 0.0)] + [(k, strength) for k in keys]
+    per_row = [c for c in conditions for _ in prompts]
+    replies = generate(lm, [p for _ in conditions for p in prompts], vectors=vectors,
+                       spec=mixed_spec(per_row, [layer]), max_new_tokens=max_new_tokens).replies
+    read = np.full((len(replies), len(keys)), np.nan)
+    keep = [i for i, r in enumerate(replies) if r.strip()]
+    if keep:
+        read[keep] = readout(mean_activations(lm, [replies[i] for i in keep], layer), units, centre, norm).numpy()
+    by_condition = read.reshape(len(conditions), len(prompts), len(keys))
+    matrix = np.zeros((len(keys), len(keys)))
+    shares = np.full(len(keys), np.nan)
+    for i in range(len(keys)):
+        delta = by_condition[1 + i] - by_condition[0]
+        delta = delta[np.isfinite(delta).all(1)]
+        if len(delta):
+            matrix[i] = delta.mean(0)
+            shares[i] = target_share(delta, i)
+        else:
+            matrix[i] = np.nan
+    return SideEffects(matrix, shares)
 
 
 def _rate(flags: Sequence[bool]) -> Estimate:

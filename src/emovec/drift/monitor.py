@@ -39,6 +39,7 @@ from emovec.drift.measure import (
     projections,
     prompt_texts,
     reextract,
+    side_effects,
     split_half,
 )
 from emovec.drift.probes import ProbeSet, default_probes
@@ -137,6 +138,7 @@ class DriftMonitor(TrainerCallback):
         return units, centre, float(self.vectors.mean_norm[0])
 
     def _read(self) -> tuple[StoryReading, dict[str, np.ndarray], Coupling]:
+        """Probe-story activations, the activation shift on the locked vectors and the behavioural coupling."""
         units, centre, norm = self._locked_units()
         stories = StoryReading(mean_activations(self.lm, self.probes.stories, self.layer), self.probes.story_labels)
         acts = {"stories": stories.acts,
@@ -199,10 +201,16 @@ class DriftMonitor(TrainerCallback):
         start = time.perf_counter()
         with _evaluating(self.lm.model):
             stories, shift, coup = self._read()
+            units, centre, norm = self._locked_units()
+            effects = side_effects(self.lm, self.vectors, self.keys, self.layer, self.probes.benign, self.strength,
+                                   units, centre, norm)
             evals = external_evals(self.lm, self.probes) if self.external else {}
             all_drift = self._all_drift(step)
         now = reextract(stories, self.keys).numpy()
         row = self._row(step, epoch, ref, stories, shift, coup, now, evals)
+        row.side_effects = {a: dict(zip(self.keys, effects.matrix[i].tolist(), strict=True))
+                            for i, a in enumerate(self.keys)}
+        row.modularity_index = effects.modularity
         row.all_drift = all_drift
         row.measure_seconds = time.perf_counter() - start
         self.seconds += row.measure_seconds

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from emovec._files import atomic_write
 from emovec.errors import EmovecError
@@ -32,9 +32,13 @@ class DriftRow(BaseModel):
         drift_to_locked: key vector -> ``1 - cos`` to the locked vector from the full vector set.
         stability: key vector -> split-half cosine at this checkpoint.
         coupling: key vector -> behaviour (refusal, hedge) -> log-odds slope per unit strength.
+        side_effects: steered key vector -> read key vector -> readout change of the replies written under the
+            steer (``emovec.drift.measure.side_effects``); ``modularity_index`` is the mean share on the target.
         evals: external evals (refusal_harmful, refusal_benign, refusal_overrefusal, helpful, perplexity).
         alerts: the thresholds crossed at this checkpoint.
     """
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")  # a NaN index (one class, no finite value) reads back
 
     schema_version: int = SCHEMA_VERSION
     run: str
@@ -54,6 +58,8 @@ class DriftRow(BaseModel):
     effective_rank: float
     mean_profile_cosine: float
     plain_refusal_logodds: Estimate
+    side_effects: dict[str, dict[str, float]] = Field(default_factory=dict)  # [steered][read] readout change
+    modularity_index: float = float("nan")  # mean share of a steer's readout change on its own vector
     plain_hedge_logodds: Estimate
     evals: dict[str, Estimate] = Field(default_factory=dict)
     all_drift: dict[str, float] | None = None  # every emotion's 1 - cos to step 0, at the steps asked for

@@ -38,7 +38,7 @@ from emovec.errors import EmovecError
 from emovec.metrics import Estimate, index_bootstrap
 
 INDICES: tuple[str, ...] = ("drift_index", "caution_decoupling", "bundle_collapse", "max_activation_shift",
-                             "refusal_logodds_shift")
+                             "modularity_drop", "refusal_logodds_shift")
 # Indices that read no emotion vector: what the emotion indices must beat to add warning value.
 BASELINE_INDICES: tuple[str, ...] = ("refusal_logodds_shift",)
 
@@ -113,11 +113,13 @@ class DriftStudyResult(BaseModel):
 def index_values(row: DriftRow, start: DriftRow | None = None) -> dict[str, float]:
     """Every index at one checkpoint. ``refusal_logodds_shift`` is the baseline: the absolute change, against
     ``start``, of the unsteered next-token refusal log-odds on the monitor's probe prompts (no emotion vector, no
-    generation)."""
+    generation); ``modularity_drop`` is the fall of the side-effect modularity index since ``start`` (NaN for rows
+    written before it was measured)."""
     shift = max((abs(v) for s in row.activation_shift.values() for v in s.values()), default=0.0)
     base = start if start is not None else row
     return {"drift_index": row.drift_index, "caution_decoupling": row.caution_decoupling,
             "bundle_collapse": row.bundle_collapse, "max_activation_shift": shift,
+            "modularity_drop": base.modularity_index - row.modularity_index,
             "refusal_logodds_shift": abs(row.plain_refusal_logodds.value - base.plain_refusal_logodds.value)}
 
 

@@ -18,10 +18,10 @@ from emovec.metrics.intervals import (
     stratified_indices,
 )
 from emovec.metrics.rates import finite_mean, wilson
-from emovec.metrics.readout import readout, readout_weights
+from emovec.metrics.readout import readout, readout_weights, target_share
 
 __all__ = [
     "Estimate", "auc_estimate", "balanced_accuracy", "bootstrap", "cluster_bootstrap", "finite_mean",
     "index_bootstrap", "kl_logprobs", "pearson_estimate", "percentile", "readout", "readout_weights",
-    "stratified_bootstrap", "stratified_indices", "wilson",
+    "stratified_bootstrap", "stratified_indices", "target_share", "wilson",
 ]

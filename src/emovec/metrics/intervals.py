@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from scipy import stats
 
 
@@ -23,6 +23,12 @@ class Estimate(BaseModel):
     level: float = 0.95
     n: int
     method: str
+
+    @field_validator("value", "low", "high", mode="before")
+    @classmethod
+    def _null_is_nan(cls, v: Any) -> Any:
+        """JSON has no NaN: pydantic writes a NaN figure as ``null``, and it reads back as NaN."""
+        return _NAN if v is None else v
 
     def fmt(self, digits: int = 3) -> str:
         """``0.123 [0.101, 0.145]``."""

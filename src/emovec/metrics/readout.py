@@ -3,6 +3,8 @@ the layer's mean residual norm (so readouts read like steering strengths). Torch
 
 from __future__ import annotations
 
+import numpy as np
+from numpy.typing import NDArray
 from torch import Tensor
 
 
@@ -26,3 +28,12 @@ def readout(acts: Tensor, units: Tensor, centre: Tensor | float, norm: float | T
         >>> readout(h, torch.nn.functional.normalize(vs.at_layer(14), dim=-1), vs.center[j], float(vs.mean_norm[j]))
     """
     return ((acts - centre) @ (units.T if units.dim() == 2 else units)) / norm
+
+
+def target_share(delta: NDArray[np.float64], target: int) -> float:
+    """The modularity of one steer: the share of the absolute mean readout change (``delta`` ``[n, K]``, steered
+    minus unsteered readouts of ``n`` texts on ``K`` vectors) that falls on the steered vector's own readout
+    ``target``; 1 is a perfectly modular steer, ``1/K`` one that moves every readout alike. NaN when nothing moved.
+    """
+    m = np.abs(np.asarray(delta, dtype=np.float64).mean(0))
+    return float(m[target] / m.sum()) if np.isfinite(m).all() and m.sum() > 0 else float("nan")

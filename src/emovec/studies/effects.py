@@ -34,7 +34,7 @@ from emovec.capture import TokenSelection, capture
 from emovec.evaluation.judges.emotion import PLUTCHIK, emotion_judge_error, judge_emotions, plutchik_of
 from emovec.evaluation.judges.model_scores import refusal_logodds
 from emovec.evaluation.suites import HARMFUL_KINDS
-from emovec.metrics import Estimate, bootstrap, index_bootstrap, readout
+from emovec.metrics import Estimate, bootstrap, index_bootstrap, readout, target_share
 from emovec.models.loading import LoadedModel
 from emovec.steer import SteeringSpec, SteerTerm
 from emovec.vectors.vector_set import VectorSet
@@ -127,9 +127,8 @@ def modularity_from_rows(lm: LoadedModel, vectors: VectorSet, rows: pd.DataFrame
 
 
 def _target_share(d: np.ndarray, target: int, rows: np.ndarray) -> float:
-    """Share of the absolute mean readout change that falls on the steered emotion's own readout."""
-    m = np.abs(d[rows].mean(0))
-    return float(m[target] / m.sum()) if np.isfinite(m).all() and m.sum() > 0 else float("nan")
+    """Share of the absolute mean readout change of the resampled ``rows`` on the steered emotion's readout."""
+    return target_share(d[rows], target)
 
 
 def _rate(df: pd.DataFrame, kinds: tuple[str, ...], label: str) -> float:
