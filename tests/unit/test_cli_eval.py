@@ -99,3 +99,25 @@ def test_executor_flags_are_checked_before_any_model_loads(tmp_path: Path, monke
     monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed: the message names the extra
     with pytest.raises(ExecutorError, match=r"emovec\[ray\]"):
         make_executor(opts, tiny_llama, spec=ModelSpec(name=str(tmp_path)))
+
+
+def test_study_reads_one_family_of_a_ladder(tmp_path: Path):
+    import json
+
+    rungs = [{"family": "gemma", "name": "gemma-3-270m", "path": "gemma-3-270m", "level": "base"},
+             {"family": "gemma", "name": "gemma-instruct", "path": str(tmp_path / "gi" / "model"),
+              "level": "instruct SFT", "regime": "instruct", "parent": "gemma-3-270m"},
+             {"family": "smollm2", "name": "smollm2-135m-instruct", "path": "smollm2-135m-instruct",
+              "level": "instruct"}]
+    (tmp_path / "ladder.json").write_text(json.dumps(rungs))
+    res = runner.invoke(app, ["study", "policy-dominance", "--from-ladder", str(tmp_path), "--family", "gemma",
+                              "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert f"ladder rungs: gemma-3-270m (base) -> {tmp_path / 'gi' / 'model'} (instruct SFT)" in res.output
+    assert "smollm2" not in res.output.split("ladder rungs:")[1].splitlines()[0]
+    res = runner.invoke(app, ["study", "policy-dominance", "--from-ladder", str(tmp_path), "--family", "qwen"])
+    assert res.exit_code == 2 and "holds gemma, smollm2" in res.output
+    res = runner.invoke(app, ["study", "policy-dominance", "--from-ladder", str(tmp_path / "none"), "--family", "x"])
+    assert res.exit_code == 2 and "emovec ladder --out" in res.output
+    res = runner.invoke(app, ["study", "policy-dominance", "--from-ladder", str(tmp_path), "--models", "a,b"])
+    assert res.exit_code == 2 and "not both" in res.output

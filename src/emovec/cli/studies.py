@@ -39,6 +39,21 @@ def _finish(answer: str, report: Path) -> None:
     err.print(f"report: {report}")
 
 
+def _ladder_rungs(folder: Path, family: str | None, models: str | None) -> tuple[list[str], dict[str, str]]:
+    """The rungs of one family from ``folder/ladder.json``, in training order, with their policy levels."""
+    from emovec.drift.ladder import read_ladder
+    from emovec.studies.policy_dominance import StudyError
+
+    if models:
+        raise StudyError("give either --models or --from-ladder, not both")
+    rungs = read_ladder(folder)
+    families = sorted({r.family for r in rungs})
+    if family not in families:
+        raise StudyError(f"--family {family!r}: the ladder at {folder} holds {', '.join(families)}")
+    chosen = [r for r in rungs if r.family == family]
+    return [r.path for r in chosen], {r.path: r.level for r in chosen}
+
+
 @study_app.command("policy-dominance")
 @friendly
 def policy_dominance(
@@ -53,6 +68,9 @@ def policy_dominance(
     preset: Annotated[str, typer.Option(help="quick (under 20 minutes on 2 cores) or full")] = "quick",
     out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/study"),
     ladder: Annotated[bool, typer.Option(help="the models are one family at increasing policy levels")] = False,
+    from_ladder: Annotated[Path | None, typer.Option(help="a folder from `emovec ladder`: study one family's rungs "
+                                                          "(with --family), labelled by their policy level")] = None,
+    family: Annotated[str | None, typer.Option(help="with --from-ladder: the family to study (gemma, smollm2)")] = None,
     no_extract: Annotated[bool, typer.Option(help="fail for models without --vectors instead of extracting")] = False,
     dry_run: Annotated[bool, typer.Option(help="print the plan and its cost, run nothing")] = False,
     overwrite: Annotated[bool, typer.Option(help="redo models already done in --out")] = False,
@@ -72,6 +90,12 @@ def policy_dominance(
         raise StudyError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
     names = [m.strip() for m in models.split(",") if m.strip()] if models else list(DEFAULT_MODELS)
     where = executor_options(executor, workers, gpus_per_worker, address)
+    levels: dict[str, str] = {}
+    if from_ladder is not None:
+        names, levels = _ladder_rungs(from_ladder, family, models)
+        ladder = True
+        err.print("ladder rungs: " + " -> ".join(f"{n} ({lvl})" for n, lvl in levels.items()), highlight=False,
+                  soft_wrap=True)
     def pairs(values: list[str] | None, flag: str) -> dict[str, str]:
         found: dict[str, str] = {}
         for item in values or []:
@@ -97,7 +121,8 @@ def policy_dominance(
     err.print(f"preset {preset}: per model {plan}; {rate}", highlight=False)
     if dry_run:
         return
-    result = run_study([ModelPlan(n, given.get(n), genre.get(n)) for n in names], preset, out_dir, ladder=ladder,
+    plans = [ModelPlan(n, given.get(n), genre.get(n), policy_level=levels.get(n)) for n in names]
+    result = run_study(plans, preset, out_dir, ladder=ladder,
                        overwrite=overwrite, seed=seed, device=device, dtype=dtype,
                        executor=where,
                        log=lambda m: err.print(m, highlight=False, soft_wrap=True, markup=False))
