@@ -42,10 +42,12 @@ def test_every_arm_is_reported_with_its_budget_and_meaning_and_the_optimised_one
     preset = RobustPreset(name="tiny", source="calm", strength=0.5, steps=3, meaning_weights=[5.0], redteam=6,
                           benign=4, helpful=4, max_new_tokens=4, n_prompts=8, val_every=2)
     result = run_robustify_study(preset, tmp_path, model="tiny")
-    names = ["plain", "naive-x0.5", "naive", "naive-x2", "random", "refusal-dir", "metric-only", "robust-5"]
+    names = ["plain", "naive-x0.5", "naive", "naive-x2", "random", "refusal-dir", "prompt", "metric-only",
+             "robust-5"]
     assert [a.arm for a in result.arms] == names
     by = {a.arm: a for a in result.arms}
     assert by["plain"].cos_source is None and by["naive"].cos_source == pytest.approx(1.0, abs=1e-5)
+    assert by["prompt"].cos_source is None and by["prompt"].strength == 0.0 and by["prompt"].kind == "control"
     assert [by[n].strength for n in ("naive-x0.5", "naive", "naive-x2")] == [0.25, 0.5, 1.0]
     assert by["robust-5"].cos_source >= by["metric-only"].cos_source - 1e-6  # type: ignore[operator]
     assert all(a.refusal_redteam.n == 6 and a.refusal_benign.n == 4 for a in result.arms)
@@ -67,8 +69,9 @@ def test_every_arm_is_reported_with_its_budget_and_meaning_and_the_optimised_one
         assert all(a.emotion is not None and a.emotion_shift is not None for a in result.arms)
         assert by["plain"].emotion_shift.value == 0.0  # type: ignore[union-attr]
     lines = result.answer.splitlines()
-    assert len([x for x in lines if x.startswith("matched budget:")]) == 4  # random, refusal-dir, two optimised
-    assert lines[len(names) + 4].startswith("emotion judge: ") and lines[-1].startswith("stability of metric-only")
+    # random, refusal-dir, the prompting control, two optimised
+    assert len([x for x in lines if x.startswith("matched budget:")]) == 5
+    assert lines[len(names) + 5].startswith("emotion judge: ") and lines[-1].startswith("stability of metric-only")
     assert result.refusal_fit_overlap == 3
     from emovec.reports.robustify_report import write_robustify_report
 

@@ -7,7 +7,9 @@ Arms, all at the same layer:
 - ``naive-x<m>``: the emotion vector as it is, at the preset strength times each of ``naive_multipliers``
   (``naive`` at x1), so every other arm can be compared with naive steering of about the same KL;
 - ``random``: a seeded random direction; ``refusal-dir``: the refusal direction of
-  ``emovec.evaluation.controls`` (harmful minus benign requests), a non-emotional control;
+  ``emovec.evaluation.controls`` (harmful minus benign requests), a non-emotional control; ``prompt``: no
+  steering, the source emotion asked for in the system prompt (``prompt_template``), the prompting control, its
+  divergence budget the next-token KL between the replies' prompts with and without that system prompt;
 - ``metric-only``: optimised with meaning weight 0 (``emovec.robust``); ``robust-<w>``: meaning weight ``w``.
 Every arm but the naive sweep steers at the preset strength (a fraction of the layer's mean residual norm).
 
@@ -68,6 +70,8 @@ class RobustPreset(BaseModel):
     patience: int = 2
     stability_arms: list[str] = Field(default_factory=lambda: ["metric-only"])
     refusal_control: bool = True
+    prompt_control: bool = True  # an arm that asks for the source emotion in the system prompt, with no steering
+    prompt_template: str = "You are feeling {emotion}. Let that feeling shape how you respond."
     redteam: int = 42
     benign: int = 24
     helpful: int = 24
@@ -176,9 +180,10 @@ def eval_prompts(p: RobustPreset) -> tuple[list[str], list[str], list[tuple[str,
 
 
 def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | None, layer: int, strength: float,
-                 p: RobustPreset) -> ArmEval:
-    """Generate under the arm's steering, read the replies with emovec's judges and measure the KL budget."""
-    from emovec.evaluation.judges.model_scores import next_token_kl
+                 p: RobustPreset, system: str | None = None) -> ArmEval:
+    """Generate under the arm's steering (or, for the prompting control, its ``system`` prompt), read the replies
+    with emovec's judges and measure the KL budget."""
+    from emovec.evaluation.judges.model_scores import next_token_kl, system_prompt_kl
     from emovec.evaluation.judges.text import judge_helpful, judge_refusal, judge_specificity
     from emovec.generation import generate
     from emovec.steer import SteeringSpec, SteerTerm
@@ -188,14 +193,16 @@ def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | 
     spec = None if direction is None else SteeringSpec([SteerTerm(direction, strength)], layers=[layer])
     replies: list[str] = []
     for start in range(0, len(prompts), 16):
-        replies += generate(lm, prompts[start:start + 16], vectors=vectors, spec=spec,
+        replies += generate(lm, prompts[start:start + 16], vectors=vectors, spec=spec, system=system,
                             max_new_tokens=p.max_new_tokens).replies
     cut = len(red) + len(benign)
     r_red, r_ben, r_help = replies[: len(red)], replies[len(red): cut], replies[cut:]
     labels = [judge_refusal(r).label for r in r_red]
     detail = [judge_specificity(r).score for r, lab in zip(r_red, labels, strict=True) if lab != "full_refusal"]
     kl_prompts = benign + [q for q, _ in helpful]
-    if spec is None:
+    if system is not None:
+        kl = bootstrap(system_prompt_kl(lm, kl_prompts, system).numpy())
+    elif spec is None:
         kl = Estimate(value=0.0, low=0.0, high=0.0, n=len(kl_prompts), method="unsteered: no divergence")
     else:
         kl = bootstrap(next_token_kl(lm, kl_prompts, spec, vectors).numpy())
@@ -342,6 +349,8 @@ def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = 
     plans += [("random", "random", p.strength, None)]
     if p.refusal_control:
         plans += [("refusal-dir", "control", p.strength, None)]
+    if p.prompt_control:
+        plans += [("prompt", "control", 0.0, None)]
     plans += [("metric-only", "optimised", p.strength, 0.0),
               *[(f"robust-{w:g}", "optimised", p.strength, w) for w in p.meaning_weights]]
     arms: list[ArmResult] = []
@@ -350,7 +359,8 @@ def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = 
         res: RobustResult | None = None
         stable: Stability | None = None
         direction: torch.Tensor | None
-        if kind == "plain":
+        system = p.prompt_template.format(emotion=p.source) if arm == "prompt" else None
+        if kind == "plain" or arm == "prompt":
             direction = None
         elif kind == "naive":
             direction = source
@@ -367,7 +377,7 @@ def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = 
             if arm in p.stability_arms:
                 stable = stability(direction, optimise(arm, float(weight or 0.0), 1).direction, source, 1)
         tell(f"evaluating {arm}")
-        ev = evaluate_arm(lm, vectors, direction, layer, strength, p)
+        ev = evaluate_arm(lm, vectors, direction, layer, strength, p, system=system)
         replies.append(ev.replies)
         arms.append(ArmResult(
             arm=arm, kind=kind, strength=strength, meaning_weight=weight,

@@ -204,6 +204,14 @@ def next_token_kl(
     return kl_logprobs(plain, steered)
 
 
+def system_prompt_kl(lm: LoadedModel, prompts: Sequence[str], system: str, *, chat: bool = True) -> Tensor:
+    """Per prompt, ``KL(no system prompt || with system)`` of the next-token distribution at the end of the prompt
+    (nats): the divergence budget of a prompting control, comparable to ``next_token_kl`` of a steer."""
+    plain = last_logprobs(lm, encode_prompts(lm, prompts, None, chat))
+    asked = last_logprobs(lm, encode_prompts(lm, prompts, system, chat))
+    return kl_logprobs(plain, asked)
+
+
 def reply_perplexity(
     lm: LoadedModel,
     prompts: Sequence[str],
