@@ -85,6 +85,7 @@ def test_report_renders_the_answer_the_tables_and_escapes_model_names(tmp_path) 
     page = write_cross_model_report(tmp_path, result).read_text()
     assert "The answer in numbers" in page and "line two" in page and "&lt;b&gt;m2&lt;/b&gt;" in page
     assert "<b>m2</b>" not in page
+    assert "safety-relevant directions the basis holds" in page and "refusal 0." in page
     assert CrossModelResult.model_validate_json((tmp_path / "cross_model.json").read_text()).held_out[0].k == h.k
 
 
@@ -123,3 +124,17 @@ def test_a_basis_larger_than_a_model_can_hold_is_refused():
     low_rank = ModelData(**{**data[1].__dict__, "model": "flat", "stimuli": data[1].stimuli[:, :1].repeat(1, 48)})
     with pytest.raises(CrossModelError, match="exceed what flat can hold"):
         check_basis_sizes([data[0], low_rank, data[2]], pcs=20, ks=[2])
+
+
+def test_the_basis_holds_directions_of_the_shared_space_and_not_random_ones():
+    from emovec.studies.cross_model import captured_share
+
+    whitening = np.eye(6)
+    loadings = np.eye(6)[:, :2] @ np.array([[1.0, 0.5], [0.0, 2.0]])  # spans the first two axes
+    dirs = np.array([[1.0, 1.0, 0, 0, 0, 0], [0, 0, 1.0, 0, 0, 0], [1.0, 0, 1.0, 0, 0, 0]])
+    np.testing.assert_allclose(captured_share(dirs, whitening, loadings), [1.0, 0.0, 0.5], atol=1e-9)
+    data = _models(shared=True)
+    h, _, _ = held_out(data, 2, pcs=20, ks=[2, 4, 6, 10], label="tone_masked", n_boot=50)
+    assert set(h.captured) == {"m0", "m1"}
+    for row in h.captured.values():  # the synthetic directions are rows of the shared latent mixing
+        assert row["refusal"] > 2 * row["random directions (mean)"] and row["emotions (mean)"] > 0.5

@@ -32,7 +32,10 @@ def context(result: CrossModelResult) -> dict[str, Any]:
             "alignment": [{"pair": f"{p.a} / {p.b}", "cka": f"{p.debiased_cka:.3f}",
                            "cka_null": f"{p.cka_null_p95:.3f}", "knn": f"{p.mutual_knn:.3f}",
                            "knn_null": f"{p.knn_null_p95:.3f}"} for p in result.alignment],
-            "counts_json": json.dumps(result.counts, indent=1)}
+            "counts_json": json.dumps(result.counts, indent=1),
+            "captured": [{"held": h.model, "model": m, "shares": ", ".join(f"{k} {v:.2f}" for k, v in row.items())}
+                         for h in result.held_out if h.label == result.held_out[0].label
+                         for m, row in h.captured.items()]}
 
 
 def write_cross_model_report(out: str | Path, result: CrossModelResult) -> Path:

@@ -55,6 +55,9 @@ class HeldOut(BaseModel):
     own: AUC
     text_baseline: AUC
     random_basis: AUC
+    # training model -> direction -> share of its whitened norm the basis captures (captured_share); with
+    # "emotions (mean)" and "random directions (mean)", the chance a direction with no relation to the basis gets
+    captured: dict[str, dict[str, float]] = {}
 
 
 class PairAlignment(BaseModel):
@@ -203,8 +206,9 @@ def held_out(data: Sequence[ModelData], m: int, pcs: int, ks: Sequence[int], lab
     text_scores = _text_scores([data[i] for i in train_idx], target, label)
     text = auc_estimate(y_m, text_scores, groups, seed=seed, n_boot=n_boot)
     names = name_basis(basis, train, [white[i] for i in train_idx])
+    captured = _captured(data, white, basis.w, train_idx, seed)
     return HeldOut(model=target.model, label=label, k=k, no_adaptation=none, light=light, own=own, text_baseline=text,
-                   random_basis=random_basis), curve, names
+                   random_basis=random_basis, captured=captured), curve, names
 
 
 def _light(x_train: np.ndarray, y_train: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, groups: Sequence[str],
@@ -233,6 +237,38 @@ def adaptation_split(groups: Sequence[str], n: int, rng: np.random.Generator) ->
     taken = order[: int(np.searchsorted(np.cumsum(sizes), n)) + 1]
     chosen = np.isin(labels, taken)
     return np.flatnonzero(chosen), np.flatnonzero(~chosen)
+
+
+def captured_share(directions: np.ndarray, whitening: np.ndarray, loadings: np.ndarray) -> np.ndarray:
+    """Per direction (rows of ``directions`` ``[m, D]``, in one model's activation space), the share of its squared
+    norm in that model's whitened components (``whitening`` ``[D, p]``) that lies in the span of the basis's
+    loadings for the model (``[p, k]``): 1 when the basis holds the direction, about ``k / p`` for one it ignores.
+    """
+    z = directions @ whitening
+    q, _ = np.linalg.qr(loadings)
+    total = (z**2).sum(1)
+    return np.where(total > 0, ((z @ q) ** 2).sum(1) / np.where(total > 0, total, 1.0), np.nan)
+
+
+def _captured(data: Sequence[ModelData], white: Sequence[tuple[np.ndarray, np.ndarray]], loadings: Sequence[np.ndarray],
+              train_idx: Sequence[int], seed: int, n_random: int = 200) -> dict[str, dict[str, float]]:
+    """How much of each training model's control (safety-relevant) directions the shared basis captures, beside
+    the mean share of its emotion vectors and of random directions."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, float]] = {}
+    for n, i in enumerate(train_idx):
+        d = data[i]
+        dirs = d.directions.double().numpy()
+        shares = captured_share(dirs, white[i][1], loadings[n])
+        ctrl = [j for j, name in enumerate(d.names) if name.startswith("control:")]
+        emo = [j for j, name in enumerate(d.names) if not name.startswith("control:")]
+        row = {d.names[j].removeprefix("control:"): float(shares[j]) for j in ctrl}
+        if emo:
+            row["emotions (mean)"] = float(np.nanmean(shares[emo]))
+        rand = captured_share(rng.normal(size=(n_random, dirs.shape[1])), white[i][1], loadings[n])
+        row["random directions (mean)"] = float(np.nanmean(rand))
+        out[d.model] = row
+    return out
 
 
 def _text_scores(train: Sequence[ModelData], target: ModelData, label: str) -> np.ndarray:
