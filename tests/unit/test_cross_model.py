@@ -72,20 +72,30 @@ def test_whitening_gives_unit_variance_components_and_k_curve_handles_large_k() 
         alignment_pairs([data[0], ModelData(**{**data[1].__dict__, "stimuli": data[1].stimuli[:10]})], pcs=5)
 
 
+def _e(v: float):  # type: ignore[no-untyped-def]
+    from emovec.metrics import Estimate
+
+    return Estimate(value=v, low=v - 0.1, high=v + 0.1, n=20, method="test")
+
+
 def test_report_renders_the_answer_the_tables_and_escapes_model_names(tmp_path) -> None:
     from emovec.reports.cross_model_report import write_cross_model_report
     from emovec.studies.cross_model import CrossModelResult
+    from emovec.studies.cross_model_transfer import TransferShift
 
     data = _models(shared=True)
     data[2].model = "<b>m2</b>"
     h, curve, names = held_out(data, 2, pcs=20, ks=[2, 4], label="tone_masked", n_boot=50)
     result = CrossModelResult(models=[d.model for d in data], label="tone_masked", counts={},
                               k_curve={str(k): v for k, v in curve.items()},
-                              alignment=[], held_out=[h], basis_names=[names], answer="line one\nline two")
+                              alignment=[], held_out=[h], basis_names=[names], answer="line one\nline two",
+                              transfer=[TransferShift(model="m2", direction="calm", cos_mapped_native=0.42,
+                                                      native=_e(0.3), mapped=_e(0.2), random=_e(0.01))])
     page = write_cross_model_report(tmp_path, result).read_text()
     assert "The answer in numbers" in page and "line two" in page and "&lt;b&gt;m2&lt;/b&gt;" in page
     assert "<b>m2</b>" not in page
     assert "safety-relevant directions the basis holds" in page and "refusal 0." in page
+    assert "carried through the alignment" in page and "+0.42" in page and "0.200 [0.100, 0.300]" in page
     assert CrossModelResult.model_validate_json((tmp_path / "cross_model.json").read_text()).held_out[0].k == h.k
 
 
@@ -138,3 +148,35 @@ def test_the_basis_holds_directions_of_the_shared_space_and_not_random_ones():
     assert set(h.captured) == {"m0", "m1"}
     for row in h.captured.values():  # the synthetic directions are rows of the shared latent mixing
         assert row["refusal"] > 2 * row["random directions (mean)"] and row["emotions (mean)"] > 0.5
+
+
+def test_directions_carried_through_a_shared_basis_point_where_the_native_ones_do():
+    from emovec.studies.cross_model_transfer import mapped_directions
+
+    for shared, low, high in ((True, 0.95, 1.01), (False, -1.0, 0.7)):
+        data = _models(shared=shared)
+        mapped = mapped_directions(data, 2, pcs=20, k=6, names=["calm", "control:refusal", "absent"])
+        assert set(mapped) == {"calm", "control:refusal"}
+        for name, v in mapped.items():
+            native = data[2].directions[data[2].names.index(name)].double().numpy()
+            cos = float(v @ native / np.linalg.norm(native))
+            assert low <= cos <= high, (shared, name, cos)
+
+
+def test_native_mapped_and_random_steering_are_measured_on_the_target(tiny_llama):
+    from emovec.studies.cross_model_transfer import transfer_shifts
+
+    g = torch.Generator().manual_seed(3)
+    d = tiny_llama.d_model
+    target = ModelData("tiny", 1, ["calm", "control:refusal"], torch.randn(2, d, generator=g),
+                       torch.randn(30, d, generator=g), torch.randn(4, d), ["p"] * 4, ["r"] * 4, ["f"] * 4,
+                       ["x"] * 4, np.zeros(4, int), np.zeros(4, int))
+    native = target.directions[0].double().numpy()
+    prompts = ["the cat sat on the", "she walked to the train", "why was the sky dark"]
+    (same,) = transfer_shifts(tiny_llama, target, {"calm": native / np.linalg.norm(native), "absent": native},
+                              prompts, strength=0.5, n_boot=50)
+    assert same.direction == "calm" and same.cos_mapped_native == pytest.approx(1.0, abs=1e-5)
+    assert same.mapped.value == pytest.approx(same.native.value, abs=1e-5) and same.native.n == 3
+    assert abs(same.random.value - same.native.value) > 1e-4  # another direction moves it otherwise
+    (still,) = transfer_shifts(tiny_llama, target, {"calm": native}, prompts, strength=0.0, n_boot=50)
+    assert still.native.value == pytest.approx(0.0, abs=1e-6)

@@ -32,6 +32,15 @@ def centre(x: np.ndarray) -> np.ndarray:
     return np.asarray(x - x.mean(0, keepdims=True))
 
 
+def whiten(stimuli: np.ndarray, pcs: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, W)`` with ``(x - mean) @ W`` the top ``pcs`` principal components scaled to unit variance."""
+    mean = stimuli.mean(0)
+    _, s, vt = np.linalg.svd(stimuli - mean, full_matrices=False)
+    p = min(pcs, len(s) - 1)
+    scale = s[:p] / np.sqrt(max(len(stimuli) - 1, 1))
+    return mean, vt[:p].T / np.where(scale > 0, scale, 1.0)
+
+
 def _check_pair(x: np.ndarray, y: np.ndarray) -> None:
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ValueError(f"alignment needs the same stimuli (rows) in both spaces; got {x.shape} and {y.shape}")

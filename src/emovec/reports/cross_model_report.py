@@ -33,6 +33,9 @@ def context(result: CrossModelResult) -> dict[str, Any]:
                            "cka_null": f"{p.cka_null_p95:.3f}", "knn": f"{p.mutual_knn:.3f}",
                            "knn_null": f"{p.knn_null_p95:.3f}"} for p in result.alignment],
             "counts_json": json.dumps(result.counts, indent=1),
+            "transfer": [{"model": t.model, "direction": t.direction, "cos": f"{t.cos_mapped_native:+.2f}",
+                          "native": t.native.text(3), "mapped": t.mapped.text(3), "random": t.random.text(3)}
+                         for t in result.transfer],
             "captured": [{"held": h.model, "model": m, "shares": ", ".join(f"{k} {v:.2f}" for k, v in row.items())}
                          for h in result.held_out if h.label == result.held_out[0].label
                          for m, row in h.captured.items()]}

@@ -31,8 +31,9 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from emovec import metrics
-from emovec.metrics.alignment import centre, debiased_cka, gcca, mutual_knn, shuffled_null
+from emovec.metrics.alignment import centre, debiased_cka, gcca, mutual_knn, shuffled_null, whiten
 from emovec.studies.cross_model_data import ModelData
+from emovec.studies.cross_model_transfer import TransferShift
 
 ADAPT_N: tuple[int, ...] = (10, 20, 50)
 
@@ -78,16 +79,8 @@ class CrossModelResult(BaseModel):
     alignment: list[PairAlignment]
     held_out: list[HeldOut]
     basis_names: list[list[str]] = Field(default_factory=list)
+    transfer: list[TransferShift] = Field(default_factory=list)  # native vs mapped vs random steering
     answer: str = ""
-
-
-def whiten(stimuli: np.ndarray, pcs: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(mean, W)`` with ``(x - mean) @ W`` the top ``pcs`` principal components scaled to unit variance."""
-    mean = stimuli.mean(0)
-    _, s, vt = np.linalg.svd(stimuli - mean, full_matrices=False)
-    p = min(pcs, len(s) - 1)
-    scale = s[:p] / np.sqrt(max(len(stimuli) - 1, 1))
-    return mean, vt[:p].T / np.where(scale > 0, scale, 1.0)
 
 
 def auc_estimate(y: np.ndarray, score: np.ndarray, groups: Sequence[str], *, n_boot: int = 500, seed: int = 0,

@@ -16,8 +16,9 @@ from pydantic import BaseModel
 
 from emovec._files import atomic_write
 from emovec.errors import EmovecError
-from emovec.studies.cross_model import AUC, CrossModelResult, alignment_pairs, held_out
+from emovec.studies.cross_model import AUC, CrossModelResult, HeldOut, alignment_pairs, held_out
 from emovec.studies.cross_model_data import ModelData, collect
+from emovec.studies.cross_model_transfer import TransferShift, mapped_directions, transfer_shifts
 
 DEFAULT_MODELS: tuple[str, ...] = ("gemma-3-270m", "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct")
 
@@ -34,10 +35,13 @@ class CrossPreset(BaseModel):
     pcs: int = 40
     ks: list[int] = [2, 4, 6, 8, 12, 16, 20]
     labels: list[str] = ["tone_masked", "unsafe"]  # the question's failures, then any harmful compliance
+    transfer_prompts: int = 20  # red-team prompts on which native, mapped and random steering are compared (0: off)
+    transfer_strength: float = 0.1  # a fraction of the mean norm of the model's shared-stimulus activations
 
 
 PRESETS = {"quick": CrossPreset(name="quick"),
-           "full": CrossPreset(name="full", prompts=700, neutral=120, max_new_tokens=128, pcs=80)}
+           "full": CrossPreset(name="full", prompts=700, neutral=120, max_new_tokens=128, pcs=80,
+                               transfer_prompts=60)}
 
 
 def _answer(result: CrossModelResult) -> str:
@@ -51,6 +55,10 @@ def _answer(result: CrossModelResult) -> str:
                      + "; ".join(f"{n} labelled {fmt(a)}" for n, a in h.light.items())
                      + f"; own basis {fmt(h.own)}; text baseline {fmt(h.text_baseline)}; random basis "
                      f"{fmt(h.random_basis)}")
+    for t in result.transfer:
+        lines.append(f"steering {t.model} with {t.direction} carried from the other models (cos to its own "
+                     f"{t.cos_mapped_native:+.2f}): refusal log-odds shift mapped {t.mapped.text(3)}, native "
+                     f"{t.native.text(3)}, random {t.random.text(3)}")
     return "\n".join(lines)
 
 
@@ -68,6 +76,23 @@ def check_basis_sizes(data: Sequence[ModelData], pcs: int, ks: Sequence[int]) ->
         raise CrossModelError(f"basis sizes {too_big} exceed what {model} can hold ({usable} usable dimensions: "
                               f"{pcs} whitened components at most, its stimuli's rank, and half the "
                               f"{len(data[0].stimuli)} stimuli for the k curve); use k <= {usable} or more stimuli")
+
+
+def _transfer(models: Sequence[str], data: Sequence[ModelData], held: Sequence[HeldOut], p: CrossPreset) -> list[
+        TransferShift]:
+    """Native vs mapped vs random steering on each held-out model (each model is loaded again, one at a time)."""
+    from emovec.evaluation.suites import redteam_suite
+    from emovec.models.loading import load_model
+
+    prompts = [i.prompt for i in redteam_suite().items[: p.transfer_prompts]]
+    out: list[TransferShift] = []
+    for m, name in enumerate(models):
+        k = next(h.k for h in held if h.model == data[m].model)
+        mapped = mapped_directions(data, m, p.pcs, k)
+        lm = load_model(name)
+        out += transfer_shifts(lm, data[m], mapped, prompts, p.transfer_strength)
+        del lm
+    return out
 
 
 def run_cross_model_study(models: Sequence[str] = DEFAULT_MODELS, preset: str | CrossPreset = "quick",
@@ -100,10 +125,12 @@ def run_cross_model_study(models: Sequence[str] = DEFAULT_MODELS, preset: str | 
             held.append(h)
         curves.update({f"{data[m].model} out, k={k}": v for k, v in curve.items()})
         names.append(basis_names)
+    transfer = _transfer(models, data, held, p) if p.transfer_prompts > 0 else []
     counts = {d.model: {"replies": len(d.unsafe), "unsafe": int(d.unsafe.sum()),
                         "tone_masked": int(d.tone_masked.sum())} for d in data}
     result = CrossModelResult(models=[d.model for d in data], label=", ".join(p.labels), counts=counts, k_curve=curves,
-                              alignment=alignment_pairs(data, p.pcs), held_out=held, basis_names=names)
+                              alignment=alignment_pairs(data, p.pcs), held_out=held, basis_names=names,
+                              transfer=transfer)
     result.answer = _answer(result)
     root.mkdir(parents=True, exist_ok=True)
     atomic_write(root / "cross_model.json", json.dumps(result.model_dump(), indent=1))
