@@ -110,7 +110,8 @@ def run_cross_model_study(models: Sequence[str] = DEFAULT_MODELS, preset: str | 
     root = Path(out)
     data: list[ModelData] = []
     for name in models:
-        (say or print)(f"reading {name}: directions, {len(topics[1])} shared stimuli, {p.prompts} red-team replies")
+        (say or print)(f"reading {name}: directions, the shared stimuli (the stories on {topics[1]!r} and "
+                       f"{p.neutral} neutral texts), {p.prompts} red-team replies")
         lm = load_model(name)
         data.append(collect(lm, root / "models" / name.replace("/", "_"), prompts=p.prompts, neutral=p.neutral,
                             max_new_tokens=p.max_new_tokens, vector_topic=topics[0], stimulus_topic=topics[1]))
