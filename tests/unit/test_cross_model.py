@@ -180,3 +180,25 @@ def test_native_mapped_and_random_steering_are_measured_on_the_target(tiny_llama
     assert abs(same.random.value - same.native.value) > 1e-4  # another direction moves it otherwise
     (still,) = transfer_shifts(tiny_llama, target, {"calm": native}, prompts, strength=0.0, n_boot=50)
     assert still.native.value == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_verdict_reads_the_intervals():
+    from emovec.studies.cross_model import AUC, HeldOut
+    from emovec.studies.cross_model_run import verdict
+
+    def auc(v, lo, hi):  # type: ignore[no-untyped-def]
+        return AUC(value=v, low=lo, high=hi, n_pos=20, n_neg=100)
+
+    def held(none, own, rand, light=None):  # type: ignore[no-untyped-def]
+        return HeldOut(model="m", k=4, no_adaptation=none, light=light or {}, own=own, text_baseline=auc(0.6, 0.5, 0.7),
+                       random_basis=rand)
+
+    assert "shared (" in verdict(held(auc(0.9, 0.85, 0.95), auc(0.92, 0.88, 0.96), auc(0.6, 0.5, 0.7)))
+    assert "partly shared" in verdict(held(auc(0.75, 0.65, 0.85), auc(0.95, 0.9, 0.99), auc(0.6, 0.5, 0.7)))
+    assert "no transfer" in verdict(held(auc(0.55, 0.45, 0.65), auc(0.95, 0.9, 0.99), auc(0.6, 0.5, 0.7)))
+    assert "not shown to need" in verdict(held(auc(0.9, 0.85, 0.95), auc(0.95, 0.9, 0.99), auc(0.9, 0.8, 0.97)))
+    missing = AUC(value=None, low=None, high=None, n_pos=2, n_neg=100, note="too few")
+    assert "not estimable (2 failures)" in verdict(held(missing, missing, missing))
+    light = {"10": auc(0.93, 0.9, 0.96), "20": auc(0.95, 0.92, 0.98)}
+    assert verdict(held(auc(0.9, 0.85, 0.95), auc(0.92, 0.88, 0.96), auc(0.6, 0.5, 0.7), light)).endswith(
+        "light adaptation buys +0.05 AUC at best")

@@ -44,6 +44,31 @@ PRESETS = {"quick": CrossPreset(name="quick"),
                                transfer_prompts=60)}
 
 
+def verdict(h: HeldOut, margin: float = 0.05) -> str:
+    """One held-out model's answer in words, from its AUCs and their intervals:
+    - ``not estimable``: too few failures for the no-adaptation AUC;
+    - ``no transfer``: the no-adaptation interval reaches 0.5;
+    - ``transfers, but not shown to need the basis``: a random basis in the model's own space reaches the
+      no-adaptation AUC (its upper bound is above it);
+    - ``shared``: above chance, above the random basis, and within ``margin`` of the model's own basis;
+    - ``partly shared``: above chance and the random basis, but more than ``margin`` below its own basis.
+    Then what light adaptation buys: the best light AUC minus the no-adaptation AUC."""
+    none, own, rand = h.no_adaptation, h.own, h.random_basis
+    if none.value is None or none.low is None:
+        return f"{h.model} ({h.label}): not estimable ({none.n_pos} failures)"
+    if none.low <= 0.5:
+        what = "no transfer (the no-adaptation interval reaches chance)"
+    elif rand.value is not None and rand.high is not None and rand.high >= none.value:
+        what = "transfers, but not shown to need the basis (a random basis reaches it)"
+    elif own.value is not None and none.value >= own.value - margin:
+        what = f"shared (above chance and the random basis, within {margin:.2f} of its own basis)"
+    else:
+        what = "partly shared (above chance and the random basis, below its own basis)"
+    gains = [a.value - none.value for a in h.light.values() if a.value is not None]
+    buys = f"; light adaptation buys {max(gains):+.2f} AUC at best" if gains else ""
+    return f"{h.model} ({h.label}): {what}{buys}"
+
+
 def _answer(result: CrossModelResult) -> str:
     lines = []
     for h in result.held_out:
@@ -55,6 +80,7 @@ def _answer(result: CrossModelResult) -> str:
                      + "; ".join(f"{n} labelled {fmt(a)}" for n, a in h.light.items())
                      + f"; own basis {fmt(h.own)}; text baseline {fmt(h.text_baseline)}; random basis "
                      f"{fmt(h.random_basis)}")
+    lines += [f"verdict: {verdict(h)}" for h in result.held_out]
     for t in result.transfer:
         lines.append(f"steering {t.model} with {t.direction} carried from the other models (cos to its own "
                      f"{t.cos_mapped_native:+.2f}): refusal log-odds shift mapped {t.mapped.text(3)}, native "
