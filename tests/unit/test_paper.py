@@ -57,6 +57,8 @@ def test_intensity_and_preference_readouts_have_their_baselines(tiny_llama) -> N
     read = np.stack([scores + 0.1 * rng.normal(size=30), rng.normal(size=30)], 1)
     pr, null95 = preference_correlations(read, scores, ["blissful", "noise"], n_perm=200)
     assert pr[0].r > 0.95 and abs(pr[1].r) < null95 < 0.6
+    assert pr[0].r_low is not None and pr[0].r_high is not None and pr[0].r_low < pr[0].r < pr[0].r_high
+    assert pr[1].r_low is not None and pr[1].r_low < 0 < pr[1].r_high  # noise: the interval holds 0
 
 
 def test_report_renders_all_four_experiments_and_escapes_snippets(tmp_path) -> None:

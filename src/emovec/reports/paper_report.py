@@ -9,7 +9,7 @@ from typing import Any
 
 from emovec.reports.figures import new_figure, png_base64
 from emovec.reports.pages import write_result_page
-from emovec.studies.paper import PaperResult
+from emovec.studies.paper import EmotionPreference, PaperResult
 
 
 def steering_png(result: PaperResult) -> str | None:
@@ -35,8 +35,8 @@ def context(result: PaperResult) -> dict[str, Any]:
                       strict=True), reverse=True)
     return {
         "result": result, "png": steering_png(result),
-        "prefs_top": [f"{e.emotion} {e.r:+.2f}" for e in ranked[::-1][:10]],
-        "prefs_bottom": [f"{e.emotion} {e.r:+.2f}" for e in ranked[:10]],
+        "prefs_top": [_r(e) for e in ranked[::-1][:10]],
+        "prefs_bottom": [_r(e) for e in ranked[:10]],
         "n_beyond": sum(abs(e.r) > result.shuffled_r_p95 for e in result.preference_r),
         "acts": [{"name": a, "score": f"{s:+.2f}", "ci": f"[{lo:+.2f}, {hi:+.2f}]"} for s, lo, hi, a in acts],
         "steer": ("n/a" if result.steering_r is None else
@@ -47,6 +47,11 @@ def context(result: PaperResult) -> dict[str, Any]:
                        for name in ("blissful", "hostile")},
         "title": f"The paper's experiments: {result.model}",
     }
+
+
+def _r(e: EmotionPreference) -> str:
+    ci = f" [{e.r_low:+.2f}, {e.r_high:+.2f}]" if e.r_low is not None and e.r_high is not None else ""
+    return f"{e.emotion} {e.r:+.2f}{ci}"
 
 
 def _random_line(shifts: list[float]) -> str:

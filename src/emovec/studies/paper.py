@@ -30,7 +30,7 @@ from scipy.stats import pearsonr, spearmanr
 from emovec.capture import TokenSelection, capture
 from emovec.data import data_path
 from emovec.errors import EmovecError
-from emovec.metrics import index_bootstrap, readout
+from emovec.metrics import index_bootstrap, pearson_estimate, readout
 from emovec.models.loading import LoadedModel
 from emovec.studies import preferences as prefs
 from emovec.vectors.vector_set import VectorSet
@@ -72,6 +72,8 @@ class EmotionPreference(BaseModel):
     emotion: str
     r: float
     shift: float | None = None
+    r_low: float | None = None  # Fisher-z 95% interval of r over the activities
+    r_high: float | None = None
 
 
 class PaperResult(BaseModel):
@@ -146,7 +148,10 @@ def preference_correlations(read: np.ndarray, scores: np.ndarray, names: Sequenc
                             ) -> tuple[list[EmotionPreference], float]:
     """Per emotion, r across activities between readout and score; the 95th percentile of |r| pooled over
     emotions and activity shuffles (the baseline one emotion's |r| must beat)."""
-    rs = [EmotionPreference(emotion=n, r=float(pearsonr(read[:, e], scores).statistic)) for e, n in enumerate(names)]
+    rs = []
+    for e, n in enumerate(names):
+        est = pearson_estimate(read[:, e], scores)
+        rs.append(EmotionPreference(emotion=n, r=est.value, r_low=est.low, r_high=est.high))
     rng = np.random.default_rng(seed)
     null = [abs(pearsonr(read[:, e], rng.permutation(scores)).statistic)
             for _ in range(max(1, n_perm // len(names) + 1)) for e in range(len(names))]
