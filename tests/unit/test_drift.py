@@ -135,6 +135,15 @@ def test_bad_regimes_and_adapters_get_clear_errors(tiny_llama, tmp_path) -> None
         regime_data("reckless", 8)
     with pytest.raises(FinetuneError, match="not a peft adapter"):
         load_finetuned(tiny_llama, tmp_path)
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    wider = LlamaForCausalLM(LlamaConfig(vocab_size=tiny_llama.model.config.vocab_size, hidden_size=48,
+                                         intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
+                                         num_key_value_heads=2))
+    get_peft_model(wider, LoraConfig(r=2, target_modules=["q_proj", "v_proj"])).save_pretrained(tmp_path / "wide")
+    with pytest.raises(FinetuneError, match="does not fit tiny-llama \\(width 32"):
+        load_finetuned(tiny_llama, tmp_path / "wide")
     data = regime_data("over_refusal", 20, seed=1)
     assert set(data.counts) == {"refuse", "refuse_benign"} and len(data.examples) == sum(data.counts.values())
     assert regime_data("over_refusal", 20, seed=1).examples == data.examples  # seeded

@@ -14,7 +14,8 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,7 +232,8 @@ def _peft_model(lm: LoadedModel, config: FinetuneConfig) -> Any:
     if config.start_from is not None:
         if not (Path(config.start_from) / "adapter_config.json").exists():
             raise FinetuneError(f"--start-from {config.start_from} is not a peft adapter folder")
-        return PeftModel.from_pretrained(lm.model, str(config.start_from), is_trainable=True)
+        with _adapter_fits(config.start_from, lm):
+            return PeftModel.from_pretrained(lm.model, str(config.start_from), is_trainable=True)
     return get_peft_model(lm.model, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                                                lora_dropout=config.lora_dropout, target_modules=config.target_modules,
                                                task_type="CAUSAL_LM"))
@@ -241,6 +243,17 @@ def _write_meta(out: Path, config: FinetuneConfig, counts: dict[str, int], histo
     meta = {"config": json.loads(config.model_dump_json()), "counts": counts, "emovec_version": __version__,
             "log_history": history}
     atomic_write(out / "finetune.json", json.dumps(meta, indent=1, default=str))
+
+
+@contextmanager
+def _adapter_fits(path: str | Path, lm: LoadedModel) -> Iterator[None]:
+    """Turn peft's shape errors for an adapter trained on another model into one clear ``FinetuneError``."""
+    try:
+        yield
+    except (RuntimeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise FinetuneError(f"the adapter at {path} does not fit {lm.name} (width {lm.d_model}, {lm.n_layers} "
+                            f"layers); was it trained on another model? ({first})") from None
 
 
 def load_finetuned(base: str | LoadedModel, adapter: str | Path) -> LoadedModel:
@@ -257,5 +270,6 @@ def load_finetuned(base: str | LoadedModel, adapter: str | Path) -> LoadedModel:
     if not (path / "adapter_config.json").exists():
         raise FinetuneError(f"{path} is not a peft adapter folder (no adapter_config.json)")
     model = copy.deepcopy(lm.model) if isinstance(base, LoadedModel) else lm.model
-    merged = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+    with _adapter_fits(path, lm):
+        merged = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
     return wrap_model(merged, lm.tokenizer, name=f"{lm.name}+{path.parent.name}")
