@@ -80,8 +80,7 @@ def _e(v: float):  # type: ignore[no-untyped-def]
 
 def test_report_renders_the_answer_the_tables_and_escapes_model_names(tmp_path) -> None:
     from emovec.reports.cross_model_report import write_cross_model_report
-    from emovec.studies.cross_model import CrossModelResult
-    from emovec.studies.cross_model_transfer import TransferShift
+    from emovec.studies.cross_model import CrossModelResult, TransferShift
 
     data = _models(shared=True)
     data[2].model = "<b>m2</b>"

@@ -33,7 +33,6 @@ from pydantic import BaseModel, Field
 from emovec import metrics
 from emovec.metrics.alignment import centre, debiased_cka, gcca, mutual_knn, shuffled_null, whiten
 from emovec.studies.cross_model_data import ModelData
-from emovec.studies.cross_model_transfer import TransferShift
 
 ADAPT_N: tuple[int, ...] = (10, 20, 50)
 
@@ -59,6 +58,18 @@ class HeldOut(BaseModel):
     # training model -> direction -> share of its whitened norm the basis captures (captured_share); with
     # "emotions (mean)" and "random directions (mean)", the chance a direction with no relation to the basis gets
     captured: dict[str, dict[str, float]] = {}
+
+
+class TransferShift(BaseModel):
+    """One direction carried into one held-out model (``emovec.studies.cross_model_transfer``); shifts of the
+    refusal log-odds, steered minus plain."""
+
+    model: str
+    direction: str
+    cos_mapped_native: float
+    native: metrics.Estimate
+    mapped: metrics.Estimate
+    random: metrics.Estimate
 
 
 class PairAlignment(BaseModel):
@@ -161,13 +172,28 @@ def alignment_pairs(data: Sequence[ModelData], pcs: int, n_perm: int = 50) -> li
     return out
 
 
+def whitened_views(data: Sequence[ModelData], pcs: int) -> tuple[list[tuple[np.ndarray, np.ndarray]],
+                                                                list[np.ndarray]]:
+    """Every model's whitening ``(mean, W)`` of its shared-stimulus activations and its stimuli in those
+    components (step 1 of the module docs)."""
+    white = [whiten(d.stimuli.numpy(), pcs) for d in data]
+    return white, [(d.stimuli.numpy() - white[i][0]) @ white[i][1] for i, d in enumerate(data)]
+
+
+def label_free_map(view: np.ndarray, shared: np.ndarray) -> np.ndarray:
+    """A held-out model's map from its whitened stimuli onto the shared response, from the stimuli alone (ridge,
+    relative to the view's mean eigenvalue; step 3 of the module docs)."""
+    v = centre(view)
+    ridge = 0.1 * np.trace(v.T @ v) / v.shape[1]
+    return np.asarray(np.linalg.solve(v.T @ v + ridge * np.eye(v.shape[1]), v.T @ shared))
+
+
 def held_out(data: Sequence[ModelData], m: int, pcs: int, ks: Sequence[int], label: str,
              seed: int = 0, n_boot: int = 500) -> tuple[HeldOut, dict[int, float], list[str]]:
     """Leave model ``m`` out (see module docs); also returns the k curve and the basis names."""
     train = [d for i, d in enumerate(data) if i != m]
     target = data[m]
-    white = [whiten(d.stimuli.numpy(), pcs) for d in data]
-    views = [(d.stimuli.numpy() - white[i][0]) @ white[i][1] for i, d in enumerate(data)]
+    white, views = whitened_views(data, pcs)
     train_views = [v for i, v in enumerate(views) if i != m]
     curve = choose_k(train_views, ks, seed)
     k = _pick_k(curve)
@@ -180,9 +206,7 @@ def held_out(data: Sequence[ModelData], m: int, pcs: int, ks: Sequence[int], lab
     x_train = np.concatenate([features(i, basis.w[n]) for n, i in enumerate(train_idx)])
     y_train = np.concatenate([getattr(data[i], label) for i in train_idx])
     # the held-out model's map onto the shared response, from its stimuli alone (ridge, no labels)
-    v_m = centre(views[m])
-    w_m = np.linalg.solve(v_m.T @ v_m + 0.1 * np.trace(v_m.T @ v_m) / v_m.shape[1] * np.eye(v_m.shape[1]),
-                          v_m.T @ basis.g)
+    w_m = label_free_map(views[m], basis.g)
     x_m, y_m = features(m, w_m), getattr(target, label)
     groups = target.request_ids
     xs_train, xs_m = _standardise(x_train, x_m)

@@ -16,9 +16,9 @@ from pydantic import BaseModel
 
 from emovec._files import atomic_write
 from emovec.errors import EmovecError
-from emovec.studies.cross_model import AUC, CrossModelResult, HeldOut, alignment_pairs, held_out
+from emovec.studies.cross_model import AUC, CrossModelResult, HeldOut, TransferShift, alignment_pairs, held_out
 from emovec.studies.cross_model_data import ModelData, collect
-from emovec.studies.cross_model_transfer import TransferShift, mapped_directions, transfer_shifts
+from emovec.studies.cross_model_transfer import mapped_directions, transfer_shifts
 
 DEFAULT_MODELS: tuple[str, ...] = ("gemma-3-270m", "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct")
 

@@ -16,45 +16,24 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from pydantic import BaseModel
 
-from emovec.metrics import Estimate, bootstrap
-from emovec.metrics.alignment import centre, gcca, whiten
+from emovec.metrics import bootstrap
+from emovec.metrics.alignment import centre, gcca
 from emovec.models.loading import LoadedModel
+from emovec.studies.cross_model import TransferShift, label_free_map, whitened_views
 from emovec.studies.cross_model_data import ModelData
 
 TRANSFER: tuple[str, ...] = ("control:refusal", "control:caution", "calm", "afraid")
-
-
-class TransferShift(BaseModel):
-    """One direction carried into one held-out model (shifts: refusal log-odds, steered minus plain)."""
-
-    model: str
-    direction: str
-    cos_mapped_native: float
-    native: Estimate
-    mapped: Estimate
-    random: Estimate
-
-
-def _maps(data: Sequence[ModelData], m: int, pcs: int, k: int) -> tuple[
-        list[tuple[np.ndarray, np.ndarray]], list[np.ndarray], np.ndarray, list[int]]:
-    """Whitening of every model, the training models' basis loadings, ``m``'s map onto the shared response."""
-    white = [whiten(d.stimuli.double().numpy(), pcs) for d in data]
-    views = [(d.stimuli.double().numpy() - white[i][0]) @ white[i][1] for i, d in enumerate(data)]
-    train = [i for i in range(len(data)) if i != m]
-    basis = gcca([centre(views[i]) for i in train], k)
-    v_m = centre(views[m])
-    ridge = 0.1 * np.trace(v_m.T @ v_m) / v_m.shape[1]
-    w_m = np.linalg.solve(v_m.T @ v_m + ridge * np.eye(v_m.shape[1]), v_m.T @ basis.g)
-    return white, list(basis.w), w_m, train
 
 
 def mapped_directions(data: Sequence[ModelData], m: int, pcs: int, k: int,
                       names: Sequence[str] = TRANSFER) -> dict[str, np.ndarray]:
     """Each named direction of the training models carried into model ``m``'s activation space (unit vectors,
     the mean over training models that have it; see module docs)."""
-    white, loadings, w_m, train = _maps(data, m, pcs, k)
+    white, views = whitened_views(data, pcs)
+    train = [i for i in range(len(data)) if i != m]
+    basis = gcca([centre(views[i]) for i in train], k)
+    loadings, w_m = basis.w, label_free_map(views[m], basis.g)
     back = np.linalg.pinv(w_m) @ np.linalg.pinv(white[m][1])  # shared response -> m's activation space
     out: dict[str, np.ndarray] = {}
     for name in names:
@@ -62,7 +41,7 @@ def mapped_directions(data: Sequence[ModelData], m: int, pcs: int, k: int,
         for n, i in enumerate(train):
             if name not in data[i].names:
                 continue
-            d = data[i].directions[data[i].names.index(name)].double().numpy()
+            d = data[i].directions[data[i].names.index(name)].numpy().astype(np.float64)
             v = (d @ white[i][1]) @ loadings[n] @ back
             if np.linalg.norm(v) > 0:
                 carried.append(v / np.linalg.norm(v))

@@ -174,10 +174,8 @@ def steering_shifts(lm: LoadedModel, vectors: VectorSet, layer: int, acts: Seque
         return float(np.mean(np.log(steered / (1 - steered)) - np.log(plain / (1 - plain))))
 
     out = {name: shift(vectors.vector(name, layer)) for name in emotions}
-    gen = torch.Generator().manual_seed(seed)
-    norm = float(vectors.vector(emotions[0], layer).float().norm()) if emotions else 1.0
-    randoms = [shift(torch.nn.functional.normalize(torch.randn(vectors.d_model, generator=gen), dim=0) * norm)
-               for _ in range(n_random)]
+    gen = torch.Generator().manual_seed(seed)  # the steer adds scale * unit(direction): every norm is the same
+    randoms = [shift(torch.randn(vectors.d_model, generator=gen)) for _ in range(n_random)]
     return out, randoms
 
 
