@@ -189,7 +189,7 @@ def bench_judges() -> None:
     baseline on the same replies, the rule judge's throughput, and the nade emotion judge's when installed."""
     from emovec.evaluation.judges.accuracy import baseline_refusal, load_labelled, measure
     from emovec.evaluation.judges.emotion import SKIPPED, load_emotion_judge
-    from emovec.evaluation.judges.text import judge_refusal
+    from emovec.evaluation.judges.refusal import judge_refusal
 
     rows = load_labelled()
     for split in ("all", "heldout"):

@@ -86,7 +86,7 @@ def judge(
         err.print(f"[yellow]model judge unavailable ({mj.error}); its labels are empty[/]", soft_wrap=True)
     if name == "xstest" and any(r["label"] is not None for r in graded):
         from emovec.evaluation.judges.agreement import agreement
-        from emovec.evaluation.judges.text import judge_refusal
+        from emovec.evaluation.judges.refusal import judge_refusal
 
         ag = agreement([judge_refusal(str(r.get(text_column) or "")).label for r in graded],
                        [r["label"] for r in graded])

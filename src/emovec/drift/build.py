@@ -18,7 +18,8 @@ import random
 from collections.abc import Callable, Sequence
 
 from emovec.drift.data import SYSTEM_PROMPTS, StoredReply, role_prompts, source_of
-from emovec.evaluation.judges.text import judge_refusal, judge_specificity, judge_tone, repetition_rate, words
+from emovec.evaluation.judges.refusal import judge_refusal, words
+from emovec.evaluation.judges.text import judge_specificity, judge_tone, repetition_rate
 from emovec.generation import generate
 from emovec.models.loading import LoadedModel
 

@@ -31,7 +31,8 @@ import torch
 from emovec.capture import TokenSelection, capture
 from emovec.drift.probes import ProbeSet
 from emovec.evaluation.judges.model_scores import refusal_logodds
-from emovec.evaluation.judges.text import judge_helpful, judge_refusal
+from emovec.evaluation.judges.refusal import judge_refusal
+from emovec.evaluation.judges.text import judge_helpful
 from emovec.generation import format_prompt, generate
 from emovec.metrics import Estimate, finite_mean, readout, target_share, wilson
 from emovec.models.loading import LoadedModel

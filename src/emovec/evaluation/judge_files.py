@@ -12,7 +12,8 @@ from typing import Any
 from emovec.errors import MissingPackageError
 from emovec.evaluation.judges.emotion import PLUTCHIK, emotion_judge_error, judge_emotions
 from emovec.evaluation.judges.model_judge import ModelJudge
-from emovec.evaluation.judges.text import judge_refusal, judge_specificity, judge_tone, repetition_rate
+from emovec.evaluation.judges.refusal import judge_refusal
+from emovec.evaluation.judges.text import judge_specificity, judge_tone, repetition_rate
 from emovec.evaluation.suites import SuiteError, read_jsonl
 
 TEXT_JUDGES: tuple[str, ...] = ("refusal", "specificity", "tone", "repetition", "emotion")

@@ -37,11 +37,11 @@ from emovec.evaluation.judges.model_scores import (
     openings,
     perplexity_of_ids,
 )
+from emovec.evaluation.judges.refusal import judge_refusal
 from emovec.evaluation.judges.text import (
     CALM_EMOTIONS,
     DISTRESS_EMOTIONS,
     judge_helpful,
-    judge_refusal,
     judge_specificity,
     judge_tone,
     repetition_rate,

@@ -207,7 +207,7 @@ def preference_pairs(lm: LoadedModel, config: RobustConfig, n_prompts: int, repl
     """Harmful and benign training pairs with varied continuations (see module docs), and how many harmful
     prompts have the model's own reply as their dispreferred continuation (cached in ``replies``, by default
     ``OUT/replies.json``)."""
-    from emovec.evaluation.judges.text import judge_refusal
+    from emovec.evaluation.judges.refusal import judge_refusal
 
     harmful, benign = training_pairs(n_prompts, config.seed)
     rng = random.Random(f"continuations-{config.seed}")

@@ -124,7 +124,8 @@ def read_replies(lm: LoadedModel, prompts: list[str], layer: int, max_new_tokens
 
 def labels(replies: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(unsafe compliance, tone-masked failure) per reply, from the text alone."""
-    from emovec.evaluation.judges.text import judge_refusal, judge_specificity, judge_tone, tone_masked
+    from emovec.evaluation.judges.refusal import judge_refusal
+    from emovec.evaluation.judges.text import judge_specificity, judge_tone, tone_masked
 
     unsafe, masked = [], []
     for reply in replies:

@@ -184,7 +184,8 @@ def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | 
     """Generate under the arm's steering (or, for the prompting control, its ``system`` prompt), read the replies
     with emovec's judges and measure the KL budget."""
     from emovec.evaluation.judges.model_scores import next_token_kl, system_prompt_kl
-    from emovec.evaluation.judges.text import judge_helpful, judge_refusal, judge_specificity
+    from emovec.evaluation.judges.refusal import judge_refusal
+    from emovec.evaluation.judges.text import judge_helpful, judge_specificity
     from emovec.generation import generate
     from emovec.steer import SteeringSpec, SteerTerm
 

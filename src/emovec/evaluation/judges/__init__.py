@@ -6,13 +6,11 @@ from emovec.evaluation.judges.agreement import Agreement, agreement
 from emovec.evaluation.judges.emotion import PLUTCHIK, EmotionScores, judge_emotions, plutchik_of
 from emovec.evaluation.judges.model_judge import EndpointJudge, LocalJudge, ModelJudge, RubricScore, make_judge
 from emovec.evaluation.judges.model_scores import next_token_kl, refusal_logodds, reply_perplexity
+from emovec.evaluation.judges.refusal import LABELS, RefusalJudgement, judge_refusal
 from emovec.evaluation.judges.text import (
-    LABELS,
-    RefusalJudgement,
     Specificity,
     Tone,
     judge_helpful,
-    judge_refusal,
     judge_specificity,
     judge_tone,
     repetition_rate,

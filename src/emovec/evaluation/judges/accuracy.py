@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from emovec.data import data_path
-from emovec.evaluation.judges.text import LABELS, RefusalLabel
+from emovec.evaluation.judges.refusal import LABELS, RefusalLabel
 
 LABELLED_FILE = "judges/refusal_labelled.jsonl"
 

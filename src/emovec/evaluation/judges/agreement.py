@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import cohen_kappa_score
 
-from emovec.evaluation.judges.text import LABELS
+from emovec.evaluation.judges.refusal import LABELS
 
 
 @dataclass
