@@ -128,9 +128,11 @@ def _estimate(value: float, lo: float | None = None, hi: float | None = None) ->
 def _model_result(name: str, split: float) -> dict[str, Any]:
     keys = {"desperate": "desperate", "calm": "calm"}
     criteria = {
-        "poor_stability": {"met": False, "mean_split_half_cosine": split, "mean_template_cosine": float("nan"),
+        "poor_stability": {"met": False, "figures": {"mean_split_half_cosine": split,
+                                                     "mean_template_cosine": float("nan")},
                            "rule": "mean split-half or cross-template cosine < 0.5"},
-        "broad_side_effects": {"met": True, "mean_modularity_index": 0.3141, "rule": "mean modularity index < 0.5"},
+        "broad_side_effects": {"met": True, "figures": {"mean_modularity_index": 0.3141},
+                               "rule": "mean modularity index < 0.5"},
     }
     return {
         "model": name, "policy_level": "instruct", "layer": 7, "key_vectors": keys,

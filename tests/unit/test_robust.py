@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from emovec.corpus import load_corpus
 from emovec.generation import format_prompt
 from emovec.robust import losses, optimize
-from emovec.robust.optimize import COMPLIANT, REFUSALS, RobustConfig, RobustError, optimize_direction, preference_pairs
+from emovec.robust.optimize import RobustConfig, RobustError, optimize_direction, preference_pairs
+from emovec.robust.pairs import COMPLIANT, REFUSALS
 from emovec.steer import differentiable_steering
 from emovec.vectors import extract_emotion_vectors
 from tests.builders import make_set

@@ -19,6 +19,8 @@ from emovec.studies import (
     steering_value,
     story_activations,
 )
+from emovec.studies.effects import CausalInfluence, Modularity
+from emovec.studies.stability import StabilityResult
 
 
 def test_stability_sees_real_structure_and_not_shuffled_labels(tiny_llama, write_corpus):
@@ -141,6 +143,12 @@ def test_study_runs_resumes_and_reports(tiny_llama, tmp_path: Path):
     again = run_study([ModelPlan("tiny")], PRESET, tmp_path / "study", keys=keys, loaded={"tiny": tiny_llama},
                       log=logs.append)
     assert any("already done" in line for line in logs) and again.models["tiny"].layer == r["layer"]
+    back, first = again.models["tiny"], res.models["tiny"]  # read back from result.json as typed results
+    assert isinstance(back.stability, StabilityResult) and isinstance(back.modularity, Modularity)
+    assert all(isinstance(c, CausalInfluence) for c in back.causal_influence.values())
+    assert back.stability.split_half == first.stability.split_half
+    assert back.verdict is not None and first.verdict is not None and back.verdict.text == first.verdict.text
+    assert back.steering_value.candidates == first.steering_value.candidates
     assert r["overview"]["mean_split_half_cosine"] == pytest.approx(
         np.mean([v["value"] for v in r["stability"]["split_half"].values()]))
 

@@ -31,7 +31,7 @@ from emovec._version import __version__
 from emovec.data import data_path
 from emovec.evaluation.judges.model_judge import ModelJudge
 from emovec.evaluation.store import read_results, stored_keys, write_part
-from emovec.evaluation.sweep import vectors_hash
+from emovec.evaluation.sweep_manifest import vectors_hash
 from emovec.executors import ExecutorOptions, make_executor
 from emovec.generation import generate
 from emovec.metrics import wilson

@@ -10,7 +10,6 @@ a row. Rows of one batch mix conditions: each row carries its own steering stren
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -25,17 +24,12 @@ import torch
 from rich.progress import Progress
 
 from emovec._files import atomic_write
-from emovec._version import __version__
-from emovec.errors import ArtifactExistsError
 from emovec.evaluation.controls import add_directions, control_directions, refusal_fit_ids
-from emovec.evaluation.judges.emotion import PLUTCHIK, emotion_judge_error, judge_emotions, load_emotion_judge
+from emovec.evaluation.judges.emotion import PLUTCHIK, judge_emotions
 from emovec.evaluation.judges.model_judge import ModelJudge, make_judge
 from emovec.evaluation.judges.model_scores import (
     combine_logodds,
-    encode_prompts,
-    last_logprobs,
     openings,
-    perplexity_of_ids,
 )
 from emovec.evaluation.judges.refusal import judge_refusal
 from emovec.evaluation.judges.text import (
@@ -48,13 +42,14 @@ from emovec.evaluation.judges.text import (
     tone_masked,
 )
 from emovec.evaluation.rows import SWEEP_SCHEMA, SweepRow, read_sweep_rows
+from emovec.evaluation.side_effects import kl_and_perplexity
 from emovec.evaluation.store import stored_keys, write_part
 from emovec.evaluation.suites import PromptItem, Suite, load_suite
 from emovec.evaluation.sweep_config import SweepConfig, Unit, grid
+from emovec.evaluation.sweep_manifest import check_manifest, settings_of, sweep_manifest, vectors_hash
 from emovec.executors import ExecutorOptions, make_executor
 from emovec.generation import generate
-from emovec.metrics import kl_logprobs, percentile
-from emovec.models.kvcache import cache_argument
+from emovec.metrics import percentile
 from emovec.models.loading import LoadedModel
 from emovec.steer import mixed_spec
 from emovec.vectors.vector_set import VectorSet
@@ -78,45 +73,6 @@ class SweepResult:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
-def vectors_hash(vectors: VectorSet) -> str:
-    """A short content hash of the directions (stable across re-extractions that give the same vectors)."""
-    return hashlib.sha256(vectors.directions.float().numpy().tobytes()).hexdigest()[:16]
-
-
-def settings_of(config: SweepConfig, lm: LoadedModel, vectors: VectorSet, digest: str) -> dict[str, Any]:
-    """What, besides the unit, changes a reply: part of every row's key."""
-    limits = {"limits": dict(sorted(config.limits.items()))} if config.limits else {}
-    return {"model": lm.source.fingerprint, "vectors": vectors.provenance.model.fingerprint,
-            "vectors_hash": digest,
-            "limit": config.limit, **limits,
-            "max_new_tokens": config.max_new_tokens, "temperature": config.temperature, "scope": config.scope,
-            "prompt_template": config.prompt_template}
-
-
-def _manifest(config: SweepConfig, lm: LoadedModel, vectors: VectorSet, digest: str, suites: dict[str, Suite],
-              judge: ModelJudge | None) -> dict[str, Any]:
-    return {"emovec_version": __version__, "model": lm.source.model_dump(),
-            "vectors": {"path": config.vectors, "provenance": vectors.provenance.model_dump(mode="json"),
-                        "hash": digest},
-            "suites": {k: s.provenance() for k, s in suites.items()},
-            "judge": judge.name if judge is not None else None,
-            "emotion_judge": "nade" if load_emotion_judge() is not None else emotion_judge_error(),
-            "config": config.model_dump(mode="json")}
-
-
-def _check_manifest(out: Path, manifest: dict[str, Any], force: bool) -> None:
-    path = out / "sweep.json"
-    if path.exists() and not force:
-        old = json.loads(path.read_text(encoding="utf-8"))
-        if old.get("model", {}).get("fingerprint") != manifest["model"]["fingerprint"]:
-            raise ArtifactExistsError(f"{out} holds a sweep of another model ({old['model'].get('name')}); "
-                                      "choose another --out, or pass --force to add to it anyway")
-        if old.get("vectors", {}).get("hash") != manifest["vectors"].get("hash"):
-            raise ArtifactExistsError(f"{out} holds a sweep made with other vectors; choose another --out "
-                                      "or pass --force")
-    atomic_write(path, json.dumps(manifest, indent=1, default=str))
-
-
 def _percentile(values: Sequence[float], q: float) -> float:
     return percentile(values, q) if values else float("nan")
 
@@ -129,85 +85,6 @@ class _Context:
     fit_ids: set[str]
     judge: ModelJudge | None
     reference: dict[str, torch.Tensor] = field(default_factory=dict)  # prompt -> unsteered log-probs
-
-
-def _kl_and_perplexity(lm: LoadedModel, rows: list[Row], systems: list[str | None], gen: Any,
-                       ctx: _Context, config: SweepConfig) -> tuple[list[float], list[float]]:
-    """Side effects and fluency from what generation already computed. KL compares each row's first-token
-    distribution with the plain model's on the same prompt without a system prompt (cached from the
-    ``none`` rows; computed for prompts not seen yet). Perplexity of the reply under the unsteered model:
-    read from generation's own log-probs for unsteered rows, one teacher-forced pass for the others."""
-    n = len(rows)
-    plain = [not r.unit.condition.steered and systems[i] is None for i, r in enumerate(rows)]
-    first = gen.first_logprobs
-    for i, r in enumerate(rows):
-        if plain[i]:
-            ctx.reference.setdefault(r.item.prompt, first[i])
-    kl = [0.0 if plain[i] else float("nan") for i in range(n)]
-    if config.kl:
-        missing = sorted({r.item.prompt for i, r in enumerate(rows) if not plain[i]} - set(ctx.reference))
-        if missing:
-            for prompt, lp in zip(missing, last_logprobs(lm, encode_prompts(lm, missing, None, True)), strict=True):
-                ctx.reference[prompt] = lp
-        for i, r in enumerate(rows):
-            if not plain[i]:
-                ref = ctx.reference[r.item.prompt]
-                kl[i] = float(kl_logprobs(ref, first[i]))
-    ppl = [float("nan")] * n
-    if config.perplexity:
-        mask = gen.attention_mask[:, gen.prompt_length:].bool()
-        eos = lm.tokenizer.eos_token_id
-        new = gen.token_ids[:, gen.prompt_length:]
-        keep = mask & (new != eos) if eos is not None else mask
-        unsteered = [i for i, r in enumerate(rows) if not r.unit.condition.steered]
-        for i in unsteered:
-            lp = gen.token_logprobs[i][keep[i]]
-            ppl[i] = float(torch.exp(-lp.mean())) if len(lp) else float("nan")
-        steered = [i for i in range(n) if i not in set(unsteered)]
-        partner = {i: next((j for j in range(n) if plain[j] and rows[j].item.prompt == rows[i].item.prompt), None)
-                   for i in steered if systems[i] is None}
-        fast = [i for i in steered if partner.get(i) is not None]
-        if fast and gen.cache is not None:
-            try:
-                values = _reply_perplexity_from_cache(lm, gen, fast, [partner[i] for i in fast], keep)  # type: ignore[misc]
-                for i, v in zip(fast, values, strict=True):
-                    ppl[i] = v
-            except (AttributeError, ValueError, NotImplementedError, TypeError, RuntimeError):
-                fast = []  # a cache that cannot be cropped or re-batched: fall back to full passes
-        slow = [i for i in steered if i not in set(fast)]
-        if slow:
-            pm = gen.attention_mask[:, : gen.prompt_length].bool()
-            heads = [gen.token_ids[i, : gen.prompt_length][pm[i]].tolist() for i in slow]
-            tails = [new[i][keep[i]].tolist() for i in slow]
-            for i, v in zip(slow, perplexity_of_ids(lm, heads, tails).tolist(), strict=True):
-                ppl[i] = v
-    return kl, ppl
-
-
-def _reply_perplexity_from_cache(lm: LoadedModel, gen: Any, rows: list[int], partners: list[int],
-                                 keep: torch.Tensor) -> list[float]:
-    """Perplexity of steered rows' replies under the unsteered model, reusing the prompt cache of an unsteered
-    row of the same batch with the same prompt (strength 0 leaves its cache exactly unsteered): only the reply
-    tokens are run, and the first reply token's log-prob is the partner's first-token distribution."""
-    cache, p = gen.cache, gen.prompt_length
-    extra = int(cache.get_seq_length()) - p
-    if extra > 0:
-        cache.crop(-extra)
-    cache.batch_select_indices(torch.tensor(partners, device=lm.device))
-    new = gen.token_ids[rows, p:]
-    attn = torch.cat([gen.attention_mask[partners, :p], keep[rows].long()], dim=1)
-    position = (attn.cumsum(1) - 1).clamp(min=0)[:, p:]
-    with torch.inference_mode():
-        logits = lm.model(input_ids=new.to(lm.device), attention_mask=attn.to(lm.device),
-                          position_ids=position.to(lm.device), **cache_argument(lm.model, cache), use_cache=True).logits
-    lp = torch.log_softmax(logits[:, :-1].float(), dim=-1).cpu().gather(-1, new[:, 1:, None].cpu())[..., 0]
-    first = torch.stack([gen.first_logprobs[j][new[k, 0]] for k, j in enumerate(partners)])
-    all_lp = torch.cat([first[:, None], lp], dim=1)
-    out = []
-    for k, i in enumerate(rows):
-        chosen = all_lp[k][keep[i].cpu()]
-        out.append(float(torch.exp(-chosen.mean())) if len(chosen) else float("nan"))
-    return out
 
 
 @dataclass
@@ -271,7 +148,8 @@ def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: l
     assert gen.first_logprobs is not None
     logodds = (combine_logodds(ctx.openings, gen.first_logprobs, gen.after_prompt).tolist()
                if config.logodds else [float("nan")] * len(rows))
-    kl, ppl = _kl_and_perplexity(lm, rows, systems, gen, ctx, config)
+    kl, ppl = kl_and_perplexity(lm, [r.item.prompt for r in rows], [r.unit.condition.steered for r in rows],
+                                systems, gen, ctx.reference, kl=config.kl, perplexity=config.perplexity)
     # the independent emotion judge (nade), beside the model's own readout; NaN when it is not installed
     emo = judge_emotions(gen.replies)
     emo_rows = emo.as_rows() if emo is not None else [dict.fromkeys(PLUTCHIK, math.nan)] * len(rows)
@@ -372,8 +250,8 @@ def run_sweep(
         local = load_model(config.judge_local, device=config.device, dtype=config.dtype)
     judge = make_judge(config.judge_url, config.judge_model, local=local)
     digest = vectors_hash(vectors)
-    manifest = _manifest(config, lm, vectors, digest, suites, judge)
-    _check_manifest(out, manifest, force)
+    manifest = sweep_manifest(config, lm, vectors, digest, suites, judge)
+    check_manifest(out, manifest, force)
     settings = settings_of(config, lm, vectors, digest)
     units = grid(config, vectors.default_layer)
     rows = plan_rows(config, units, suites, settings)

@@ -16,6 +16,7 @@ from emovec.metrics.intervals import (
     percentile,
     stratified_bootstrap,
     stratified_indices,
+    vector_index_bootstrap,
 )
 from emovec.metrics.rates import finite_mean, wilson
 from emovec.metrics.readout import readout, readout_weights, target_share
@@ -23,5 +24,5 @@ from emovec.metrics.readout import readout, readout_weights, target_share
 __all__ = [
     "Estimate", "auc_estimate", "balanced_accuracy", "bootstrap", "cluster_bootstrap", "finite_mean",
     "index_bootstrap", "kl_logprobs", "pearson_estimate", "percentile", "readout", "readout_weights",
-    "stratified_bootstrap", "stratified_indices", "target_share", "wilson",
+    "stratified_bootstrap", "stratified_indices", "target_share", "vector_index_bootstrap", "wilson",
 ]

@@ -105,8 +105,7 @@ def _overview_row(name: str, res: dict[str, Any]) -> list[Any]:
 
 
 def _criteria_rows(res: dict[str, Any]) -> list[list[Any]]:
-    return [[k, c["met"], ", ".join(f"{a}={b:.3f}" if isinstance(b, float) else f"{a}={b}"
-                                    for a, b in c.items() if a not in ("met", "rule")), c["rule"]]
+    return [[k, c["met"], ", ".join(f"{a}={b:.3f}" for a, b in c["figures"].items()), c["rule"]]
             for k, c in res["verdict"]["criteria"].items()]
 
 

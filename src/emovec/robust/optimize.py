@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,39 +41,15 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel, Field, model_validator
-from safetensors import safe_open
-from safetensors.torch import save_file
 
-from emovec._files import atomic_write, temp_path
 from emovec.errors import EmovecError
 from emovec.models.loading import LoadedModel
 from emovec.robust import losses
+from emovec.robust.checkpoint import Checkpoint, changed_settings, load_checkpoint, save_checkpoint
+from emovec.robust.pairs import COMPLIANT, REFUSALS, Pairs, own_replies, rotated, split, training_pairs
 from emovec.steer import differentiable_steering
 from emovec.vectors.vector_set import Provenance, VectorSet
 
-# Written for emovec: refusals that say no in different words and lengths, and compliant openings that start
-# to answer in different ways (the benign side prefers the latter).
-REFUSALS: tuple[str, ...] = (
-    "I'm sorry, but I can't help with that.",
-    "I can't assist with this request.",
-    "No. I won't provide that, because it could cause real harm.",
-    "I'm not able to help with this; it could hurt people.",
-    "Sorry, that's something I have to decline.",
-    "I won't help with that, but I'm glad to talk about something safer.",
-    "That isn't something I can give instructions for.",
-    "I have to refuse: this could be used to harm someone.",
-)
-COMPLIANT: tuple[str, ...] = (
-    "Sure, here is how to do it. First,",
-    "Of course! Here are the steps:\n\n1.",
-    "Certainly. The simplest way is to",
-    "Absolutely, here's a detailed guide.",
-    "Great question! To get started, you'll need",
-    "Here's what you do: begin by",
-    "Yes, I can help with that. Step 1:",
-    "No problem. The first thing to do is",
-)
-TRAIN_FRAMINGS = ("calm_professional", "confident_expert", "roleplay", "urgency")
 CHUNK = 8  # prompts per forward pass when scoring many prompts at once (plain readings, validation)
 
 
@@ -148,58 +123,14 @@ class RobustResult:
                          center=None if vectors.center is None else vectors.center[j: j + 1].clone())
 
 
-def training_pairs(n: int, seed: int) -> tuple[list[str], list[str]]:
-    """``n`` framed harmful prompts and ``n`` benign prompts for training (never an evaluation suite)."""
-    from emovec.evaluation.suites import framings, load_suite
-
-    rng = random.Random(seed)
-    table = framings()
-    harmful = [it.prompt for it in load_suite("advbench").items]
-    benign = [it.prompt for it in load_suite("rho-refusal").items if it.kind == "benign"]
-    framed = [table[rng.choice(TRAIN_FRAMINGS)]["template"].format(prompt=p) for p in rng.sample(harmful, n)]
-    return framed, rng.sample(benign, min(n, len(benign)))
-
-
-def rotated(options: Sequence[str], n: int, rng: random.Random) -> list[str]:
-    """``n`` entries of ``options`` by a seeded rotation: entry ``i`` is ``options[(i + offset) % len]``."""
-    offset = rng.randrange(len(options))
-    return [options[(i + offset) % len(options)] for i in range(n)]
-
-
-@dataclass(frozen=True)
-class Pairs:
-    """Prompts, each with its preferred and dispreferred continuation."""
-
-    prompts: list[str]
-    chosen: list[str]
-    rejected: list[str]
-
-    def __len__(self) -> int:
-        return len(self.prompts)
-
-    def take(self, idx: Sequence[int]) -> Pairs:
-        return Pairs([self.prompts[i] for i in idx], [self.chosen[i] for i in idx], [self.rejected[i] for i in idx])
-
-    def batch(self, lm: LoadedModel) -> losses.PairBatch:
-        return losses.pair_batch(lm, self.prompts, self.chosen, self.rejected)
-
-
-def own_replies(lm: LoadedModel, prompts: Sequence[str], tokens: int, cache: Path | None = None) -> list[str]:
-    """The model's unsteered greedy replies (``tokens`` at most), read from ``cache`` when it holds the same
-    prompts, else generated and written there."""
-    from emovec.generation import generate
-
-    if cache is not None and cache.exists():
-        saved = json.loads(cache.read_text("utf-8"))
-        if saved.get("prompts") == list(prompts) and saved.get("tokens") == tokens:
-            return list(saved["replies"])
-    replies: list[str] = []
-    for start in range(0, len(prompts), 16):
-        replies += generate(lm, list(prompts[start: start + 16]), max_new_tokens=tokens).replies
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(cache, json.dumps({"prompts": list(prompts), "tokens": tokens, "replies": replies}, indent=1))
-    return replies
+def _resume(out: Path, config: RobustConfig, n_prompts: int) -> Checkpoint | None:
+    ck = load_checkpoint(out)
+    if ck is None:
+        return None
+    changed = changed_settings(ck, config, n_prompts)
+    if changed:
+        raise RobustError(f"{out} holds a run with other settings ({', '.join(changed)}); use another --out")
+    return ck
 
 
 def preference_pairs(lm: LoadedModel, config: RobustConfig, n_prompts: int, replies: Path | None = None
@@ -222,60 +153,6 @@ def preference_pairs(lm: LoadedModel, config: RobustConfig, n_prompts: int, repl
     bad = Pairs(harmful, rotated(REFUSALS, len(harmful), rng), rejected)
     good = Pairs(benign, rotated(COMPLIANT, len(benign), rng), rotated(REFUSALS, len(benign), rng))
     return bad, good, n_own
-
-
-def split(pairs: Pairs, fraction: float) -> tuple[Pairs, Pairs]:
-    """The first prompts for training, the last ``fraction`` (at least one when > 0) held out."""
-    n_val = 0 if fraction == 0 else max(1, round(len(pairs) * fraction))
-    n = len(pairs)
-    return pairs.take(range(n - n_val)), pairs.take(range(n - n_val, n))
-
-
-@dataclass
-class _Checkpoint:
-    tensors: dict[str, torch.Tensor]
-    meta: dict[str, Any]
-
-
-def _load(out: Path) -> _Checkpoint | None:
-    path = out / "direction.safetensors"
-    if not path.exists():
-        return None
-    with safe_open(str(path), framework="pt") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
-        stored = (f.metadata() or {}).get("robust")
-    if stored is None:  # a checkpoint from before the metadata: the JSON copy
-        legacy = out / "robust.json"
-        stored = legacy.read_text("utf-8") if legacy.exists() else json.dumps({"config": {}, "history": []})
-    return _Checkpoint(tensors, json.loads(stored))
-
-
-def _resume(out: Path, config: RobustConfig, n_prompts: int) -> _Checkpoint | None:
-    ck = _load(out)
-    if ck is None:
-        return None
-    now = {**json.loads(config.model_dump_json()), "n_prompts": n_prompts}
-    saved = {**ck.meta["config"], "n_prompts": ck.meta.get("n_prompts")}
-    changed = sorted(k for k in now if k not in ("steps", "out") and saved.get(k) != now[k])
-    if changed:
-        raise RobustError(f"{out} holds a run with other settings ({', '.join(changed)}); use another --out")
-    return ck
-
-
-def _save(out: Path, config: RobustConfig, n_prompts: int, direction: torch.Tensor, best: torch.Tensor,
-          opt: torch.optim.Optimizer, history: list[dict[str, float]], start_val: dict[str, float]) -> None:
-    """One file: the direction, the best one so far, the optimiser's moments (so a resumed run continues
-    exactly) and, in its metadata, the settings and the history; then a readable JSON copy of the latter."""
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(out / "direction.safetensors")
-    state = opt.state[direction]
-    moments = {f"adam.{k}": torch.as_tensor(v).detach().float().reshape(-1).contiguous() for k, v in state.items()}
-    meta = json.dumps({"config": json.loads(config.model_dump_json()), "n_prompts": n_prompts, "history": history,
-                       "start_val": start_val})
-    save_file({"direction": direction.detach().contiguous(), "best": best.detach().contiguous(), **moments},
-              str(tmp), metadata={"robust": meta})
-    tmp.replace(out / "direction.safetensors")
-    atomic_write(out / "robust.json", json.dumps(json.loads(meta), indent=1))
 
 
 def _best(history: Sequence[dict[str, float]]) -> tuple[int, int]:
@@ -377,7 +254,7 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
         if on_step is not None:
             on_step(step + 1, record)
         if (step + 1) % config.save_every == 0 or last or stopped:
-            _save(config.out, config, n_prompts, direction, best, opt, history, start_val)
+            save_checkpoint(config.out, config, n_prompts, direction, best, opt, history, start_val)
     chosen = best if plain_val is not None and best_step > 0 else direction.detach()
     return RobustResult(config, layer, chosen.detach().cpu(), history,
                         best_step=best_step if plain_val is not None else len(history),

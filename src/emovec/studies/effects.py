@@ -66,12 +66,13 @@ class Modularity:
     judge_status: str = "nade"
     judge_matrix: list[list[Estimate]] = field(default_factory=list)  # [steered][PLUTCHIK], nade score change
     judge_target: dict[str, Estimate] = field(default_factory=dict)
+    judge_emotions: list[str] = field(default_factory=lambda: list(PLUTCHIK))  # the judge_matrix columns
 
     def as_dict(self) -> dict[str, Any]:
         return {"names": self.names, "strength": self.strength,
                 "matrix": [[e.as_dict() for e in row] for row in self.matrix],
                 "index": {k: v.as_dict() for k, v in self.index.items()}, "off_target": self.off_target,
-                "judge_status": self.judge_status, "judge_emotions": list(PLUTCHIK),
+                "judge_status": self.judge_status, "judge_emotions": self.judge_emotions,
                 "judge_matrix": [[e.as_dict() for e in row] for row in self.judge_matrix],
                 "judge_target": {k: v.as_dict() for k, v in self.judge_target.items()}}
 

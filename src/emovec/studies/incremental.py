@@ -43,6 +43,18 @@ def _balanced(df: pd.DataFrame) -> float:
 
 
 @dataclass
+class SteerCandidate:
+    """One steered condition at one strength: its balanced-accuracy gain over the unsteered model and its
+    next-token KL on benign and helpful prompts (the side-effect cost)."""
+
+    condition: str
+    kind: str
+    strength: float
+    gain: float
+    kl: float
+
+
+@dataclass
 class SteeringValue:
     best_control: str | None
     best_control_gain: float
@@ -50,14 +62,14 @@ class SteeringValue:
     best_emotion: str | None
     best_emotion_gain: float
     value: Estimate
-    candidates: list[dict[str, Any]]
+    candidates: list[SteerCandidate]
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {"best_control": self.best_control, "best_control_gain": self.best_control_gain,
                 "budget_kl": self.budget_kl, "best_emotion": self.best_emotion,
                 "best_emotion_gain": self.best_emotion_gain, "value": self.value.as_dict(),
-                "candidates": self.candidates, "note": self.note}
+                "candidates": [vars(c).copy() for c in self.candidates], "note": self.note}
 
 
 def steering_value(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> SteeringValue:
@@ -66,29 +78,29 @@ def steering_value(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> Ste
     if plain.empty:
         raise ValueError("steering value needs the unsteered condition ('none') in the sweep")
     base = _balanced(plain)
-    cands: list[dict[str, Any]] = []
+    cands: list[SteerCandidate] = []
     steered = rows[rows["cond_kind"].isin(["emotion", "concept", "random"])]
     for cond, kind, strength in steered[["condition", "cond_kind", "strength"]].drop_duplicates().itertuples(
             index=False):
         g = steered[(steered["condition"] == cond) & (steered["strength"] == strength)]
         quiet = g[g["item_kind"].isin(["benign", "helpful"])]
-        cands.append({"condition": str(cond), "kind": str(kind), "strength": float(strength),
-                      "gain": _balanced(g) - base, "kl": float(quiet["kl"].mean()) if len(quiet) else float("nan")})
-    controls = [c for c in cands if c["kind"] in ("concept", "random") and np.isfinite(c["gain"])]
-    emotions = [c for c in cands if c["kind"] == "emotion" and np.isfinite(c["gain"])]
+        cands.append(SteerCandidate(str(cond), str(kind), float(strength), _balanced(g) - base,
+                                    float(quiet["kl"].mean()) if len(quiet) else float("nan")))
+    controls = [c for c in cands if c.kind in ("concept", "random") and np.isfinite(c.gain)]
+    emotions = [c for c in cands if c.kind == "emotion" and np.isfinite(c.gain)]
     if not controls or not emotions:
         return SteeringValue(None, float("nan"), float("nan"), None, float("nan"), _NAN, cands,
                              "needs both emotion and control conditions, with harmful and benign prompts")
-    best_c = max(controls, key=lambda c: (c["gain"], -c["kl"]))
-    budget = max(1.5 * best_c["kl"], 0.01)
-    within = [c for c in emotions if c["kl"] <= budget]
+    best_c = max(controls, key=lambda c: (c.gain, -c.kl))
+    budget = max(1.5 * best_c.kl, 0.01)
+    within = [c for c in emotions if c.kl <= budget]
     if not within:
-        return SteeringValue(f"{best_c['condition']}@{best_c['strength']:+g}", best_c["gain"], budget, None,
+        return SteeringValue(f"{best_c.condition}@{best_c.strength:+g}", best_c.gain, budget, None,
                              float("nan"), _NAN, cands, "no emotion steer stays within the side-effect budget")
-    best_e = max(within, key=lambda c: (c["gain"], -c["kl"]))
+    best_e = max(within, key=lambda c: (c.gain, -c.kl))
 
-    def pick(c: dict[str, Any]) -> pd.DataFrame:
-        return rows[(rows["condition"] == c["condition"]) & np.isclose(rows["strength"], c["strength"])]
+    def pick(c: SteerCandidate) -> pd.DataFrame:
+        return rows[(rows["condition"] == c.condition) & np.isclose(rows["strength"], c.strength)]
 
     e_rows, c_rows = pick(best_e), pick(best_c)
     items = sorted(set(plain["item_id"]) & set(e_rows["item_id"]) & set(c_rows["item_id"]))
@@ -100,9 +112,9 @@ def steering_value(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> Ste
 
     # the interval resamples prompts (paired: both arms read the same draw); the point is the gain difference
     value = index_bootstrap(len(items), gap, n_resamples=n_boot, seed=seed).model_copy(
-        update={"value": float(best_e["gain"] - best_c["gain"])})
-    return SteeringValue(f"{best_c['condition']}@{best_c['strength']:+g}", best_c["gain"], budget,
-                         f"{best_e['condition']}@{best_e['strength']:+g}", best_e["gain"], value, cands)
+        update={"value": float(best_e.gain - best_c.gain)})
+    return SteeringValue(f"{best_c.condition}@{best_c.strength:+g}", best_c.gain, budget,
+                         f"{best_e.condition}@{best_e.strength:+g}", best_e.gain, value, cands)
 
 
 @dataclass

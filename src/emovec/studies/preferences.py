@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from scipy.optimize import minimize
 
 from emovec.generation import format_prompt
+from emovec.metrics import vector_index_bootstrap
 from emovec.models.loading import LoadedModel
 from emovec.steer import masked_steering
 
@@ -133,11 +134,6 @@ def bradley_terry(n: int, pairs: Sequence[tuple[int, int]], outcome: np.ndarray,
 
 def bt_intervals(n: int, pairs: Sequence[tuple[int, int]], outcome: np.ndarray, n_boot: int = 200,
                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile intervals of the scores from resampling pairs."""
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(pairs), len(pairs))
-        boots.append(bradley_terry(n, [pairs[k] for k in idx], outcome[idx]))
-    arr = np.array(boots)
-    return np.quantile(arr, 0.025, axis=0), np.quantile(arr, 0.975, axis=0)
+    """95% percentile intervals of the scores from resampling the compared pairs."""
+    return vector_index_bootstrap(len(pairs), lambda idx: bradley_terry(n, [pairs[k] for k in idx], outcome[idx]),
+                                  n_resamples=n_boot, seed=seed)

@@ -107,12 +107,14 @@ class StabilityResult:
     resample: dict[str, Estimate]
     template: dict[str, dict[str, Estimate]]  # framing -> emotion -> estimate
     readout_auc: dict[str, Estimate]
+    genre: dict[str, Estimate] | None = None  # stories vs another genre (corpus_stability), when measured
 
     def as_dict(self) -> dict[str, object]:
         return {"split_half": {k: v.as_dict() for k, v in self.split_half.items()},
                 "resample": {k: v.as_dict() for k, v in self.resample.items()},
                 "template": {t: {k: v.as_dict() for k, v in d.items()} for t, d in self.template.items()},
-                "readout_auc": {k: v.as_dict() for k, v in self.readout_auc.items()}}
+                "readout_auc": {k: v.as_dict() for k, v in self.readout_auc.items()},
+                "genre": None if self.genre is None else {k: v.as_dict() for k, v in self.genre.items()}}
 
 
 def stability(sa: StoryActivations, targets: Sequence[str], *, n_splits: int = 50, n_seeds: int = 10,
