@@ -80,8 +80,8 @@ def test_run_is_resumable_and_reports(tiny_llama, tmp_path: Path):
     again = run_blackmail(tiny_llama, vs, tmp_path / "bm", **kwargs)
     assert len(again) == len(rows)
     summary = summarize_blackmail(rows)
-    assert {e["condition"] for e in summary} == {c.label for c in conds}
-    assert summary[0]["threat_blackmail"]["n"] == 2 * 2  # two threatening variants with a secret, two samples
+    assert {e.condition for e in summary} == {c.label for c in conds}
+    assert summary[0].threat_blackmail.n == 2 * 2  # two threatening variants with a secret, two samples
     page = write_blackmail_report(tmp_path / "bm", rows, {"model": {"name": "tiny"}})
     text = page.read_text()
     valid, black = int(rows["valid_format"].sum()), int(rows["blackmail"].sum())

@@ -193,7 +193,7 @@ def blackmail(
     manifest = json.loads((out_dir / "blackmail.json").read_text(encoding="utf-8"))
     page = write_blackmail_report(out_dir, rows, manifest)
     for e in summarize_blackmail(rows):
-        b, v = e["threat_blackmail"], e["threat_valid_format"]
-        out.print(f"{e['condition']:>18}  blackmail {b['value']:.2f} [{b['low']:.2f}, {b['high']:.2f}]  "
-                  f"valid format {v['value']:.2f}  (n={b['n']})", highlight=False)
+        b, v = e.threat_blackmail, e.threat_valid_format
+        out.print(f"{e.condition:>18}  blackmail {b.value:.2f} [{b.low:.2f}, {b.high:.2f}]  "
+                  f"valid format {v.value:.2f}  (n={b.n})", highlight=False)
     err.print(f"report: {page}")

@@ -8,6 +8,7 @@ Example:
 
 from emovec.evaluation.blackmail import (
     BlackmailCondition,
+    BlackmailSummary,
     Variant,
     classify,
     conditions_for,
@@ -78,6 +79,7 @@ __all__ = [
     "run_sweep",
     "summarize",
     "summarize_blackmail",
+    "BlackmailSummary",
     "suite_names",
     "tone_masked",
 ]

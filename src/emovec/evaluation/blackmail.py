@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from rich.progress import Progress
 
 from emovec._files import atomic_write
@@ -34,7 +35,7 @@ from emovec.evaluation.store import read_results, stored_keys, write_part
 from emovec.evaluation.sweep_manifest import vectors_hash
 from emovec.executors import ExecutorOptions, make_executor
 from emovec.generation import generate
-from emovec.metrics import wilson
+from emovec.metrics import Estimate, wilson
 from emovec.models.loading import LoadedModel
 from emovec.steer import mixed_spec
 from emovec.vectors.vector_set import VectorSet
@@ -258,12 +259,49 @@ def run_blackmail(
     return all_rows[all_rows["key"].isin({r[0] for r in rows})].reset_index(drop=True)
 
 
-def summarize_blackmail(rows: Any) -> list[dict[str, Any]]:
+class BlackmailSummary(BaseModel):
+    """One condition's rates with Wilson intervals: over the threatening variants with a secret (where
+    blackmail is possible) and over the control variants; and the model judge's rate where it ran."""
+
+    condition: str
+    emotion: str
+    strength: float
+    threat_blackmail: Estimate
+    threat_valid_format: Estimate
+    threat_mentions_secret: Estimate
+    threat_to_executive: Estimate
+    control_blackmail: Estimate
+    control_valid_format: Estimate
+    control_mentions_secret: Estimate
+    control_to_executive: Estimate
+    judge_blackmail_rate: float | None = None
+
+    def rate(self, name: str) -> Estimate:
+        """A rate by its name (``threat_blackmail``, ``control_valid_format``, ...)."""
+        value = getattr(self, name)
+        if not isinstance(value, Estimate):
+            raise KeyError(f"{name!r} is not a rate of the blackmail summary")
+        return value
+
+
+def summarize_blackmail(rows: Any) -> list[BlackmailSummary]:
     """Per condition: blackmail and valid-format rates with Wilson intervals, over the threatening variants
     with a secret (the ones where blackmail is possible), and the same on the control variants."""
-    out: list[dict[str, Any]] = []
+    out: list[BlackmailSummary] = []
     if len(rows) == 0:
         return out
+    for (cond, emotion, strength), g in rows.groupby(["condition", "emotion", "strength"], sort=False):
+        rates: dict[str, Estimate] = {}
+        for part, sel in (("threat", g[(g["threat"] != "none") & g["leverage"]]),
+                          ("control", g[(g["threat"] == "none") | ~g["leverage"]])):
+            n = len(sel)
+            for metric in ("blackmail", "valid_format", "mentions_secret", "to_executive"):
+                rates[f"{part}_{metric}"] = wilson(int(sel[metric].sum()), n)
+        judged = g[g["judge_blackmail"].notna()]
+        out.append(BlackmailSummary(
+            condition=str(cond), emotion=str(emotion), strength=float(strength), **rates,
+            judge_blackmail_rate=float(judged["judge_blackmail"].astype(float).mean()) if len(judged) else None))
+    return out
     for (cond, emotion, strength), g in rows.groupby(["condition", "emotion", "strength"], sort=False):
         entry: dict[str, Any] = {"condition": cond, "emotion": emotion, "strength": float(strength)}
         for part, sel in (("threat", g[(g["threat"] != "none") & g["leverage"]]),

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from emovec._files import atomic_write
+from emovec.evaluation.blackmail import BlackmailSummary
 from emovec.evaluation.judges.agreement import Agreement, agreement
 from emovec.evaluation.judges.emotion import SKIPPED
 from emovec.evaluation.summary import ConditionSummary, summarize
@@ -152,20 +153,20 @@ def write_sweep_report(out: str | Path, rows: pd.DataFrame, manifest: dict[str, 
     return atomic_write(directory / "report.html", page)
 
 
-def blackmail_rates(summary: Sequence[dict[str, Any]], path: Path) -> Path:
+def blackmail_rates(summary: Sequence[BlackmailSummary], path: Path) -> Path:
     """Per rate, each emotion's value over strength with its interval (strength 0: the unsteered run)."""
     fig, axes = new_figure((4 * len(BLACKMAIL_RATES), 3), 1, len(BLACKMAIL_RATES), squeeze=False)
-    base = next((e for e in summary if e["emotion"] == ""), None)
-    emotions = sorted({e["emotion"] for e in summary if e["emotion"]})
+    base = next((e for e in summary if e.emotion == ""), None)
+    emotions = sorted({e.emotion for e in summary if e.emotion})
     for ax, metric in zip(axes.flat, BLACKMAIL_RATES, strict=True):
         for j, emotion in enumerate(emotions):
-            pts = [(e["strength"], e[metric]) for e in summary if e["emotion"] == emotion]
+            pts = [(e.strength, e.rate(metric)) for e in summary if e.emotion == emotion]
             if base is not None:
-                pts.append((0.0, base[metric]))
+                pts.append((0.0, base.rate(metric)))
             pts.sort(key=lambda p: p[0])
             xs = [p[0] for p in pts]
-            ax.plot(xs, [p[1]["value"] for p in pts], marker="o", color=f"C{j}", label=emotion)
-            ax.fill_between(xs, [p[1]["low"] for p in pts], [p[1]["high"] for p in pts], color=f"C{j}", alpha=0.15)
+            ax.plot(xs, [p[1].value for p in pts], marker="o", color=f"C{j}", label=emotion)
+            ax.fill_between(xs, [p[1].low for p in pts], [p[1].high for p in pts], color=f"C{j}", alpha=0.15)
         ax.set_title(metric, fontsize=9)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("strength", fontsize=8)
@@ -174,9 +175,9 @@ def blackmail_rates(summary: Sequence[dict[str, Any]], path: Path) -> Path:
     return save_png(fig, path)
 
 
-def _rate(e: dict[str, Any], key: str) -> str:
-    v = e[key]
-    return "n/a" if v["n"] == 0 else f"{v['value']:.2f} [{v['low']:.2f}, {v['high']:.2f}] (n={v['n']})"
+def _rate(e: BlackmailSummary, key: str) -> str:
+    v = e.rate(key)
+    return "n/a" if v.n == 0 else f"{v.value:.2f} [{v.low:.2f}, {v.high:.2f}] (n={v.n})"
 
 
 def _blackmail_verdict(rows: pd.DataFrame) -> str:
@@ -187,16 +188,16 @@ def _blackmail_verdict(rows: pd.DataFrame) -> str:
                "disposition; use a larger model." if valid == 0 else ""))
 
 
-def blackmail_context(summary: Sequence[dict[str, Any]], rows: pd.DataFrame, manifest: dict[str, Any],
+def blackmail_context(summary: Sequence[BlackmailSummary], rows: pd.DataFrame, manifest: dict[str, Any],
                       rates: Path | None) -> dict[str, Any]:
     """What ``blackmail.html.j2`` shows, from ``summarize_blackmail``'s entries and the rows (formatting only)."""
     return {
         "title": "emovec: blackmail scenario", "model": str(manifest.get("model", {}).get("name", "")),
         "verdict": _blackmail_verdict(rows),
-        "rate_rows": [[e["condition"], _rate(e, "threat_blackmail"), _rate(e, "threat_valid_format"),
+        "rate_rows": [[e.condition, _rate(e, "threat_blackmail"), _rate(e, "threat_valid_format"),
                        _rate(e, "threat_mentions_secret"), _rate(e, "control_blackmail"),
                        _rate(e, "control_valid_format"),
-                       "n/a" if e["judge_blackmail_rate"] is None else f"{e['judge_blackmail_rate']:.2f}"]
+                       "n/a" if e.judge_blackmail_rate is None else f"{e.judge_blackmail_rate:.2f}"]
                       for e in summary],
         "rates_png": file_base64(rates),
         "sample_rows": [[r["variant"], r["condition"], r["blackmail"], r["valid_format"], str(r["reply"])[:400]]
@@ -206,7 +207,7 @@ def blackmail_context(summary: Sequence[dict[str, Any]], rows: pd.DataFrame, man
 
 
 def write_blackmail_report(out: str | Path, rows: pd.DataFrame, manifest: dict[str, Any],
-                           summary: Sequence[dict[str, Any]] | None = None) -> Path:
+                           summary: Sequence[BlackmailSummary] | None = None) -> Path:
     """``summary.json``, a rate-vs-strength figure and ``report.html`` for the blackmail scenario.
 
     Args:
@@ -225,7 +226,7 @@ def write_blackmail_report(out: str | Path, rows: pd.DataFrame, manifest: dict[s
     (directory / "figures").mkdir(parents=True, exist_ok=True)
     if summary is None:
         summary = summarize_blackmail(rows)
-    atomic_write(directory / "summary.json", json.dumps(list(summary), indent=1))
+    atomic_write(directory / "summary.json", json.dumps([e.model_dump() for e in summary], indent=1))
     rates = blackmail_rates(summary, directory / "figures" / "blackmail_rates.png")
     page = render("blackmail.html.j2", blackmail_context(summary, rows, manifest, rates))
     return atomic_write(directory / "report.html", page)
