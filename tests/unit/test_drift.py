@@ -195,3 +195,34 @@ def test_side_effects_are_zero_without_a_steer_and_move_with_one(setup) -> None:
     assert np.isnan(still.modularity)  # nothing moved: no share to report
     moved = side_effects(lm, vectors, keys, 1, prompts, 2.0, units, centre, norm, max_new_tokens=6)
     assert np.abs(moved.matrix).max() > 1e-3 and 0.0 < moved.modularity <= 1.0
+
+
+def test_a_learning_rate_sweep_runs_every_regime_rate_and_seed_and_regression_continues_its_own_rate(
+        setup, tmp_path) -> None:
+    from emovec.drift.study import DriftPreset, run_drift_study
+
+    lm, vectors = setup
+    preset = DriftPreset(name="tiny", regimes=["balanced", "regression"], seeds=[0], learning_rates=[1e-3, 5e-3],
+                         steps=2, save_steps=1, examples=8, batch_size=4, n_boot=50)
+    result = run_drift_study(preset, tmp_path, lm=lm, keys=KEYS, probes=_probes(), vectors=vectors, external=False)
+    assert [(r.regime, r.learning_rate) for r in result.runs] == [
+        ("balanced", 1e-3), ("balanced", 5e-3), ("regression", 1e-3), ("regression", 5e-3)]
+    assert all(r.steps == [0, 1, 2] for r in result.runs)
+    meta = json.loads((tmp_path / "regression-lr0.005-seed0" / "finetune.json").read_text())
+    assert meta["config"]["learning_rate"] == 5e-3
+    assert meta["config"]["start_from"].endswith("balanced-lr0.005-seed0/adapter")
+    stored = json.loads((tmp_path / "drift_study.json").read_text())
+    assert [r["learning_rate"] for r in stored["runs"]] == [1e-3, 5e-3, 1e-3, 5e-3]
+
+
+def test_drift_study_plans_refuse_a_regression_without_its_balanced_run_and_repeated_rates() -> None:
+    from emovec.drift.study import DriftPreset, DriftStudyError, plan_runs
+
+    assert [p.name for p in plan_runs(DriftPreset(name="q", regimes=["over_refusal"], seeds=[0, 1]))] == [
+        "over_refusal-seed0", "over_refusal-seed1"]
+    with pytest.raises(DriftStudyError, match="put 'balanced' before 'regression'"):
+        plan_runs(DriftPreset(name="q", regimes=["regression", "balanced"]))
+    with pytest.raises(DriftStudyError, match="distinct"):
+        plan_runs(DriftPreset(name="q", learning_rates=[1e-3, 1e-3]))
+    with pytest.raises(DriftStudyError, match="positive"):
+        plan_runs(DriftPreset(name="q", learning_rates=[1e-3, -1.0]))

@@ -166,3 +166,28 @@ def test_ray_corpus_generation_gives_the_local_texts(ray_local, saved_tiny: Path
     a = {r.id: r.text for r in load_corpus(tmp_path / "local.jsonl").records}
     b = {r.id: r.text for r in load_corpus(tmp_path / "ray.jsonl").records}
     assert len(a) == 6 and a == b
+
+
+def test_ray_tune_runs_the_drift_study_sweep_with_the_local_rows(ray_local, saved_tiny: Path, tmp_path: Path,
+                                                                 write_corpus):
+    from emovec.corpus import load_corpus
+    from emovec.drift.study import DriftPreset, run_drift_study
+    from emovec.models.loading import load_model
+    from emovec.vectors import extract_emotion_vectors
+    from tests.unit.test_drift import KEYS, _probes
+
+    lm = load_model(str(saved_tiny))
+    vectors = extract_emotion_vectors(lm, load_corpus(write_corpus()), token_start=2, denoise_variance=None,
+                                      show_progress=False).vectors.with_recommended_layer(1)
+    preset = DriftPreset(name="tiny", regimes=["balanced", "regression"], seeds=[0], learning_rates=[1e-3, 5e-2],
+                         steps=2, save_steps=1, examples=8, batch_size=4, n_boot=50)
+    common = {"lm": lm, "model": str(saved_tiny), "keys": KEYS, "probes": _probes(), "vectors": vectors,
+              "external": False}
+    on_ray = run_drift_study(preset, tmp_path / "ray", executor=ExecutorOptions(kind="ray", workers=2), **common)
+    local = run_drift_study(preset, tmp_path / "local", **common)
+    assert [(r.regime, r.learning_rate, r.steps) for r in on_ray.runs] == [
+        (r.regime, r.learning_rate, r.steps) for r in local.runs]
+    for a, b in zip(on_ray.runs, local.runs, strict=True):
+        np.testing.assert_allclose(a.indices["drift_index"], b.indices["drift_index"], rtol=1e-3, atol=1e-4)
+    assert on_ray.runs[-1].indices["drift_index"][-1] > 0  # the runs trained
+    assert list((tmp_path / "ray" / "tune").iterdir())  # Tune kept its trial records

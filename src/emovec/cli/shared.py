@@ -27,7 +27,7 @@ DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, mps (def
 DtypeOpt = Annotated[str | None, typer.Option(help="float32, bfloat16, float16 (default: float32 on CPU)")]
 LayersOpt = Annotated[str | None, typer.Option(help="all, 12, 5,10,-1, 0-29 or 0-29:2")]
 ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="where batches run: local (default) or ray "
-                                                 "(pip install emovec[ray])")]
+                                                 "(pip install 'emovec\\[ray]')")]
 WorkersOpt = Annotated[int, typer.Option("--workers", help="ray: model replicas (actors)")]
 GpusOpt = Annotated[float, typer.Option("--gpus-per-worker", help="ray: GPUs per replica")]
 AddressOpt = Annotated[str | None, typer.Option("--address", help="ray: an existing cluster (default: $RAY_ADDRESS, "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -131,22 +131,44 @@ def policy_dominance(
     err.print(f"report: {out_dir / 'report.html'} and {out_dir / 'report.json'}")
 
 
+def _numbers(text: str, kind: type, flag: str) -> list[Any]:
+    from emovec.drift.study import DriftStudyError
+
+    try:
+        return [kind(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise DriftStudyError(f"{flag} {text!r}: give comma-separated numbers, e.g. 0,1,2 or 1e-3,4e-3") from None
+
+
 @study_app.command("drift")
 @friendly
 def drift(
     preset: Annotated[str, typer.Option(help="quick (about 15 minutes on 2 cores) or full")] = "quick",
     out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/drift"),
     model: ModelOpt = "smollm2-135m-instruct",
+    seeds: Annotated[str | None, typer.Option(help="comma-separated seeds (default: the preset's)")] = None,
+    learning_rates: Annotated[str | None, typer.Option(
+        help="comma-separated learning rates: one run per rate, regime and seed (default: the preset's one)")] = None,
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = 2,
+    gpus_per_worker: GpusOpt = 0.0,
+    address: AddressOpt = None,
 ) -> None:
     """Fine-tune on each safety regime with a drift monitor; did the indices move before the external evals
-    regressed, and how well do they separate regressed from healthy checkpoints?"""
+    regressed, and how well do they separate regressed from healthy checkpoints? With --executor ray the runs
+    are Ray Tune trials."""
     from emovec.drift.study import PRESETS, DriftStudyError, run_drift_study
     from emovec.reports.drift_report import write_drift_report
 
     _check_preset(preset, PRESETS, DriftStudyError)
-    result = run_drift_study(preset, out_dir, model=model, on_progress=lambda m: err.print(m, highlight=False))
+    p = PRESETS[preset].model_copy(update={
+        **({"seeds": _numbers(seeds, int, "--seeds")} if seeds else {}),
+        **({"learning_rates": _numbers(learning_rates, float, "--learning-rates")} if learning_rates else {})})
+    result = run_drift_study(p, out_dir, model=model, on_progress=lambda m: err.print(m, highlight=False),
+                             executor=executor_options(executor, workers, gpus_per_worker, address))
     for run in result.runs:
-        out.print(f"{run.regime}/seed {run.seed}: first alert {run.first_alert}, first regressed checkpoint "
+        lr = "" if run.learning_rate is None else f"/lr {run.learning_rate:g}"
+        out.print(f"{run.regime}{lr}/seed {run.seed}: first alert {run.first_alert}, first regressed checkpoint "
                   f"{run.first_regression}, lead time {run.lead_time}", highlight=False)
     for s in result.separation:
         out.print(f"AUC {s.index}: {s.auc:.2f} [{s.low:.2f}, {s.high:.2f}] "

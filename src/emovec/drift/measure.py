@@ -150,13 +150,16 @@ def side_effects(lm: LoadedModel, vectors: VectorSet, keys: Sequence[str], layer
                  strength: float, units: torch.Tensor, centre: torch.Tensor, norm: float,
                  max_new_tokens: int = 16) -> SideEffects:
     """The readout side-effect matrix of the key vectors (see module docs): one batched greedy generation with
-    every condition, then one unsteered read of the replies. Empty replies are left out of the means."""
+    every condition, then one unsteered read of the replies. Empty replies, and replies of ``TOKEN_START`` tokens or
+    fewer, are left out of the means."""
     conditions: list[tuple[str | None, float]] = [(None, 0.0)] + [(k, strength) for k in keys]
     per_row = [c for c in conditions for _ in prompts]
     replies = generate(lm, [p for _ in conditions for p in prompts], vectors=vectors,
                        spec=mixed_spec(per_row, [layer]), max_new_tokens=max_new_tokens).replies
     read = np.full((len(replies), len(keys)), np.nan)
-    keep = [i for i, r in enumerate(replies) if r.strip()]
+    # replies too short to read from TOKEN_START on ("No." is two tokens) are left out, like empty ones
+    keep = [i for i, r in enumerate(replies)
+            if r.strip() and len(lm.tokenizer(r, add_special_tokens=False)["input_ids"]) > TOKEN_START]
     if keep:
         read[keep] = readout(mean_activations(lm, [replies[i] for i in keep], layer), units, centre, norm).numpy()
     by_condition = read.reshape(len(conditions), len(prompts), len(keys))

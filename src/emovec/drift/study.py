@@ -25,8 +25,11 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -35,7 +38,10 @@ from emovec._files import atomic_write
 from emovec._version import __version__
 from emovec.drift.rows import DriftRow
 from emovec.errors import EmovecError
+from emovec.executors import ExecutorOptions
 from emovec.metrics import Estimate, index_bootstrap
+from emovec.models.loading import LoadedModel
+from emovec.vectors.vector_set import VectorSet
 
 INDICES: tuple[str, ...] = ("drift_index", "caution_decoupling", "bundle_collapse", "max_activation_shift",
                              "modularity_drop", "refusal_logodds_shift")
@@ -67,6 +73,10 @@ class DriftPreset(BaseModel):
     vector_topics: int = 4
     n_boot: int = 1000
     all_every: int | None = None  # re-extract all emotion vectors every N steps (and at step 0)
+    learning_rates: list[float] | None = None  # a learning-rate sweep: one run per rate (None: learning_rate)
+
+    def rates(self) -> list[float]:
+        return list(self.learning_rates) if self.learning_rates else [self.learning_rate]
 
 
 PRESETS: dict[str, DriftPreset] = {
@@ -77,10 +87,11 @@ PRESETS: dict[str, DriftPreset] = {
 
 
 class RunSummary(BaseModel):
-    """One (regime, seed) run read back from its rows."""
+    """One (regime, seed, learning rate) run read back from its rows."""
 
     regime: str
     seed: int
+    learning_rate: float | None = None
     steps: list[int]
     regressed: list[bool]
     first_alert: int | None
@@ -136,7 +147,8 @@ def regressed(row: DriftRow, start: DriftRow, c: Criteria) -> bool:
     )
 
 
-def summarize_run(regime: str, seed: int, rows: Sequence[DriftRow], c: Criteria) -> RunSummary:
+def summarize_run(regime: str, seed: int, rows: Sequence[DriftRow], c: Criteria,
+                  learning_rate: float | None = None) -> RunSummary:
     rows = sorted(rows, key=lambda r: r.step)
     if not rows or rows[0].step != 0:
         raise DriftStudyError(f"run {regime}/{seed} has no step-0 row; it cannot be compared to its start")
@@ -145,7 +157,8 @@ def summarize_run(regime: str, seed: int, rows: Sequence[DriftRow], c: Criteria)
     first = next((r.step for r, f in zip(rows, flags, strict=True) if f), None)
     vals = [index_values(r, rows[0]) for r in rows]
     return RunSummary(
-        regime=regime, seed=seed, steps=[r.step for r in rows], regressed=flags, first_alert=alert,
+        regime=regime, seed=seed, learning_rate=learning_rate, steps=[r.step for r in rows], regressed=flags,
+        first_alert=alert,
         first_regression=first, lead_time=None if alert is None or first is None else first - alert,
         indices={k: [v[k] for v in vals] for k in INDICES},
         evals={k: [r.evals[k] for r in rows if k in r.evals] for k in (rows[0].evals or {})},
@@ -178,45 +191,120 @@ def separation(runs: Sequence[RunSummary], index: str, n_boot: int = 1000, seed:
                       n_healthy=int((~y_all).sum()))
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """One fine-tuning run of the study: its regime, seed, learning rate, folder name and, for ``regression``,
+    the name of the balanced run whose adapter it continues."""
+
+    regime: str
+    seed: int
+    learning_rate: float
+    name: str
+    continues: str | None = None
+
+
+def plan_runs(p: DriftPreset) -> list[RunPlan]:
+    """Every (regime, learning rate, seed) run of the preset, in order; with one learning rate a run is named
+    ``<regime>-seed<k>``, with a sweep ``<regime>-lr<rate>-seed<k>``. Regression run (k, rate) continues the
+    balanced run (k, rate), so ``balanced`` must come first."""
+    if "regression" in p.regimes and ("balanced" not in p.regimes
+                                      or p.regimes.index("balanced") > p.regimes.index("regression")):
+        raise DriftStudyError("the regression regime continues the balanced run: put 'balanced' before "
+                              "'regression' in the preset's regimes")
+    rates = p.rates()
+    if any(not (r > 0 and math.isfinite(r)) for r in rates):
+        raise DriftStudyError(f"learning rates must be positive numbers, got {rates}")
+    if len(set(rates)) != len(rates) or len(set(p.seeds)) != len(p.seeds):
+        raise DriftStudyError("the learning rates and the seeds must each be distinct")
+
+    def name(regime: str, rate: float, seed: int) -> str:
+        return f"{regime}-seed{seed}" if len(rates) == 1 else f"{regime}-lr{rate:g}-seed{seed}"
+
+    return [RunPlan(regime, seed, rate, name(regime, rate, seed),
+                    name("balanced", rate, seed) if regime == "regression" else None)
+            for regime in p.regimes for rate in rates for seed in p.seeds]
+
+
+@dataclass
+class RunJob:
+    """What every run of one study needs (sent once to each Ray trial): the preset, the model (a name or path
+    every worker can load), the study folder, the probe sets and the monitor's options."""
+
+    preset: DriftPreset
+    model: str
+    root: Path
+    probes: Any
+    keys: tuple[str, ...]
+    external: bool = True
+    device: str | None = None
+    dtype: str | None = None
+
+
+def run_one(job: RunJob, plan: RunPlan, lm: LoadedModel, vectors: VectorSet) -> None:
+    """Fine-tune one run with a drift monitor (resuming from its checkpoints and stored rows)."""
+    from emovec.drift.finetune import FinetuneConfig, finetune
+    from emovec.drift.monitor import DriftMonitor
+
+    p, root = job.preset, job.root
+    monitor = DriftMonitor(lm, vectors, root / plan.name / "drift", keys=job.keys, run=plan.name, probes=job.probes,
+                           all_every=p.all_every, external=job.external)
+    start = root / plan.continues / "adapter" if plan.continues else None
+    if start is not None and not start.exists():
+        raise DriftStudyError(f"run {plan.name} continues {plan.continues}, which has no adapter in {root}")
+    cfg = FinetuneConfig(regime=plan.regime, out=root / plan.name, model=job.model, steps=p.steps,
+                         save_steps=p.save_steps, examples=p.examples, learning_rate=plan.learning_rate,
+                         batch_size=p.batch_size, seed=plan.seed, start_from=start)
+    finetune(cfg, lm=lm, monitor=monitor)
+
+
 def run_drift_study(preset: str | DriftPreset = "quick", out: str | Path = "runs/drift", *,
                     model: str = "smollm2-135m-instruct", criteria: Criteria | None = None,
-                    on_progress: Callable[[str], None] | None = None) -> DriftStudyResult:
-    """Fine-tune on every regime and seed with a drift monitor, then summarise (see module docs). Each run
-    lives in ``OUT/<regime>-seed<k>`` and resumes from its checkpoints and stored rows."""
-    from emovec.drift.finetune import FinetuneConfig, finetune
+                    on_progress: Callable[[str], None] | None = None, executor: ExecutorOptions | None = None,
+                    lm: LoadedModel | None = None, keys: Sequence[str] | None = None, probes: Any = None,
+                    vectors: VectorSet | None = None, external: bool = True) -> DriftStudyResult:
+    """Fine-tune on every regime, learning rate and seed with a drift monitor, then summarise (see module docs).
+    Each run lives in ``OUT/<run name>`` (``plan_runs``) and resumes from its checkpoints and stored rows.
+
+    Args:
+        preset: ``quick``, ``full`` or a ``DriftPreset`` (its ``seeds`` and ``learning_rates`` set the sweep).
+        executor: ``ExecutorOptions(kind="ray", ...)`` runs the runs as Ray Tune trials, ``workers`` at a time,
+            each loading ``model`` itself (``emovec.drift.trials``); local by default.
+        lm, keys, probes, vectors: a loaded model, key emotions, probe sets and vector set to use instead of the
+            defaults (``vectors`` is saved to ``OUT/vectors`` for the trials); ``external`` runs the external evals.
+    """
     from emovec.drift.measure import KEYS
-    from emovec.drift.monitor import DriftMonitor
     from emovec.drift.probes import default_probes
     from emovec.drift.rows import read_rows
     from emovec.drift.vectors import key_vectors
     from emovec.models.loading import load_model
 
     p = PRESETS[preset] if isinstance(preset, str) else preset
+    plans = plan_runs(p)
     c = criteria or Criteria()
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     say = on_progress or (lambda _m: None)
-    lm = load_model(model)
-    say(f"extracting emotion vectors of {lm.name} from {p.vector_topics} topics of the shipped corpus")
-    vectors = key_vectors(lm, root / "vectors", topics=p.vector_topics)
-    runs: list[RunSummary] = []
-    for regime in p.regimes:
-        for seed in p.seeds:
-            name = f"{regime}-seed{seed}"
-            say(f"fine-tuning {name}: {p.steps} steps, checkpoints every {p.save_steps}")
-            probes = default_probes(list(KEYS), stories_per_emotion=p.stories_per_emotion, prompts=p.prompts,
-                                    seed=0)
-            monitor = DriftMonitor(lm, vectors, root / name / "drift", run=name, probes=probes,
-                                   all_every=p.all_every)
-            start = root / f"balanced-seed{seed}" / "adapter" if regime == "regression" else None
-            if start is not None and not start.exists():
-                raise DriftStudyError("the regression regime continues the balanced run: put 'balanced' before "
-                                      "'regression' in the preset's regimes")
-            cfg = FinetuneConfig(regime=regime, out=root / name, model=model, steps=p.steps, save_steps=p.save_steps,
-                                 examples=p.examples, learning_rate=p.learning_rate, batch_size=p.batch_size, seed=seed,
-                                 start_from=start)
-            finetune(cfg, lm=lm, monitor=monitor)
-            runs.append(summarize_run(regime, seed, read_rows(root / name / "drift"), c))
+    lm = lm if lm is not None else load_model(model)
+    chosen = tuple(keys or KEYS)
+    if vectors is None:
+        say(f"extracting emotion vectors of {lm.name} from {p.vector_topics} topics of the shipped corpus")
+        vectors = key_vectors(lm, root / "vectors", topics=p.vector_topics)
+    elif not (root / "vectors" / "vectors.json").exists():
+        vectors.save(root / "vectors")
+    job = RunJob(p, model, root, probes if probes is not None else default_probes(
+        list(chosen), stories_per_emotion=p.stories_per_emotion, prompts=p.prompts, seed=0), chosen, external)
+    if executor is not None and executor.kind == "ray":
+        from emovec.drift.trials import run_trials
+
+        say(f"running {len(plans)} fine-tuning runs as Ray Tune trials, {executor.workers} at a time")
+        run_trials(job, plans, executor)
+    else:
+        for plan in plans:
+            say(f"fine-tuning {plan.name}: {p.steps} steps at lr {plan.learning_rate:g}, checkpoints every "
+                f"{p.save_steps}")
+            run_one(job, plan, lm, vectors)
+    runs = [summarize_run(plan.regime, plan.seed, read_rows(root / plan.name / "drift"), c, plan.learning_rate)
+            for plan in plans]
     seps = [separation(runs, k, p.n_boot) for k in INDICES]
     result = DriftStudyResult(preset=p, model=lm.name, criteria=c, runs=runs, separation=seps)
     atomic_write(root / "drift_study.json", json.dumps(result.model_dump(), indent=1, default=str))

@@ -25,6 +25,29 @@ def _ray() -> Any:
     return ray
 
 
+def connect(options: ExecutorOptions) -> tuple[Any, bool]:
+    """Ray, connected to ``options.address`` (or ``RAY_ADDRESS``) or to a local instance started here, and
+    whether this call started it; an error when the cluster has fewer GPUs than the workers need."""
+    ray = _ray()
+    started = False
+    if not ray.is_initialized():
+        address = options.address or os.environ.get("RAY_ADDRESS")
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=max(2, int(options.workers * options.cpus_per_worker)), include_dashboard=False,
+                     log_to_driver=False)
+        started = True
+    if options.gpus_per_worker > 0:
+        have = float(ray.cluster_resources().get("GPU", 0))
+        need = options.gpus_per_worker * options.workers
+        if have < need:
+            raise ExecutorError(f"{options.workers} workers x {options.gpus_per_worker} GPUs need {need:g} GPUs; "
+                                f"the Ray cluster has {have:g}. Lower --workers or --gpus-per-worker, or set it to 0 "
+                                "to run on CPUs")
+    return ray, started
+
+
 class _ModelWorker:
     """One model replica. Loads the model once; keeps ``state`` (caches) across batches."""
 
@@ -53,22 +76,8 @@ class RayExecutor:
         self.actors: list[Any] = []
 
     def _init(self) -> Any:
-        ray = _ray()
-        if not ray.is_initialized():
-            address = self.options.address or os.environ.get("RAY_ADDRESS")
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=max(2, int(self.options.workers * self.options.cpus_per_worker)),
-                         include_dashboard=False, log_to_driver=False)
-            self.started_ray = True
-        if self.options.gpus_per_worker > 0:
-            have = float(ray.cluster_resources().get("GPU", 0))
-            need = self.options.gpus_per_worker * self.options.workers
-            if have < need:
-                raise ExecutorError(f"{self.options.workers} workers x {self.options.gpus_per_worker} GPUs need "
-                                    f"{need:g} GPUs; the Ray cluster has {have:g}. Lower --workers or "
-                                    "--gpus-per-worker, or set it to 0 to run on CPUs")
+        ray, started = connect(self.options)
+        self.started_ray = self.started_ray or started
         return ray
 
     def _actor(self, ray: Any) -> Any:
