@@ -36,6 +36,9 @@ def context(result: CrossModelResult) -> dict[str, Any]:
             "transfer": [{"model": t.model, "direction": t.direction, "cos": f"{t.cos_mapped_native:+.2f}",
                           "native": t.native.text(3), "mapped": t.mapped.text(3), "random": t.random.text(3)}
                          for t in result.transfer],
+            "loadings": [{"held": h.model, "model": name, "fits": " ".join(f"{v:+.2f}" for v in row)}
+                         for h in result.held_out if h.label == result.held_out[0].label
+                         for name, row in h.loadings.items()],
             "captured": [{"held": h.model, "model": m, "shares": ", ".join(f"{k} {v:.2f}" for k, v in row.items())}
                          for h in result.held_out if h.label == result.held_out[0].label
                          for m, row in h.captured.items()]}

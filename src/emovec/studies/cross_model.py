@@ -58,6 +58,10 @@ class HeldOut(BaseModel):
     # training model -> direction -> share of its whitened norm the basis captures (captured_share); with
     # "emotions (mean)" and "random directions (mean)", the chance a direction with no relation to the basis gets
     captured: dict[str, dict[str, float]] = {}
+    # model -> per basis direction, the correlation over the shared stimuli of that model's variate (its whitened
+    # stimuli times its loadings) with the shared response: how strongly each model carries each direction; the
+    # held-out model's row uses its label-free map
+    loadings: dict[str, list[float]] = {}
 
 
 class TransferShift(BaseModel):
@@ -82,9 +86,10 @@ class PairAlignment(BaseModel):
 
 
 class CrossModelResult(BaseModel):
-    schema_version: int = 1
+    schema_version: int = 2
     models: list[str]
     label: str
+    tone_judges: str = "tone markers only"  # which judges set the tone of the tone-masked label
     counts: dict[str, dict[str, int]]
     k_curve: dict[str, float]
     alignment: list[PairAlignment]
@@ -188,6 +193,13 @@ def label_free_map(view: np.ndarray, shared: np.ndarray) -> np.ndarray:
     return np.asarray(np.linalg.solve(v.T @ v + ridge * np.eye(v.shape[1]), v.T @ shared))
 
 
+def loading_fit(view: np.ndarray, loadings: np.ndarray, shared: np.ndarray) -> list[float]:
+    """Per basis direction, the correlation of a model's variate ``centre(view) @ loadings[:, c]`` with the shared
+    response ``shared[:, c]`` over the stimuli (1: the model carries that direction exactly)."""
+    variate = centre(view) @ loadings
+    return [float(np.corrcoef(variate[:, c], shared[:, c])[0, 1]) for c in range(shared.shape[1])]
+
+
 def held_out(data: Sequence[ModelData], m: int, pcs: int, ks: Sequence[int], label: str,
              seed: int = 0, n_boot: int = 500) -> tuple[HeldOut, dict[int, float], list[str]]:
     """Leave model ``m`` out (see module docs); also returns the k curve and the basis names."""
@@ -224,8 +236,10 @@ def held_out(data: Sequence[ModelData], m: int, pcs: int, ks: Sequence[int], lab
     text = auc_estimate(y_m, text_scores, groups, seed=seed, n_boot=n_boot)
     names = name_basis(basis, train, [white[i] for i in train_idx])
     captured = _captured(data, white, basis.w, train_idx, seed)
+    fits = {data[i].model: loading_fit(views[i], basis.w[n], basis.g) for n, i in enumerate(train_idx)}
+    fits[f"{target.model} (held out, label-free map)"] = loading_fit(views[m], w_m, basis.g)
     return HeldOut(model=target.model, label=label, k=k, no_adaptation=none, light=light, own=own, text_baseline=text,
-                   random_basis=random_basis, captured=captured), curve, names
+                   random_basis=random_basis, captured=captured, loadings=fits), curve, names
 
 
 def _light(x_train: np.ndarray, y_train: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, groups: Sequence[str],

@@ -155,7 +155,8 @@ def run_cross_model_study(models: Sequence[str] = DEFAULT_MODELS, preset: str | 
     transfer = _transfer(models, data, held, p) if p.transfer_prompts > 0 else []
     counts = {d.model: {"replies": len(d.unsafe), "unsafe": int(d.unsafe.sum()),
                         "tone_masked": int(d.tone_masked.sum())} for d in data}
-    result = CrossModelResult(models=[d.model for d in data], label=", ".join(p.labels), counts=counts, k_curve=curves,
+    result = CrossModelResult(models=[d.model for d in data], label=", ".join(p.labels), counts=counts,
+                              tone_judges=data[0].tone_judges, k_curve=curves,
                               alignment=alignment_pairs(data, p.pcs), held_out=held, basis_names=names,
                               transfer=transfer)
     result.answer = _answer(result)
