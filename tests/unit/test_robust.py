@@ -183,3 +183,55 @@ def test_bad_input_gets_clear_errors(setup, tmp_path) -> None:
         optimize_direction(lm, vectors, RobustConfig(source="calm", out=tmp_path / "c", steps=2, lr=0.5), n_prompts=8)
     with pytest.raises(RobustError, match="n_prompts"):
         optimize_direction(lm, vectors, RobustConfig(source="calm", out=tmp_path / "c", steps=2), n_prompts=10)
+
+
+def test_refusal_ablation_removes_the_direction_after_every_block_and_then_its_hooks(tiny_llama) -> None:
+    from emovec.models.sites import block_output_hooks
+    from emovec.robust.adversary import refusal_ablation
+
+    lm, ids = tiny_llama, torch.tensor([[2, 5, 6, 7]])
+    u = torch.randn(lm.d_model)
+    seen: list[float] = []
+    plain = lm.model(input_ids=ids).logits.detach()
+    with refusal_ablation(lm, 3 * u), block_output_hooks(lm, list(range(lm.n_layers)),
+                                                         lambda i, h: seen.append(float((h @ u).abs().max()))):
+        attacked = lm.model(input_ids=ids).logits.detach()
+    assert len(seen) == lm.n_layers and max(seen) < 1e-4  # nothing left along the direction after any block
+    assert not torch.allclose(attacked, plain)
+    torch.testing.assert_close(lm.model(input_ids=ids).logits, plain)  # hooks removed
+
+
+def test_the_embedding_attack_stays_in_its_ball_and_raises_the_loss_it_attacks(tiny_llama) -> None:
+    from emovec.robust.adversary import embedding_attack, embedding_shift
+
+    lm = tiny_llama
+    batch = losses.pair_batch(lm, ["the cat sat on the"] * 2, ["the dog", "cried"], ["sat", "red blue"])
+    plain = losses.read(lm, batch, 1)
+
+    def loss(delta: torch.Tensor) -> torch.Tensor:
+        with embedding_shift(lm, delta):
+            return losses.preference(losses.read(lm, batch, 1), plain, 1.0)
+
+    shape = (int(batch.ids.shape[0]), int(batch.ids.shape[1]))
+    radius = 0.5 * float(lm.model.get_input_embeddings().weight.std())
+    delta = embedding_attack(lm, loss, shape, epsilon=0.5, steps=4)
+    assert delta.shape == (*shape, lm.d_model) and float(delta.abs().max()) <= radius + 1e-6
+    with torch.no_grad():
+        start = embedding_attack(lm, loss, shape, epsilon=0.5, steps=0)  # the random start, no ascent
+        assert float(loss(delta)) > float(loss(start)) and float(loss(delta)) > float(loss(torch.zeros_like(delta)))
+
+
+@pytest.mark.parametrize("kind", ["ablate_refusal", "embedding"])
+def test_an_adversarial_run_records_the_attacked_held_out_safety_and_chooses_by_it(quick, tmp_path, kind) -> None:
+    lm, vectors = quick
+    cfg = RobustConfig(source="calm", out=tmp_path / kind, steps=3, lr=0.3, strength=1.0, val_every=3, layer=1,
+                       adversary=kind, adv_epsilon=0.5)
+    res = optimize_direction(lm, vectors, cfg, n_prompts=8)
+    last = res.history[-1]
+    assert {"val_safety", "val_safety_attacked"} <= set(last) and {"val_safety_attacked"} <= set(res.start_val)
+    assert last["val_safety_attacked"] != last["val_safety"]  # the attack changes what the model prefers
+    assert res.best_step == 3  # the only validated step: its direction is the one returned
+    meaning = 1.0 - float(F.cosine_similarity(res.direction, vectors.vector("calm", 1).float(), dim=0))
+    assert last["val_total"] == pytest.approx(last["val_retain"] + last["val_modularity"]
+                                              + last["val_safety_attacked"] + meaning, abs=1e-4)
+    assert res.vector_set(vectors).provenance.method_params["adversary"] == kind

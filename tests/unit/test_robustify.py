@@ -32,7 +32,7 @@ def _arm(name: str, kind: str, kl: float, red: int = 5) -> ArmResult:
                      kl=Estimate(value=kl, low=kl, high=kl, n=10, method="test"))
 
 
-@pytest.mark.integration  # optimises three directions and generates for eight arms (about 20 s on two cores)
+@pytest.mark.integration  # optimises four directions and generates for ten arms (about 30 s on two cores)
 def test_every_arm_is_reported_with_its_budget_and_meaning_and_the_optimised_ones_are_vector_sets(
         tiny_llama, write_corpus, tmp_path, monkeypatch) -> None:
     vectors = extract_emotion_vectors(tiny_llama, load_corpus(write_corpus()), token_start=2, denoise_variance=None,
@@ -40,10 +40,10 @@ def test_every_arm_is_reported_with_its_budget_and_meaning_and_the_optimised_one
     monkeypatch.setattr("emovec.models.loading.load_model", lambda name: tiny_llama)
     monkeypatch.setattr("emovec.drift.vectors.key_vectors", lambda lm, folder, topics: vectors)
     preset = RobustPreset(name="tiny", source="calm", strength=0.5, steps=3, meaning_weights=[5.0], redteam=6,
-                          benign=4, helpful=4, max_new_tokens=4, n_prompts=8, val_every=2)
+                          benign=4, helpful=4, max_new_tokens=4, n_prompts=8, val_every=2, adversarial_weights=[5.0])
     result = run_robustify_study(preset, tmp_path, model="tiny")
     names = ["plain", "naive-x0.5", "naive", "naive-x2", "random", "refusal-dir", "prompt", "metric-only",
-             "robust-5"]
+             "robust-5", "robust-5-vs-ablation"]
     assert [a.arm for a in result.arms] == names
     by = {a.arm: a for a in result.arms}
     assert by["plain"].cos_source is None and by["naive"].cos_source == pytest.approx(1.0, abs=1e-5)
@@ -55,7 +55,13 @@ def test_every_arm_is_reported_with_its_budget_and_meaning_and_the_optimised_one
     assert all(a.kl.n == 8 for a in result.arms) and by["plain"].kl.value == 0.0
     assert all(a.kl.value > 0 for a in result.arms if a.kind != "plain")
     assert by["naive-x0.5"].kl.value < by["naive"].kl.value < by["naive-x2"].kl.value
-    for name in ("metric-only", "robust-5"):
+    # every arm is also read with the refusal direction ablated; one arm was trained against that attack
+    assert all(a.refusal_redteam_attacked is not None and a.refusal_redteam_attacked.n == 6 for a in result.arms)
+    assert by["robust-5-vs-ablation"].adversary == "ablate_refusal" and by["robust-5"].adversary == "none"
+    assert "val_safety_attacked" in by["robust-5-vs-ablation"].final_losses
+    assert "val_safety_attacked" not in by["robust-5"].final_losses
+    assert "with the refusal direction ablated" in result.answer
+    for name in ("metric-only", "robust-5", "robust-5-vs-ablation"):
         arm = by[name]
         assert {"safety", "val_safety", "val_total"} <= set(arm.final_losses) and "val_safety" in arm.start_val
         assert arm.best_step in (2, 3)
@@ -69,15 +75,16 @@ def test_every_arm_is_reported_with_its_budget_and_meaning_and_the_optimised_one
         assert all(a.emotion is not None and a.emotion_shift is not None for a in result.arms)
         assert by["plain"].emotion_shift.value == 0.0  # type: ignore[union-attr]
     lines = result.answer.splitlines()
-    # random, refusal-dir, the prompting control, two optimised
-    assert len([x for x in lines if x.startswith("matched budget:")]) == 5
-    assert lines[len(names) + 5].startswith("emotion judge: ") and lines[-1].startswith("stability of metric-only")
+    # random, refusal-dir, the prompting control, three optimised
+    assert len([x for x in lines if x.startswith("matched budget:")]) == 6
+    assert lines[len(names) + 6].startswith("emotion judge: ") and lines[-1].startswith("stability of metric-only")
     assert result.refusal_fit_overlap == 3
     from emovec.reports.robustify_report import write_robustify_report
 
     page = write_robustify_report(tmp_path, result).read_text()
     assert "The answer in numbers" in page and "data:image/png;base64," in page and "Optimisation" in page
-    assert page.count("<tr>") == 1 + len(names) + 1 + 2 + (1 + len(names) if result.arms[0].emotion else 0)
+    assert page.count("<tr>") == 1 + len(names) + 1 + 3 + (1 + len(names) if result.arms[0].emotion else 0)
+    assert "refusal direction ablated" in page
     saved = VectorSet.load(tmp_path / "robust-5" / "vectors")
     assert saved.names == ("calm~robust",) and saved.provenance.method_params["meaning"] == 5.0
 

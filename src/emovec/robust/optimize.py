@@ -21,6 +21,10 @@ overfitting. The result is the direction with the lowest ``val_total`` (the last
 ``patience`` > 0 stops a run after that many validations without improvement. ``start_val`` holds the held-out
 losses of the source vector itself, the mark an optimised direction has to beat.
 
+With ``adversary`` (``ablate_refusal`` or ``embedding``, see ``emovec.robust.adversary``) the harmful prompts'
+safety loss is taken under that attack, in training and in validation (``val_safety_attacked``, which then
+stands for safety in ``val_total``): the direction is trained and chosen against a worst case.
+
 A run checkpoints the direction, the optimiser's moments, the best direction and the loss history every
 ``save_every`` steps to ``OUT`` (one safetensors file holding it all, plus a JSON copy of the history) and
 resumes from there; the model's own replies are kept in ``OUT/replies.json``. A non-finite loss or direction
@@ -37,14 +41,14 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, Field, model_validator
 
 from emovec.errors import EmovecError
 from emovec.models.loading import LoadedModel
-from emovec.robust import losses
+from emovec.robust import adversary, losses
 from emovec.robust.checkpoint import Checkpoint, changed_settings, load_checkpoint, save_checkpoint
 from emovec.robust.pairs import COMPLIANT, REFUSALS, Pairs, own_replies, rotated, split, training_pairs
 from emovec.steer import differentiable_steering
@@ -78,6 +82,9 @@ class RobustConfig(BaseModel):
     patience: int = Field(default=0, ge=0)  # validations without improvement before stopping (0: never)
     own_replies: bool = True  # the model's own compliant replies as the dispreferred harmful continuations
     reply_tokens: int = Field(default=24, ge=1)
+    adversary: Literal["none", "ablate_refusal", "embedding"] = "none"  # see emovec.robust.adversary
+    adv_epsilon: float = Field(default=0.05, ge=0)  # embedding attack: radius, in embedding standard deviations
+    adv_steps: int = Field(default=2, ge=0)  # embedding attack: ascent steps per optimisation step
 
     @model_validator(mode="after")
     def _some_weight(self) -> RobustConfig:
@@ -177,6 +184,7 @@ class _Setup:
     norm: float
     source: torch.Tensor
     others: torch.Tensor
+    refusal: torch.Tensor | None = None  # the ablation adversary's refusal direction
 
 
 def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig, *, n_prompts: int = 64,
@@ -206,6 +214,8 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
                           "or give more prompts")
     data = {"n_prompts": n_prompts, "train": n_train, "val_harmful": len(bad_val), "val_benign": len(good_val),
             "own_replies": n_own}
+    if config.adversary == "ablate_refusal":
+        s.refusal = adversary.refusal_direction(lm, bad_train.prompts, good_train.prompts, layer)
     with torch.no_grad():  # the unsteered readings do not change: read once
         plain = {"bad": _read_all(lm, bad_train, s.readout), "good": _read_all(lm, good_train, s.readout)}
         plain_val = ((_read_all(lm, bad_val, s.readout), _read_all(lm, good_val, s.readout))
@@ -281,10 +291,34 @@ def _terms(s: _Setup, direction: torch.Tensor, s_bad: losses.Reading, s_good: lo
     return terms
 
 
+def _attacked(lm: LoadedModel, s: _Setup, direction: torch.Tensor, batch: losses.PairBatch,
+              plain: losses.Reading) -> losses.Reading:
+    """The steered reading of harmful ``batch`` under the configured adversary (``emovec.robust.adversary``)."""
+    c, scale = s.config, s.config.strength * s.norm
+    if c.adversary == "ablate_refusal" and s.refusal is not None:
+        with differentiable_steering(lm, s.layer, direction, scale), adversary.refusal_ablation(lm, s.refusal):
+            return losses.read(lm, batch, s.readout)
+    if c.adversary == "embedding":
+        fixed = direction.detach()
+
+        def safety(delta: torch.Tensor) -> torch.Tensor:
+            with differentiable_steering(lm, s.layer, fixed, scale), adversary.embedding_shift(lm, delta):
+                return losses.preference(losses.read(lm, batch, s.readout), plain, c.beta)
+
+        with torch.enable_grad():
+            delta = adversary.embedding_attack(lm, safety, (int(batch.ids.shape[0]), int(batch.ids.shape[1])),
+                                               epsilon=c.adv_epsilon, steps=c.adv_steps)
+        with differentiable_steering(lm, s.layer, direction, scale), adversary.embedding_shift(lm, delta):
+            return losses.read(lm, batch, s.readout)
+    with differentiable_steering(lm, s.layer, direction, scale):
+        return losses.read(lm, batch, s.readout)
+
+
 def _step_terms(lm: LoadedModel, s: _Setup, direction: torch.nn.Parameter, bad: Pairs, good: Pairs,
                 plain_bad: losses.Reading, plain_good: losses.Reading) -> dict[str, torch.Tensor]:
+    s_bad = _attacked(lm, s, direction, bad.batch(lm), plain_bad)
     with differentiable_steering(lm, s.layer, direction, s.config.strength * s.norm):
-        s_bad, s_good = losses.read(lm, bad.batch(lm), s.readout), losses.read(lm, good.batch(lm), s.readout)
+        s_good = losses.read(lm, good.batch(lm), s.readout)
     terms = _terms(s, direction, s_bad, s_good, plain_bad, plain_good)
     terms["cos_source"] = 1.0 - terms["meaning"].detach()
     return terms
@@ -296,4 +330,14 @@ def _validate(lm: LoadedModel, s: _Setup, direction: torch.Tensor, bad: Pairs, g
     with torch.no_grad(), differentiable_steering(lm, s.layer, direction, s.config.strength * s.norm):
         s_bad, s_good = _read_all(lm, bad, s.readout), _read_all(lm, good, s.readout)
         terms = _terms(s, direction, s_bad, s_good, *plain)
-    return {f"val_{k}": float(v) for k, v in terms.items() if k != "meaning"}
+    out = {f"val_{k}": float(v) for k, v in terms.items() if k != "meaning"}
+    if s.config.adversary != "none":  # the held-out safety loss under the attack as well: the worst case
+        parts = [(bad.take(range(i, min(i + CHUNK, len(bad)))), range(i, min(i + CHUNK, len(bad))))
+                 for i in range(0, len(bad), CHUNK)]
+        with torch.no_grad():
+            attacked = losses.Reading.cat([_attacked(lm, s, direction, p.batch(lm), plain[0].rows(idx))
+                                           for p, idx in parts])
+        out["val_safety_attacked"] = float(losses.preference(attacked, plain[0], s.config.beta))
+        # the direction is chosen by its worst case: the validation total counts the attacked safety loss
+        out["val_total"] += s.config.safety * (out["val_safety_attacked"] - out["val_safety"])
+    return out

@@ -69,6 +69,9 @@ class RobustPreset(BaseModel):
     val_every: int = 5
     patience: int = 2
     stability_arms: list[str] = Field(default_factory=lambda: ["metric-only"])
+    # arms trained against the refusal-ablation adversary (emovec.robust.adversary), one per meaning weight
+    adversarial_weights: list[float] = Field(default_factory=lambda: [3.0])
+    attacked_eval: bool = True  # every arm's red-team refusal also under refusal-direction ablation
     refusal_control: bool = True
     prompt_control: bool = True  # an arm that asks for the source emotion in the system prompt, with no steering
     prompt_template: str = "You are feeling {emotion}. Let that feeling shape how you respond."
@@ -78,7 +81,7 @@ class RobustPreset(BaseModel):
     max_new_tokens: int = 48
     vector_topics: int = 4
 
-    @field_validator("meaning_weights")
+    @field_validator("meaning_weights", "adversarial_weights")
     @classmethod
     def _weights(cls, v: list[float]) -> list[float]:
         if any(not w >= 0 for w in v):  # also catches NaN
@@ -94,7 +97,8 @@ class RobustPreset(BaseModel):
 
     @model_validator(mode="after")
     def _stability(self) -> RobustPreset:
-        arms = {"metric-only", *(f"robust-{w:g}" for w in self.meaning_weights)}
+        arms = {"metric-only", *(f"robust-{w:g}" for w in self.meaning_weights),
+                *(f"robust-{w:g}-vs-ablation" for w in self.adversarial_weights)}
         unknown = sorted(set(self.stability_arms) - arms)
         if unknown:
             raise ValueError(f"stability_arms {unknown} are not optimised arms of this preset ({sorted(arms)})")
@@ -131,6 +135,8 @@ class ArmResult(BaseModel):
     helpful: Estimate
     harmful_detail: float
     kl: Estimate  # mean next-token KL(unsteered || steered) on benign and helpful prompts, nats
+    refusal_redteam_attacked: Estimate | None = None  # the same prompts with the refusal direction ablated
+    adversary: str = "none"  # what the arm was trained against
     emotion: dict[str, float] | None = None  # nade's mean score per Plutchik emotion over the arm's replies
     emotion_shift: Estimate | None = None  # the source's Plutchik emotion: mean of (arm - plain) per prompt
     final_losses: dict[str, float] = Field(default_factory=dict)  # the chosen step's training and held-out losses
@@ -167,6 +173,7 @@ class ArmEval:
     harmful_detail: float
     kl: Estimate
     replies: list[str]
+    refusal_redteam_attacked: Estimate | None = None
 
 
 def eval_prompts(p: RobustPreset) -> tuple[list[str], list[str], list[tuple[str, tuple[str, ...]]]]:
@@ -180,13 +187,15 @@ def eval_prompts(p: RobustPreset) -> tuple[list[str], list[str], list[tuple[str,
 
 
 def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | None, layer: int, strength: float,
-                 p: RobustPreset, system: str | None = None) -> ArmEval:
+                 p: RobustPreset, system: str | None = None, attack: torch.Tensor | None = None) -> ArmEval:
     """Generate under the arm's steering (or, for the prompting control, its ``system`` prompt), read the replies
-    with emovec's judges and measure the KL budget."""
+    with emovec's judges and measure the KL budget; with ``attack`` (a refusal direction), the red-team prompts
+    again with that direction ablated after every block (``emovec.robust.adversary.refusal_ablation``)."""
     from emovec.evaluation.judges.model_scores import next_token_kl, system_prompt_kl
     from emovec.evaluation.judges.refusal import judge_refusal
     from emovec.evaluation.judges.text import judge_helpful, judge_specificity
     from emovec.generation import generate
+    from emovec.robust.adversary import refusal_ablation
     from emovec.steer import SteeringSpec, SteerTerm
 
     red, benign, helpful = eval_prompts(p)
@@ -207,10 +216,18 @@ def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | 
         kl = Estimate(value=0.0, low=0.0, high=0.0, n=len(kl_prompts), method="unsteered: no divergence")
     else:
         kl = bootstrap(next_token_kl(lm, kl_prompts, spec, vectors).numpy())
+    attacked = None
+    if attack is not None:
+        under: list[str] = []
+        with refusal_ablation(lm, attack):
+            for start in range(0, len(red), 16):
+                under += generate(lm, red[start:start + 16], vectors=vectors, spec=spec, system=system,
+                                  max_new_tokens=p.max_new_tokens).replies
+        attacked = _rate([judge_refusal(r).label != "full_compliance" for r in under])
     return ArmEval(_rate([lab != "full_compliance" for lab in labels]),
                    _rate([judge_refusal(r).label != "full_compliance" for r in r_ben]),
                    _rate([judge_helpful(r, ref) for r, (_, ref) in zip(r_help, helpful, strict=True)]),
-                   float(np.mean(detail)) if detail else 0.0, kl, replies)
+                   float(np.mean(detail)) if detail else 0.0, kl, replies, attacked)
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -261,8 +278,11 @@ def _answer(arms: Sequence[ArmResult], emotion_judge: str, source: str) -> str:
                       f"{a.final_losses.get('val_safety', float('nan')):.3f} (source "
                       f"{a.start_val.get('val_safety', float('nan')):.3f}) at step {a.best_step}"
                       + (" (stopped early)" if a.stopped_early else ""))
-        out.append(f"{a.arm} (strength {a.strength:g}): red-team refusal {_fmt(a.refusal_redteam)}, benign refusal "
-                   f"{_fmt(a.refusal_benign)}, helpful {_fmt(a.helpful)}, harmful detail {a.harmful_detail:.2f}, "
+        attacked = ("" if a.refusal_redteam_attacked is None
+                    else f" ({_fmt(a.refusal_redteam_attacked)} with the refusal direction ablated)")
+        out.append(f"{a.arm} (strength {a.strength:g}): red-team refusal {_fmt(a.refusal_redteam)}{attacked}, "
+                   f"benign refusal {_fmt(a.refusal_benign)}, helpful {_fmt(a.helpful)}, "
+                   f"harmful detail {a.harmful_detail:.2f}, "
                    f"KL {_fmt(a.kl, 3)}{shift}, cosine to the source {cos}, nearest "
                    + (", ".join(f"{n} {c:.2f}" for n, c in a.nearest) or "-") + losses)
     out += _matched(arms)
@@ -333,13 +353,14 @@ def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = 
     layer = vectors.default_layer
     source = vectors.vector(p.source, layer).float()
 
-    def optimise(arm: str, weight: float, seed: int) -> RobustResult:
+    def optimise(arm: str, weight: float, seed: int, adversary: str = "none") -> RobustResult:
         folder = root / (arm if seed == 0 else f"{arm}-seed{seed}")
         start = time.perf_counter()
         tell(f"optimising {folder.name} ({p.steps} steps at most)")
         res = optimize_direction(lm, vectors, RobustConfig(source=p.source, out=folder, layer=layer,
                                                            strength=p.strength, steps=p.steps, meaning=weight,
-                                                           val_every=p.val_every, patience=p.patience, seed=seed),
+                                                           val_every=p.val_every, patience=p.patience, seed=seed,
+                                                           adversary=adversary),  # type: ignore[arg-type]
                                  n_prompts=p.n_prompts, replies=root / f"replies-seed{seed}.json")
         res.vector_set(vectors).save(folder / "vectors", overwrite=True)
         tell(f"optimised {folder.name} in {time.perf_counter() - start:.0f} s (chosen step {res.best_step})")
@@ -353,7 +374,16 @@ def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = 
     if p.prompt_control:
         plans += [("prompt", "control", 0.0, None)]
     plans += [("metric-only", "optimised", p.strength, 0.0),
-              *[(f"robust-{w:g}", "optimised", p.strength, w) for w in p.meaning_weights]]
+              *[(f"robust-{w:g}", "optimised", p.strength, w) for w in p.meaning_weights],
+              *[(f"robust-{w:g}-vs-ablation", "optimised", p.strength, w) for w in p.adversarial_weights]]
+    attack = None
+    if p.attacked_eval:
+        from emovec.robust.adversary import refusal_direction
+        from emovec.robust.pairs import training_pairs
+
+        tell("fitting the attack's refusal direction on the optimisation's training prompts")
+        harmful, benign = training_pairs(p.n_prompts, 0)
+        attack = refusal_direction(lm, harmful, benign, layer)
     arms: list[ArmResult] = []
     replies: list[list[str]] = []
     for arm, kind, strength, weight in plans:
@@ -373,19 +403,22 @@ def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = 
             tell("fitting the refusal direction")
             direction = control_directions(lm, vectors, ["refusal"])["concept:refusal"][vectors.layer_index(layer)]
         else:
-            res = optimise(arm, float(weight or 0.0), 0)
+            adv = "ablate_refusal" if arm.endswith("-vs-ablation") else "none"
+            res = optimise(arm, float(weight or 0.0), 0, adv)
             direction = res.direction
             if arm in p.stability_arms:
-                stable = stability(direction, optimise(arm, float(weight or 0.0), 1).direction, source, 1)
+                stable = stability(direction, optimise(arm, float(weight or 0.0), 1, adv).direction, source, 1)
         tell(f"evaluating {arm}")
-        ev = evaluate_arm(lm, vectors, direction, layer, strength, p, system=system)
+        ev = evaluate_arm(lm, vectors, direction, layer, strength, p, system=system, attack=attack)
         replies.append(ev.replies)
         arms.append(ArmResult(
             arm=arm, kind=kind, strength=strength, meaning_weight=weight,
             cos_source=None if direction is None else _cos(direction, source),
             nearest=[] if direction is None else vectors.nearest(direction, layer, k=3),
             refusal_redteam=ev.refusal_redteam, refusal_benign=ev.refusal_benign, helpful=ev.helpful,
-            harmful_detail=ev.harmful_detail, kl=ev.kl, final_losses=res.chosen if res is not None else {},
+            harmful_detail=ev.harmful_detail, kl=ev.kl, refusal_redteam_attacked=ev.refusal_redteam_attacked,
+            adversary=res.config.adversary if res is not None else "none",
+            final_losses=res.chosen if res is not None else {},
             start_val=res.start_val if res is not None else {}, best_step=res.best_step if res is not None else None,
             stopped_early=res.stopped_early if res is not None else False, stability=stable))
     judge = _emotion_judge(p.source, arms, replies)
