@@ -246,7 +246,7 @@ def test_several_directions_at_their_own_layers_train_together_and_save_as_one_v
     assert res.directions.shape == (2, lm.d_model) and res.layers == [1, 2]
     moved = 1 - F.cosine_similarity(res.directions, start, dim=-1)
     assert bool((moved > 1e-4).all())  # both directions got gradients and moved
-    with pytest.raises(ValueError, match="read .directions"):
+    with pytest.raises(ValueError, match=r"read \.directions"):
         _ = res.direction
     vs = res.vector_set(vectors)
     assert vs.names == ("calm~robust", "sad~robust") and vs.layers == (1, 2) and vs.recommended_layer == 1
