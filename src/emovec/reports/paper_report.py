@@ -9,7 +9,7 @@ from typing import Any
 
 from emovec.reports.figures import new_figure, png_base64
 from emovec.reports.pages import write_result_page
-from emovec.studies.paper import EmotionPreference, PaperResult
+from emovec.studies.paper import TEXT_SOURCES, EmotionPreference, PaperResult
 
 
 def steering_png(result: PaperResult) -> str | None:
@@ -34,7 +34,7 @@ def context(result: PaperResult) -> dict[str, Any]:
     acts = sorted(zip(result.activity_scores, result.activity_low, result.activity_high, result.activities,
                       strict=True), reverse=True)
     return {
-        "result": result, "png": steering_png(result),
+        "result": result, "png": steering_png(result), "sources": TEXT_SOURCES,
         "prefs_top": [_r(e) for e in ranked[::-1][:10]],
         "prefs_bottom": [_r(e) for e in ranked[:10]],
         "n_beyond": sum(abs(e.r) > result.shuffled_r_p95 for e in result.preference_r),

@@ -33,6 +33,7 @@ from emovec.errors import EmovecError
 from emovec.metrics import index_bootstrap, pearson_estimate, readout
 from emovec.models.loading import LoadedModel
 from emovec.studies import preferences as prefs
+from emovec.validation.external import Snippet
 from emovec.vectors.vector_set import VectorSet
 
 
@@ -42,7 +43,8 @@ class PaperError(EmovecError, ValueError):
 
 class PaperPreset(BaseModel):
     name: str
-    snippets: int = 1500
+    snippets: int = 1500  # VADER snippets read for the top text
+    chat: int = 1500  # Chit-Chat Challenge messages read beside them
     partners: int = 6
     steer_emotions: int = 12
     steer_partners: int = 2
@@ -53,8 +55,8 @@ class PaperPreset(BaseModel):
 
 
 PRESETS = {"quick": PaperPreset(name="quick"),
-           "full": PaperPreset(name="full", snippets=23703, partners=20, steer_emotions=40, steer_partners=6,
-                               steer_random=12)}
+           "full": PaperPreset(name="full", snippets=23703, chat=20000, partners=20, steer_emotions=40,
+                               steer_partners=6, steer_random=12)}
 
 
 class TemplateResult(BaseModel):
@@ -82,6 +84,7 @@ class PaperResult(BaseModel):
     layer: int
     intensity: list[TemplateResult]
     top_text: dict[str, dict[str, list[str]]]
+    text_sources: dict[str, int] = Field(default_factory=dict)  # texts read per source (see TEXT_SOURCES)
     activities: list[str]
     activity_scores: list[float]
     activity_low: list[float]
@@ -126,17 +129,49 @@ def intensity(lm: LoadedModel, vectors: VectorSet, layer: int, n_random: int, se
     return out
 
 
-def top_text(lm: LoadedModel, vectors: VectorSet, layer: int, n: int, k: int = 3, seed: int = 0
-             ) -> dict[str, dict[str, list[str]]]:
-    from emovec.validation.external import vader_snippets
+TEXT_SOURCES = {"vader": "VADER study snippets (vadersentiment 3.3.2 source archive, hutto_ICWSM_2014, MIT)",
+                "chitchat": "BYU Chit-Chat Challenge messages (chitchat-dataset 0.9.0, MIT)"}
 
-    snippets = [s for s in vader_snippets() if len(lm.tokenizer(s.text)["input_ids"]) > 4]  # readouts skip 2 tokens
+
+def human_text(n_vader: int, n_chat: int, seed: int = 0) -> tuple[list[Snippet], dict[str, int], list[str]]:
+    """A seeded sample of human-written text from each installed source, the counts drawn per source, and a note
+    for each source that is not installed (the rest runs)."""
+    from emovec.validation.external import ExternalDataMissing, chitchat_messages, vader_snippets
+
     rng = np.random.default_rng(seed)
-    chosen = [snippets[i] for i in sorted(rng.choice(len(snippets), min(n, len(snippets)), replace=False))]
+    pool: list[Snippet] = []
+    counts: dict[str, int] = {}
+    notes: list[str] = []
+    for name, n, read in (("vader", n_vader, vader_snippets), ("chitchat", n_chat, chitchat_messages)):
+        if n <= 0:
+            continue
+        try:
+            rows = list(read())
+        except ExternalDataMissing as exc:
+            notes.append(f"top text: {name} skipped: {exc}")
+            continue
+        picked = [rows[i] for i in sorted(rng.choice(len(rows), min(n, len(rows)), replace=False))]
+        pool += picked
+        counts[name] = len(picked)
+    return pool, counts, notes
+
+
+def top_text(lm: LoadedModel, vectors: VectorSet, layer: int, snippets: Sequence[Snippet], k: int = 3
+             ) -> dict[str, dict[str, list[str]]]:
+    """Per emotion, the ``k`` texts its vector reads highest and lowest (``top``, ``bottom``) and where each
+    came from (``top_source``, ``bottom_source``: the VADER subset, or ``chitchat``)."""
+    chosen = [s for s in snippets if len(lm.tokenizer(s.text)["input_ids"]) > 4]  # readouts skip 2 tokens
+    if not chosen:
+        return {}
     read = readouts(lm, vectors, [s.text for s in chosen], layer)
     order = np.argsort(read, axis=0)
-    return {name: {"top": [chosen[i].text for i in order[::-1][:k, e]],
-                   "bottom": [chosen[i].text for i in order[:k, e]]} for e, name in enumerate(vectors.names)}
+    out = {}
+    for e, name in enumerate(vectors.names):
+        top, bottom = order[::-1][:k, e], order[:k, e]
+        out[name] = {"top": [chosen[i].text for i in top], "bottom": [chosen[i].text for i in bottom],
+                     "top_source": [chosen[i].subset for i in top],
+                     "bottom_source": [chosen[i].subset for i in bottom]}
+    return out
 
 
 def activities() -> list[str]:
@@ -195,8 +230,9 @@ def run_paper_study(lm: LoadedModel, vectors: VectorSet, preset: str | PaperPres
     layer = vectors.default_layer
     tell("intensity templates")
     intens = intensity(lm, vectors, layer, p.n_random)
-    tell(f"top-activating text over {p.snippets} human-written snippets")
-    tops = top_text(lm, vectors, layer, p.snippets)
+    pool, text_counts, text_notes = human_text(p.snippets, p.chat)
+    tell(f"top-activating text over {len(pool)} human-written texts ({text_counts})")
+    tops = top_text(lm, vectors, layer, pool)
     acts = activities()
     tell(f"activity preferences: {len(acts)} activities, {p.partners} partners each, both orders")
     pairs = prefs.plan_pairs(len(acts), p.partners)
@@ -214,11 +250,13 @@ def run_paper_study(lm: LoadedModel, vectors: VectorSet, preset: str | PaperPres
     xs = np.array([next(e.r for e in pr if e.emotion == n) for n in chosen])
     ys = np.array([shifts[n] for n in chosen])
     r, lo, hi = _corr_with_interval(xs, ys)
-    return PaperResult(model=lm.name, layer=layer, intensity=intens, top_text=tops, activities=acts,
+    return PaperResult(model=lm.name, layer=layer, intensity=intens, top_text=tops, text_sources=text_counts,
+                       activities=acts,
                        activity_scores=scores.tolist(), activity_low=low.tolist(), activity_high=high.tolist(),
                        preference_r=pr, shuffled_r_p95=null95, steering_r=r, steering_r_low=lo, steering_r_high=hi,
                        random_shifts=random_shifts,
-                       notes=[f"steered emotions: {', '.join(chosen)} (the most positive and most negative r in 3; "
+                       notes=[*text_notes,
+                              f"steered emotions: {', '.join(chosen)} (the most positive and most negative r in 3; "
                               "selection uses 3's readout correlations, not the steering outcome)"])
 
 

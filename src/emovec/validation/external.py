@@ -44,6 +44,7 @@ SUBSETS = {
 GET_VADER = ("pip download --no-deps --no-binary :all: vadersentiment==3.3.2 -d .venv/share/emovec-data "
              "(`make install` does this), or set EMOVEC_DATA to the folder holding " + VADER_SDIST)
 GET_NRC = "pip install --no-deps nrclex (`make install` does this)"
+GET_CHITCHAT = "pip install --no-deps chitchat-dataset==0.9.0 (`make install` does this)"
 
 
 class ExternalDataMissing(Exception):
@@ -72,6 +73,35 @@ def find_vader_sdist() -> Path:
             return d / VADER_SDIST
     raise ExternalDataMissing(f"the VADER human-rated snippets are not installed ({VADER_SDIST} not in "
                               f"{', '.join(map(str, data_dirs()))}); get them with: {GET_VADER}")
+
+
+@cache
+def chitchat_messages(min_words: int = 4) -> tuple[Snippet, ...]:
+    """Human chat messages of the BYU Chit-Chat Challenge (the ``chitchat-dataset`` 0.9.0 package, MIT; 7,168
+    open-domain conversations between people), one per turn (a speaker's consecutive utterances joined), with at
+    least ``min_words`` words; ``subset`` is ``chitchat`` and ``valence`` NaN (not rated). Read from the installed
+    package's ``dataset.json`` at run time, never copied.
+
+    Example:
+        >>> len(chitchat_messages()) > 50_000
+        True
+    """
+    import importlib.resources
+    import json
+
+    try:
+        path = importlib.resources.files("chitchat_dataset") / "dataset.json"
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ModuleNotFoundError, FileNotFoundError):
+        raise ExternalDataMissing(f"the Chit-Chat Challenge messages are not installed; get them with: "
+                                  f"{GET_CHITCHAT}") from None
+    rows = []
+    for conversation in data.values():
+        for turn in conversation.get("messages", []):
+            text = " ".join(str(u.get("text", "")).strip() for u in turn).strip()
+            if len(text.split()) >= min_words:
+                rows.append(Snippet("chitchat", text, float("nan")))
+    return tuple(rows)
 
 
 @cache
