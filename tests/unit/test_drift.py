@@ -226,3 +226,17 @@ def test_drift_study_plans_refuse_a_regression_without_its_balanced_run_and_repe
         plan_runs(DriftPreset(name="q", learning_rates=[1e-3, 1e-3]))
     with pytest.raises(DriftStudyError, match="positive"):
         plan_runs(DriftPreset(name="q", learning_rates=[1e-3, -1.0]))
+
+
+def test_only_the_main_process_measures_under_distributed_training(setup, tmp_path) -> None:
+    from transformers import TrainerState
+
+    lm, vectors = setup
+    mon = DriftMonitor(lm, vectors, tmp_path, keys=KEYS, probes=_probes(), external=False, every=1)
+    worker = TrainerState(global_step=0, is_world_process_zero=False)
+    for hook in (mon.on_train_begin, mon.on_step_end, mon.on_save, mon.on_train_end):
+        hook(None, worker, None)
+    assert read_rows(tmp_path) == [] and mon.reference is None  # rank > 0: no lock, no rows
+    main = TrainerState(global_step=0, is_world_process_zero=True)
+    mon.on_train_begin(None, main, None)
+    assert [r.step for r in read_rows(tmp_path)] == [0]
