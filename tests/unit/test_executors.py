@@ -191,3 +191,21 @@ def test_ray_tune_runs_the_drift_study_sweep_with_the_local_rows(ray_local, save
         np.testing.assert_allclose(a.indices["drift_index"], b.indices["drift_index"], rtol=1e-3, atol=1e-4)
     assert on_ray.runs[-1].indices["drift_index"][-1] > 0  # the runs trained
     assert list((tmp_path / "ray" / "tune").iterdir())  # Tune kept its trial records
+
+
+def test_ray_extraction_reads_the_texts_in_chunks_and_gives_the_local_vectors(ray_local, saved_tiny: Path,
+                                                                              write_corpus, monkeypatch):
+    from emovec.corpus import load_corpus
+    from emovec.models.loading import load_model
+    from emovec.vectors import extract, extract_emotion_vectors
+
+    monkeypatch.setattr(extract, "READ_CHUNK", 7)  # several chunks, the last one short
+    lm = load_model(str(saved_tiny))
+    corpus = load_corpus(write_corpus())
+    kwargs = {"token_start": 2, "denoise_variance": 0.5, "show_progress": False}
+    local = extract_emotion_vectors(lm, corpus, **kwargs)
+    on_ray = extract_emotion_vectors(lm, corpus, executor=ExecutorOptions(kind="ray", workers=2), **kwargs)
+    assert on_ray.vectors.names == local.vectors.names
+    torch.testing.assert_close(on_ray.stories.acts, local.stories.acts, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(on_ray.vectors.directions, local.vectors.directions, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(on_ray.vectors.mean_norm, local.vectors.mean_norm, rtol=1e-5, atol=1e-6)

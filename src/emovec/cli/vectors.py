@@ -114,7 +114,7 @@ class Recipe:
 
 
 def _extract(model: str, corpus: Path | None, out_dir: Path, recipe: Recipe, overwrite: bool, device: str | None,
-             dtype: str | None) -> tuple[Any, Any]:
+             dtype: str | None, executor: Any = None) -> tuple[Any, Any]:
     from emovec.corpus import load_corpus
     from emovec.errors import ArtifactExistsError
     from emovec.vectors import extract_emotion_vectors
@@ -128,7 +128,7 @@ def _extract(model: str, corpus: Path | None, out_dir: Path, recipe: Recipe, ove
         lm, corp, layers=parse_layers(recipe.layers), token_start=recipe.token_start,
         denoise_variance=recipe.denoise or None, topic_removal=recipe.topic_removal, topics=recipe.topics,
         stories_per_emotion=recipe.stories_per_emotion, neutral_limit=recipe.neutral_limit,
-        max_length=recipe.max_length, skip_short=recipe.skip_short,
+        max_length=recipe.max_length, skip_short=recipe.skip_short, executor=executor,
     )
     from emovec.vectors.story_cache import save_stories, tensors_hash
 
@@ -160,11 +160,17 @@ def extract(
     overwrite: bool = False,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = 2,
+    gpus_per_worker: GpusOpt = 0.0,
+    address: AddressOpt = None,
 ) -> None:
-    """Extract the 171 emotion vectors with the paper's recipe (all layers in one pass)."""
+    """Extract the 171 emotion vectors with the paper's recipe (all layers in one pass; with --executor ray the
+    texts are read in chunks on Ray workers)."""
     recipe = Recipe(layers, token_start, denoise, topic_removal, topics, stories_per_emotion, neutral_limit, max_length,
                     skip_short)
-    _extract(model, corpus, out_dir, recipe, overwrite, device, dtype)
+    _extract(model, corpus, out_dir, recipe, overwrite, device, dtype,
+             executor_options(executor, workers, gpus_per_worker, address))
 
 
 @app.command()

@@ -11,14 +11,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from emovec._files import sha256_of
-from emovec.capture import TokenSelection, capture
+from emovec.capture import CaptureResult, TokenSelection, capture
 from emovec.corpus import Corpus, CorpusRecord
 from emovec.errors import CorpusError
+from emovec.executors import ExecutorOptions
 from emovec.models.loading import LoadedModel
 from emovec.vectors.design import DesignSummary, emotion_effects, summarize_design
 from emovec.vectors.methods import get_method
@@ -105,6 +107,55 @@ def _use_topic_removal(corpus: Corpus, stories: Sequence[CorpusRecord], topic_re
     return summarize_design(emotions, topics, corpus.design, crossed=topic_removal)
 
 
+READ_CHUNK = 64  # texts per work item when reading on an executor
+
+
+@dataclass(frozen=True)
+class _ReadJob:
+    layers: list[int]
+    token_start: int
+    batch_tokens: int
+    max_length: int | None
+
+
+def read_batch(lm: LoadedModel, job: _ReadJob, texts: list[str], state: dict[str, Any]
+               ) -> tuple[Tensor, Tensor, Tensor]:
+    """One chunk's per-text means ``[n, L, d]``, selected-token counts and mean norm (an executor's work item)."""
+    res = capture(lm, texts, job.layers, selection=TokenSelection.from_index(job.token_start),
+                  batch_tokens=job.batch_tokens, max_length=job.max_length)
+    return res.means, res.token_counts, res.mean_norm
+
+
+def read_texts(lm: LoadedModel, texts: Sequence[str], layers: Sequence[int] | None, *, token_start: int,
+               batch_tokens: int = 8192, max_length: int | None = None, show_progress: bool = False,
+               executor: ExecutorOptions | None = None) -> CaptureResult:
+    """Per-text mean activations from ``token_start`` on, in this process or, with a Ray executor, in chunks of
+    ``READ_CHUNK`` texts on its workers; the mean norm of the chunks is combined weighted by their tokens, so
+    the result is the local one up to float rounding."""
+    chosen = lm.check_layers(layers)
+    if executor is None or executor.kind == "local":
+        return capture(lm, texts, chosen, selection=TokenSelection.from_index(token_start), batch_tokens=batch_tokens,
+                       show_progress=show_progress, max_length=max_length,
+                       description=f"reading {len(texts)} texts at {len(chosen)} layers")
+    from emovec.executors import make_executor
+
+    chunks = [list(texts[i: i + READ_CHUNK]) for i in range(0, len(texts), READ_CHUNK)]
+    parts: list[tuple[Tensor, Tensor, Tensor] | None] = [None] * len(chunks)
+
+    def keep(i: int, part: tuple[Tensor, Tensor, Tensor]) -> None:
+        parts[i] = part
+
+    make_executor(executor, lm).map(read_batch, _ReadJob(chosen, token_start, batch_tokens, max_length), chunks, keep)
+    done = [p for p in parts if p is not None]
+    if len(done) != len(chunks):
+        raise RuntimeError(f"{len(chunks) - len(done)} of {len(chunks)} chunks came back empty from the executor")
+    tokens = torch.cat([p[1] for p in done])
+    weights = torch.stack([p[1].sum() for p in done]).float()
+    norm = (torch.stack([p[2] for p in done]) * weights[:, None]).sum(0) / weights.sum().clamp(min=1)
+    return CaptureResult(layers=chosen, groups=list(range(len(texts))), means=torch.cat([p[0] for p in done]),
+                         counts=torch.ones(len(texts), dtype=torch.long), token_counts=tokens, mean_norm=norm)
+
+
 def extract_emotion_vectors(
     lm: LoadedModel,
     corpus: Corpus,
@@ -120,6 +171,7 @@ def extract_emotion_vectors(
     neutral_limit: int | None = None,
     max_length: int | None = None,
     skip_short: bool = False,
+    executor: ExecutorOptions | None = None,
 ) -> EmotionExtraction:
     """Emotion vectors by the paper's recipe with topic effects removed, all layers in one pass per batch.
 
@@ -145,6 +197,8 @@ def extract_emotion_vectors(
         max_length: truncate every text to this many tokens (recorded); ``None`` keeps whole texts.
         skip_short: drop stories with no token past ``token_start`` (warned and recorded) instead of raising.
             Neutral texts that short are always dropped with a warning.
+        executor: ``ExecutorOptions(kind="ray", ...)`` reads the texts in chunks on Ray workers, each with its
+            own copy of the model (``read_texts``); the vectors match a local read.
 
     Returns:
         ``EmotionExtraction`` with the ``VectorSet`` and every story's activations.
@@ -170,11 +224,8 @@ def extract_emotion_vectors(
     design = _use_topic_removal(corpus, stories, topic_removal)
     removing = design.topic_removal
     texts = [r.text for r in stories] + [r.text for r in neutral]
-    res = capture(
-        lm, texts, layers, selection=TokenSelection.from_index(token_start), batch_tokens=batch_tokens,
-        show_progress=show_progress, max_length=max_length,
-        description=f"reading {len(texts)} texts at {len(lm.check_layers(layers))} layers",
-    )
+    res = read_texts(lm, texts, layers, token_start=token_start, batch_tokens=batch_tokens, max_length=max_length,
+                     show_progress=show_progress, executor=executor)
     story_acts = res.means[: len(stories)]
     emotions = [str(r.emotion) for r in stories]
     topic_labels = [r.topic for r in stories]
