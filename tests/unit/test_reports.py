@@ -18,6 +18,7 @@ from emovec.reports.pages import environment, render
 from emovec.reports.study_report import write_study_report
 from emovec.reports.sweep_report import sweep_context, write_blackmail_report, write_sweep_report
 from emovec.reports.trace import render_trace, write_trace
+from emovec.studies.policy_dominance import ModelResult, StudyReport
 
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -122,10 +123,11 @@ def test_trace_escapes_tokens_and_keeps_spans_touching(tmp_path: Path) -> None:
 
 
 def _estimate(value: float, lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
-    return {"value": value, "low": value - 0.1 if lo is None else lo, "high": value + 0.1 if hi is None else hi, "n": 8}
+    return {"value": value, "low": value - 0.1 if lo is None else lo, "high": value + 0.1 if hi is None else hi, "n": 8,
+            "method": "test"}
 
 
-def _model_result(name: str, split: float) -> dict[str, Any]:
+def _model_result(name: str, split: float) -> ModelResult:
     keys = {"desperate": "desperate", "calm": "calm"}
     criteria = {
         "poor_stability": {"met": False, "figures": {"mean_split_half_cosine": split,
@@ -134,31 +136,37 @@ def _model_result(name: str, split: float) -> dict[str, Any]:
         "broad_side_effects": {"met": True, "figures": {"mean_modularity_index": 0.3141},
                                "rule": "mean modularity index < 0.5"},
     }
-    return {
-        "model": name, "policy_level": "instruct", "layer": 7, "key_vectors": keys,
+    source = {"name": name, "kind": "builtin", "location": name, "family": "llama", "fingerprint": "f",
+              "n_layers": 8, "d_model": 16}
+    return ModelResult.model_validate({
+        "model": name, "source": source, "policy_level": "instruct", "layer": 7, "vectors": "v", "key_vectors": keys,
+        "preset": "quick", "emovec_version": "0.0", "baseline_length": 10.0, "n_rows": 20, "seconds": 1.0,
+        "summary": {"none": {}},
         "stability": {"split_half": {k: _estimate(0.9) for k in keys}, "resample": {k: _estimate(0.8) for k in keys},
                       "template": {}, "readout_auc": {"desperate": _estimate(0.7), "calm": _estimate(0.9)}},
-        "modularity": {"names": ["desperate", "calm"], "matrix": [[_estimate(0.5), _estimate(0.1)],
-                                                                  [_estimate(-0.1), _estimate(0.4)]],
+        "modularity": {"names": ["desperate", "calm"], "strength": 0.1,
+                       "matrix": [[_estimate(0.5), _estimate(0.1)], [_estimate(-0.1), _estimate(0.4)]],
                        "index": {k: _estimate(0.6) for k in keys},
                        "off_target": {k: {"refuse_harmful_change": -0.05, "kl_benign": 0.012, "length_change": 3.0}
                                       for k in keys}},
-        "causal_influence": {k: {"strengths": [-1, 0, 1], "mean_by_strength": [0.1, 0.0, -0.1],
-                                 "slope": _estimate(s), "wrong_way": 0.25} for k, s in (("desperate", -0.2),
-                                                                                       ("calm", 0.4))},
+        "causal_influence": {k: {"name": k, "behaviour": "refusal", "strengths": [-1, 0, 1],
+                                 "mean_by_strength": [0.1, 0.0, -0.1], "slope": _estimate(s), "slope_sd": 0.1,
+                                 "wrong_way": 0.25} for k, s in (("desperate", -0.2), ("calm", 0.4))},
         "steering_value": {"value": _estimate(0.05, -0.01, 0.11), "best_control": "concept:refusal",
-                           "best_emotion": "calm", "note": "at matched KL"},
-        "monitoring_value": {"value": _estimate(0.02), "n_unsafe": 3, "n": 20, "note": SCRIPT},
-        "verdict": {"text": "inconclusive", "criteria": criteria},
+                           "best_control_gain": 0.1, "budget_kl": 0.2, "best_emotion": "calm",
+                           "best_emotion_gain": 0.15, "candidates": [], "note": "at matched KL"},
+        "monitoring_value": {"value": _estimate(0.02), "n_unsafe": 3, "n": 20, "auc_controls": 0.6,
+                             "auc_with_emotions": 0.62, "note": SCRIPT},
+        "verdict": {"text": "inconclusive", "criteria": criteria, "met": ["broad_side_effects"], "adds_value": []},
         "overview": {"mean_split_half_cosine": split, "mean_template_cosine": float("nan"), "mean_readout_auc": 0.8,
                      "mean_modularity_index": 0.3141, "mean_abs_refusal_slope": 0.3},
-    }
+    })
 
 
 def test_study_report_reads_the_verdict_means_and_escapes_notes(tmp_path: Path) -> None:
-    report = {"preset": "quick", "plan": {"rows": 10}, "key_vectors": {"desperate": "desperate", "calm": "calm"},
-              "family_note": "different <families>", "emovec_version": "0.0",
-              "models": {"m1": _model_result("m1", 0.8765), "m2": _model_result("m2", 0.1234)}}
+    report = StudyReport(preset="quick", plan={"rows": 10}, key_vectors={"desperate": "desperate", "calm": "calm"},
+                         ladder=False, family_note="different <families>", emovec_version="0.0",
+                         models={"m1": _model_result("m1", 0.8765), "m2": _model_result("m2", 0.1234)})
     page = write_study_report(tmp_path, report).read_text()
     for section in ("Overview", "Stability", "Modularity", "Causal influence on refusal", "<h2>m1</h2>",
                     "<h2>m2</h2>"):

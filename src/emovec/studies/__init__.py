@@ -18,6 +18,7 @@ from emovec.studies.policy_dominance import (
     ModelResult,
     Preset,
     StudyError,
+    StudyReport,
     run_model,
     run_study,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "CausalInfluence",
     "ModelPlan",
     "ModelResult",
+    "StudyReport",
     "Modularity",
     "MonitoringValue",
     "Preset",

@@ -354,6 +354,18 @@ def run_model(spec: ModelPlan, preset: Preset, out: Path, *, keys: Mapping[str, 
     return result
 
 
+class StudyReport(BaseModel):
+    """What ``OUT/report.json`` holds and the report draws: the preset, its plan and every model's result."""
+
+    preset: str
+    plan: dict[str, int]
+    key_vectors: dict[str, str]
+    ladder: bool
+    family_note: str | None
+    emovec_version: str
+    models: dict[str, ModelResult]
+
+
 @dataclass
 class StudyResult:
     out: Path
@@ -405,9 +417,9 @@ def run_study(models: Sequence[ModelPlan], preset: str | Preset = "quick", out: 
             continue
         result.models[plan.name] = run_model(plan, p, folder, keys=keys, seed=seed, device=device, dtype=dtype,
                                              lm=(loaded or {}).get(plan.name), log=log, executor=executor)
-    report = {"preset": p.name, "plan": p.plan(len(keys)), "key_vectors": dict(keys), "ladder": ladder,
-              "family_note": None if ladder else FAMILY_NOTE, "emovec_version": __version__,
-              "models": {k: v.model_dump() for k, v in result.models.items()}}
-    atomic_write(root / "report.json", json.dumps(report, indent=1, default=float))
+    report = StudyReport(preset=p.name, plan=p.plan(len(keys)), key_vectors=dict(keys), ladder=ladder,
+                         family_note=None if ladder else FAMILY_NOTE, emovec_version=__version__,
+                         models=dict(result.models))
+    atomic_write(root / "report.json", json.dumps(report.model_dump(), indent=1, default=float))
     write_study_report(root, report)
     return result
