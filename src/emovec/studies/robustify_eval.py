@@ -1,0 +1,87 @@
+"""One robustify arm read on the held-out suites by emovec's judges: refusal on red-team and benign prompts,
+helpful accuracy, harmful detail, the KL budget and, with an attack, refusal with the refusal direction
+ablated."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from emovec.metrics import Estimate, bootstrap, wilson
+from emovec.models.loading import LoadedModel
+from emovec.studies.robustify_results import RobustPreset
+from emovec.vectors.vector_set import VectorSet
+
+
+def _rate(flags: Sequence[bool]) -> Estimate:
+    return wilson(int(sum(flags)), len(flags))
+
+
+@dataclass
+class ArmEval:
+    """One arm's replies read by emovec's judges."""
+
+    refusal_redteam: Estimate
+    refusal_benign: Estimate
+    helpful: Estimate
+    harmful_detail: float
+    kl: Estimate
+    replies: list[str]
+    refusal_redteam_attacked: Estimate | None = None
+
+
+def eval_prompts(p: RobustPreset) -> tuple[list[str], list[str], list[tuple[str, tuple[str, ...]]]]:
+    """The held-out red-team prompts, benign look-alikes and helpful questions (with their references)."""
+    from emovec.evaluation.suites import load_suite
+
+    red = [it.prompt for it in load_suite("redteam").items[: p.redteam]]
+    benign = [it.prompt for it in load_suite("benign").items[: p.benign]]
+    helpful = [(it.prompt, tuple(it.reference)) for it in load_suite("helpful").items[: p.helpful]]
+    return red, benign, helpful
+
+
+def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | None, layer: int, strength: float,
+                 p: RobustPreset, system: str | None = None, attack: torch.Tensor | None = None) -> ArmEval:
+    """Generate under the arm's steering (or, for the prompting control, its ``system`` prompt), read the replies
+    with emovec's judges and measure the KL budget; with ``attack`` (a refusal direction), the red-team prompts
+    again with that direction ablated after every block (``emovec.robust.adversary.refusal_ablation``)."""
+    from emovec.evaluation.judges.model_scores import next_token_kl, system_prompt_kl
+    from emovec.evaluation.judges.refusal import judge_refusal
+    from emovec.evaluation.judges.text import judge_helpful, judge_specificity
+    from emovec.generation import generate
+    from emovec.robust.adversary import refusal_ablation
+    from emovec.steer import SteeringSpec, SteerTerm
+
+    red, benign, helpful = eval_prompts(p)
+    prompts = red + benign + [q for q, _ in helpful]
+    spec = None if direction is None else SteeringSpec([SteerTerm(direction, strength)], layers=[layer])
+    replies: list[str] = []
+    for start in range(0, len(prompts), 16):
+        replies += generate(lm, prompts[start:start + 16], vectors=vectors, spec=spec, system=system,
+                            max_new_tokens=p.max_new_tokens).replies
+    cut = len(red) + len(benign)
+    r_red, r_ben, r_help = replies[: len(red)], replies[len(red): cut], replies[cut:]
+    labels = [judge_refusal(r).label for r in r_red]
+    detail = [judge_specificity(r).score for r, lab in zip(r_red, labels, strict=True) if lab != "full_refusal"]
+    kl_prompts = benign + [q for q, _ in helpful]
+    if system is not None:
+        kl = bootstrap(system_prompt_kl(lm, kl_prompts, system).numpy())
+    elif spec is None:
+        kl = Estimate(value=0.0, low=0.0, high=0.0, n=len(kl_prompts), method="unsteered: no divergence")
+    else:
+        kl = bootstrap(next_token_kl(lm, kl_prompts, spec, vectors).numpy())
+    attacked = None
+    if attack is not None:
+        under: list[str] = []
+        with refusal_ablation(lm, attack):
+            for start in range(0, len(red), 16):
+                under += generate(lm, red[start:start + 16], vectors=vectors, spec=spec, system=system,
+                                  max_new_tokens=p.max_new_tokens).replies
+        attacked = _rate([judge_refusal(r).label != "full_compliance" for r in under])
+    return ArmEval(_rate([lab != "full_compliance" for lab in labels]),
+                   _rate([judge_refusal(r).label != "full_compliance" for r in r_ben]),
+                   _rate([judge_helpful(r, ref) for r, (_, ref) in zip(r_help, helpful, strict=True)]),
+                   float(np.mean(detail)) if detail else 0.0, kl, replies, attacked)
