@@ -285,6 +285,35 @@ def bench_robust_step(lm: LoadedModel, steps: int = 6, repeats: int = 3) -> None
          "<= 2.5x (frozen weights)")
 
 
+def bench_robust_adversary(lm: LoadedModel, steps: int = 4) -> None:
+    """Optimisation steps per second under each adversary, as a ratio to the plain step measured in the same run
+    (the refusal-ablation attack adds hooks only; the embedding attack adds ``adv_steps`` forward+backward
+    passes per step)."""
+    import tempfile
+    from pathlib import Path
+
+    from emovec.robust.optimize import RobustConfig, optimize_direction
+
+    vs = timing_vectors(lm)
+    layer = lm.n_layers // 2
+    rates: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in ("none", "ablate_refusal", "embedding"):
+            cfg = RobustConfig(source="calm", out=Path(tmp) / kind, layer=layer, steps=steps, val_fraction=0,
+                               own_replies=False, save_every=steps, adversary=kind)  # type: ignore[arg-type]
+            stamps: list[float] = []
+
+            def stamp(step: int, record: dict[str, float], into: list[float] = stamps) -> None:
+                into.append(time.perf_counter())
+
+            optimize_direction(lm, vs, cfg, n_prompts=16, on_step=stamp)  # type: ignore[arg-type]
+            rates[kind] = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    for kind in ("ablate_refusal", "embedding"):
+        emit(f"robust_step_{kind}", rates[kind], "steps/s", rates["none"] / rates[kind],
+             "recorded; ratio: this adversary's step time over the plain step's, "
+             + ("<= 1.2x (hooks only)" if kind == "ablate_refusal" else "<= 4x (2 ascent steps per step)"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -302,6 +331,7 @@ def main() -> None:
     bench_sweep(lm, repeats=2 if args.quick else 3)
     bench_drift_monitor(lm)
     bench_robust_step(lm)
+    bench_robust_adversary(lm)
     bench_ray_sweep(lm, timing_vectors(lm), emit)
     if not args.quick:
         bench_full_extraction(lm)
