@@ -209,3 +209,20 @@ def test_ray_extraction_reads_the_texts_in_chunks_and_gives_the_local_vectors(ra
     torch.testing.assert_close(on_ray.stories.acts, local.stories.acts, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(on_ray.vectors.directions, local.vectors.directions, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(on_ray.vectors.mean_norm, local.vectors.mean_norm, rtol=1e-5, atol=1e-6)
+
+
+def test_ray_finetune_trial_trains_the_adapter_a_local_run_trains(ray_local, saved_tiny: Path, tmp_path: Path):
+    from safetensors.torch import load_file
+
+    from emovec.drift.finetune import FinetuneConfig, finetune
+    from emovec.drift.trials import finetune_trial
+    from emovec.models.loading import load_model
+
+    cfg = FinetuneConfig(regime="balanced", out=tmp_path / "ray", model=str(saved_tiny), steps=2, save_steps=1,
+                         examples=8, batch_size=4, learning_rate=5e-2, max_length=48)
+    on_ray = finetune_trial(cfg, ExecutorOptions(kind="ray", workers=1))
+    local = finetune(cfg.model_copy(update={"out": tmp_path / "local"}), lm=load_model(str(saved_tiny)))
+    assert on_ray.counts == local.counts and on_ray.adapter.is_dir() and on_ray.train_seconds > 0
+    a = load_file(str(on_ray.adapter / "adapter_model.safetensors"))
+    b = load_file(str(local.adapter / "adapter_model.safetensors"))
+    assert set(a) == set(b) and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)

@@ -8,7 +8,18 @@ from typing import Annotated
 
 import typer
 
-from emovec.cli.shared import ModelOpt, _load, app, err, friendly, out
+from emovec.cli.shared import (
+    AddressOpt,
+    ExecutorOpt,
+    GpusOpt,
+    ModelOpt,
+    _load,
+    app,
+    err,
+    executor_options,
+    friendly,
+    out,
+)
 
 
 @app.command("finetune-data")
@@ -54,9 +65,13 @@ def finetune(
     start_from: Annotated[Path | None, typer.Option(help="a peft adapter to continue training")] = None,
     vectors: Annotated[Path | None, typer.Option(help="a vector set of MODEL: watch it with a drift monitor")] = None,
     monitor_every: Annotated[int | None, typer.Option(help="also measure drift every N steps")] = None,
+    executor: ExecutorOpt = None,
+    gpus_per_worker: GpusOpt = 0.0,
+    address: AddressOpt = None,
 ) -> None:
     """LoRA fine-tuning on a safety regime; resumes from OUT's checkpoints; with --vectors, a drift monitor
-    writes OUT/drift/drift.jsonl at step 0, every save and the end."""
+    writes OUT/drift/drift.jsonl at step 0, every save and the end. With --executor ray the run is a Ray Tune
+    trial on a worker that loads MODEL itself."""
     from emovec.drift.data import REGIMES, FinetuneDataError
     from emovec.drift.finetune import FinetuneConfig
     from emovec.drift.finetune import finetune as run_finetune
@@ -68,10 +83,16 @@ def finetune(
     config = FinetuneConfig(regime=regime, out=out_dir, model=model, steps=steps, save_steps=save_steps,
                             learning_rate=learning_rate, batch_size=batch_size, examples=examples, seed=seed,
                             start_from=start_from)
-    lm = _load(model, None, None)
-    monitor = (DriftMonitor(lm, VectorSet.load(vectors), out_dir / "drift", every=monitor_every, run=regime)
-               if vectors is not None else None)
-    result = run_finetune(config, lm=lm, monitor=monitor, show_progress=True)
+    where = executor_options(executor, 1, gpus_per_worker, address)
+    if where is not None and where.kind == "ray":
+        from emovec.drift.trials import finetune_trial
+
+        result = finetune_trial(config, where, vectors=vectors, monitor_every=monitor_every)
+    else:
+        lm = _load(model, None, None)
+        monitor = (DriftMonitor(lm, VectorSet.load(vectors), out_dir / "drift", every=monitor_every, run=regime)
+                   if vectors is not None else None)
+        result = run_finetune(config, lm=lm, monitor=monitor, show_progress=True)
     out.print(f"adapter: {result.adapter}; examples per role {result.counts}; training {result.train_seconds:.0f} s, "
               f"drift monitor {result.monitor_seconds:.0f} s")
     for row in result.rows:

@@ -77,6 +77,18 @@ class FinetuneResult:
     monitor_seconds: float
 
 
+def read_result(out: str | Path) -> FinetuneResult:
+    """A finished run's result read back from its folder (``finetune.json``, the adapter, the drift rows)."""
+    folder = Path(out)
+    if not (folder / "finetune.json").exists() or not (folder / "adapter").exists():
+        raise FinetuneError(f"{folder} holds no finished fine-tuning run (finetune.json and adapter/)")
+    meta = json.loads((folder / "finetune.json").read_text(encoding="utf-8"))
+    rows = read_rows(folder / "drift") if (folder / "drift").exists() else []
+    return FinetuneResult(folder, folder / "adapter", rows, dict(meta["counts"]), list(meta["log_history"]),
+                          float(meta.get("train_seconds", float("nan"))),
+                          float(meta.get("monitor_seconds", float("nan"))))
+
+
 class SFTDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
     """Chat-formatted prompt + reply; the loss is on the reply tokens only."""
 
@@ -186,8 +198,9 @@ def finetune(config: FinetuneConfig, lm: LoadedModel | None = None, monitor: Any
     seconds = time.perf_counter() - start
     adapter = out / "adapter"
     model.save_pretrained(str(adapter))
-    _write_meta(out, config, data.counts, history)
     monitor_seconds = float(getattr(monitor, "seconds", 0.0))
+    _write_meta(out, config, data.counts, history, {"train_seconds": seconds - monitor_seconds,
+                                                    "monitor_seconds": monitor_seconds})
     rows = read_rows(out / "drift") if (out / "drift").exists() else []
     model.unload()  # give the caller its base model back, adapters removed
     return FinetuneResult(out, adapter, rows, data.counts, history, seconds - monitor_seconds, monitor_seconds)
@@ -239,9 +252,10 @@ def _peft_model(lm: LoadedModel, config: FinetuneConfig) -> Any:
                                                task_type="CAUSAL_LM"))
 
 
-def _write_meta(out: Path, config: FinetuneConfig, counts: dict[str, int], history: list[dict[str, Any]]) -> None:
+def _write_meta(out: Path, config: FinetuneConfig, counts: dict[str, int], history: list[dict[str, Any]],
+                timing: dict[str, float] | None = None) -> None:
     meta = {"config": json.loads(config.model_dump_json()), "counts": counts, "emovec_version": __version__,
-            "log_history": history}
+            "log_history": history, **(timing or {})}
     atomic_write(out / "finetune.json", json.dumps(meta, indent=1, default=str))
 
 

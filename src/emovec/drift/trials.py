@@ -12,8 +12,10 @@ continue the balanced runs' adapters, so they start once every balanced run has 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from emovec.drift.finetune import FinetuneConfig, FinetuneResult
 from emovec.drift.study import DriftStudyError, RunJob, RunPlan, run_one
 from emovec.executors import ExecutorOptions
 
@@ -64,3 +66,49 @@ def run_trials(job: RunJob, plans: Sequence[RunPlan], options: ExecutorOptions) 
     finally:
         if started:
             ray.shutdown()
+
+
+def _finetune_trial(config: dict[str, Any], job: FinetuneConfig, vectors: str | None, every: int | None) -> None:
+    from ray import tune
+
+    from emovec.drift.finetune import finetune
+    from emovec.drift.monitor import DriftMonitor
+    from emovec.models.loading import load_model
+    from emovec.vectors.vector_set import VectorSet
+
+    lm = load_model(job.model)
+    monitor = (DriftMonitor(lm, VectorSet.load(vectors), Path(job.out) / "drift", every=every, run=job.regime)
+               if vectors is not None else None)
+    finetune(job, lm=lm, monitor=monitor)
+    tune.report({"done": 1.0})
+
+
+def finetune_trial(config: FinetuneConfig, options: ExecutorOptions, *, vectors: str | Path | None = None,
+                   monitor_every: int | None = None) -> FinetuneResult:
+    """One ``emovec finetune`` run as a Ray Tune trial (on a worker with ``gpus_per_worker`` GPUs, retried from its
+    last checkpoint up to ``retries`` times), with a drift monitor when ``vectors`` is given; the model is loaded
+    on the worker by ``config.model`` (a name or path it can reach) and the result is read back from ``config.out``
+    (a folder the caller can read: shared storage on a cluster)."""
+    from ray import tune
+
+    from emovec.drift.finetune import read_result
+    from emovec.executors.ray_pool import connect
+
+    out = Path(config.out).resolve()
+    job = config.model_copy(update={"out": out})
+    ray, started = connect(options)
+    try:
+        trainable = tune.with_resources(
+            tune.with_parameters(_finetune_trial, job=job, vectors=None if vectors is None else str(vectors),
+                                 every=monitor_every),
+            {"cpu": options.cpus_per_worker, "gpu": options.gpus_per_worker})
+        grid = tune.Tuner(trainable, param_space={"run": job.regime},
+                          run_config=tune.RunConfig(name="finetune", storage_path=str(out / "tune"),
+                                                    failure_config=tune.FailureConfig(max_failures=options.retries),
+                                                    verbose=0)).fit()
+        if grid[0].error is not None:
+            raise DriftStudyError(f"the fine-tuning trial failed under Ray Tune: {grid[0].error}")
+    finally:
+        if started:
+            ray.shutdown()
+    return read_result(out)
