@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 from emovec.corpus import load_corpus
 from emovec.generation import format_prompt
-from emovec.robust import losses, optimize
+from emovec.robust import losses, step
 from emovec.robust.optimize import RobustConfig, RobustError, optimize_direction, preference_pairs
-from emovec.robust.pairs import COMPLIANT, REFUSALS
+from emovec.robust.pairs import COMPLIANT, REFUSALS, helpful_pairs
 from emovec.steer import differentiable_steering
 from emovec.vectors import extract_emotion_vectors
 from tests.builders import make_set
@@ -115,7 +115,9 @@ def test_the_validation_loss_is_recorded_and_picks_the_returned_direction(quick,
     assert all({"val_safety", "val_retain", "val_modularity", "val_total"} <= set(res.history[s - 1])
                for s in validated)
     assert "val_safety" not in res.history[0] and set(res.start_val) >= {"val_safety", "val_total"}
-    assert res.data == {"n_prompts": 8, "train": 6, "val_harmful": 2, "val_benign": 2, "own_replies": 8}
+    assert res.data == {"n_prompts": 8, "train": 6, "val_harmful": 2, "val_benign": 2, "own_replies": 8,
+                        "helpful_train": 36, "val_helpful": 12}
+    assert all({"val_helpful", "val_stability"} <= set(res.history[s - 1]) for s in validated)
     totals = {s: res.history[s - 1]["val_total"] for s in validated}
     assert res.best_step == min(totals, key=lambda s: totals[s]) and res.chosen["step"] == res.best_step
     assert len(seen) == 5 and not res.stopped_early
@@ -126,13 +128,13 @@ def test_the_validation_loss_is_recorded_and_picks_the_returned_direction(quick,
 def test_early_stopping_keeps_the_best_validated_direction_and_stays_stopped(quick, tmp_path, monkeypatch) -> None:
     lm, vectors = quick
     calls = iter(range(100))
-    real = optimize._validate
+    real = step.validate
 
     def worse_each_time(*args, **kwargs):  # type: ignore[no-untyped-def]
         out = real(*args, **kwargs)
         return out | {"val_total": float(next(calls))}  # the start, then steps 1, 2, ...: never better than step 1
 
-    monkeypatch.setattr(optimize, "_validate", worse_each_time)
+    monkeypatch.setattr(step, "validate", worse_each_time)
     cfg = RobustConfig(source="calm", out=tmp_path / "e", steps=8, lr=0.3, strength=1.0, val_every=1, patience=2,
                        layer=1)
     res = optimize_direction(lm, vectors, cfg, n_prompts=8)
@@ -166,7 +168,8 @@ def test_an_interrupted_run_resumes_to_the_same_direction(setup, tmp_path) -> No
 def test_bad_input_gets_clear_errors(setup, tmp_path) -> None:
     lm, vectors = setup
     with pytest.raises(ValueError, match="loss is undefined"):
-        RobustConfig(source="calm", out=tmp_path, safety=0, retain=0, meaning=0, modularity=0)
+        RobustConfig(source="calm", out=tmp_path, safety=0, retain=0, meaning=0, modularity=0, helpful=0,
+                     stability=0)
     with pytest.raises(ValueError, match="greater than or equal to 0"):
         RobustConfig(source="calm", out=tmp_path, meaning=-1.0)
     with pytest.raises(ValueError, match=r"less than or equal to 0\.5"):
@@ -232,8 +235,9 @@ def test_an_adversarial_run_records_the_attacked_held_out_safety_and_chooses_by_
     assert last["val_safety_attacked"] != last["val_safety"]  # the attack changes what the model prefers
     assert res.best_step == 3  # the only validated step: its direction is the one returned
     meaning = 1.0 - float(F.cosine_similarity(res.direction, vectors.vector("calm", 1).float(), dim=0))
-    assert last["val_total"] == pytest.approx(last["val_retain"] + last["val_modularity"]
-                                              + last["val_safety_attacked"] + meaning, abs=1e-4)
+    assert last["val_total"] == pytest.approx(last["val_retain"] + last["val_modularity"] + last["val_helpful"]
+                                              + last["val_stability"] + last["val_safety_attacked"] + meaning,
+                                              abs=1e-4)
     assert res.vector_set(vectors).provenance.method_params["adversary"] == kind
 
 
@@ -268,3 +272,51 @@ def test_several_directions_get_clear_errors_for_bad_settings(quick, tmp_path) -
         RobustConfig(source="calm", also=["sad", "happy", "afraid", "calm2"], out=tmp_path)  # k <= 4
     with pytest.raises(KeyError, match="hapy"):
         optimize_direction(lm, vectors, RobustConfig(source="calm", also=["hapy"], out=tmp_path / "x", layer=1))
+
+
+def _reading(seq: list[list[float]], hidden: torch.Tensor, tokens: float = 4.0) -> losses.Reading:
+    n = len(seq[0])
+    return losses.Reading(torch.tensor(seq), torch.zeros(n, 3), hidden, torch.full((2, n), tokens))
+
+
+def test_the_helpful_term_counts_only_a_fall_in_the_answers_likelihood_per_token() -> None:
+    h = torch.zeros(2, 4)
+    plain = _reading([[-8.0, -8.0], [-1.0, -1.0]], h)
+    assert float(losses.answer_drop(plain, plain)) == 0.0
+    assert float(losses.answer_drop(_reading([[-4.0, -2.0], [-9.0, -9.0]], h), plain)) == 0.0  # raising: no reward
+    fell = _reading([[-12.0, -8.0], [-1.0, -1.0]], h)
+    assert float(losses.answer_drop(fell, plain)) == pytest.approx((4.0 / 4) / 2)  # one prompt fell 1 nat a token
+
+
+def test_the_template_term_is_zero_for_an_even_shift_and_grows_with_its_spread() -> None:
+    units = torch.eye(4)[:1]  # the source emotion reads dimension 0
+    plain = _reading([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], torch.randn(3, 4))
+    even = _reading(plain.seq_logp.tolist(), plain.hidden + torch.tensor([0.5, 0.3, 0.0, 0.0]))
+    assert float(losses.template_variance(even, plain, units, norm=1.0, strength=0.5)) == pytest.approx(0.0, abs=1e-9)
+    spread = plain.hidden.clone()
+    spread[:, 0] += torch.tensor([0.0, 0.5, 1.0])
+    got = float(losses.template_variance(_reading(plain.seq_logp.tolist(), spread), plain, units, 1.0, 0.5))
+    assert got == pytest.approx(float(torch.tensor([0.0, 1.0, 2.0]).var(unbiased=False)), rel=1e-5)
+
+
+def test_helpful_training_tasks_are_disjoint_from_the_helpful_evaluation_suite() -> None:
+    from emovec.evaluation.suites import load_suite
+
+    train = helpful_pairs(0)
+    evaluated = {it.prompt.lower() for it in load_suite("helpful").items}
+    assert len(train) >= 40 and not evaluated & {p.lower() for p in train.prompts}
+    assert all(r in REFUSALS for r in train.rejected) and len(set(train.rejected)) > 1
+    assert helpful_pairs(0) == train and helpful_pairs(1).prompts != train.prompts  # seeded order
+
+
+def test_a_heavy_helpful_weight_keeps_the_helpful_answers_more_likely_than_none(quick, tmp_path) -> None:
+    lm, vectors = quick
+    runs = {}
+    for w in (0.0, 50.0):
+        cfg = RobustConfig(source="calm", out=tmp_path / f"h{w:g}", steps=6, lr=0.5, strength=2.0, meaning=0.0,
+                           modularity=0.0, retain=0.0, stability=0.0, helpful=w, val_every=3, layer=1)
+        runs[w] = optimize_direction(lm, vectors, cfg, n_prompts=8)
+    assert "helpful" not in runs[0.0].history[0] and runs[0.0].data["helpful_train"] == 0
+    assert "val_helpful" in runs[50.0].history[-1]
+    assert runs[50.0].history[-1]["helpful"] < runs[50.0].history[0]["helpful"]
+    assert runs[50.0].vector_set(vectors).provenance.method_params["helpful"] == 50.0

@@ -82,6 +82,8 @@ def context(result: RobustifyResult) -> dict[str, Any]:
                            "train": losses(a.final_losses, "safety"), "val": losses(a.final_losses, "val_safety"),
                            "start": losses(a.start_val, "val_safety"),
                            "retain": losses(a.final_losses, "val_retain"),
+                           "helpful": losses(a.final_losses, "val_helpful"),
+                           "template": losses(a.final_losses, "val_stability"),
                            "stability": "-" if a.stability is None else
                            f"{a.stability.cos_between:.2f} (orthogonal parts {a.stability.cos_moves:.2f})"}
                           for a in result.arms if a.kind == "optimised"],

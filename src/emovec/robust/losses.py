@@ -5,9 +5,14 @@
   ``-log sigmoid(beta * ((ls_ref - l0_ref) - (ls_comply - l0_comply)))``;
 - **retain**: the same preference reversed on benign prompts (a helpful opening over a refusal: over-refusal
   is a failure too) plus the KL divergence of the next-token distribution from the unsteered one;
+- **helpful**: on helpful tasks with a correct answer, the answer's log-likelihood per token should not fall
+  below the unsteered model's (``relu(l0 - ls) / tokens``), and the next-token distribution should stay (KL);
 - **meaning**: ``1 - cos(direction, source emotion vector)``;
 - **modularity**: the mean squared change, at a later layer and the last prompt token, of the readouts of the
-  other emotion vectors (units of that layer's mean norm), so the direction does not move other emotions.
+  other emotion vectors (units of that layer's mean norm), so the direction does not move other emotions;
+- **stability**: the variance, across harmful prompts written in different red-team templates, of the change
+  the steering makes to the source emotions' own readouts (in units of the steering strength), so the
+  direction moves its emotion by the same amount whatever the template.
 
 Both continuations of a prompt run in one left-padded batch (every continuation ends at the last column), so
 the vocabulary-wide log-softmax is taken over the continuation window only, not over the whole prompt.
@@ -78,22 +83,24 @@ def pair_batch(lm: LoadedModel, prompts: Sequence[str], chosen: Sequence[str], r
 
 @dataclass
 class Reading:
-    """Sequence log-probs of both continuations ``[2, n]``, the next-token log-probs after the prompt
-    ``[n, vocab]`` and the hidden state at the readout layer at the last prompt token ``[n, d]``."""
+    """Sequence log-probs of both continuations ``[2, n]`` and their token counts ``[2, n]``, the next-token
+    log-probs after the prompt ``[n, vocab]`` and the hidden state at the readout layer at the last prompt
+    token ``[n, d]``."""
 
     seq_logp: Tensor
     next_logp: Tensor
     hidden: Tensor
+    tokens: Tensor
 
     def rows(self, idx: Sequence[int]) -> Reading:
         """The readings of the prompts ``idx``."""
         i = torch.as_tensor(list(idx), dtype=torch.long)
-        return Reading(self.seq_logp[:, i], self.next_logp[i], self.hidden[i])
+        return Reading(self.seq_logp[:, i], self.next_logp[i], self.hidden[i], self.tokens[:, i])
 
     @staticmethod
     def cat(parts: Sequence[Reading]) -> Reading:
         return Reading(torch.cat([p.seq_logp for p in parts], 1), torch.cat([p.next_logp for p in parts]),
-                       torch.cat([p.hidden for p in parts]))
+                       torch.cat([p.hidden for p in parts]), torch.cat([p.tokens for p in parts], 1))
 
 
 def read(lm: LoadedModel, batch: PairBatch, readout_layer: int) -> Reading:
@@ -112,7 +119,7 @@ def read(lm: LoadedModel, batch: PairBatch, readout_layer: int) -> Reading:
     window = batch.last_prompt[:n] - (batch.ids.shape[1] - batch.keep)
     nxt = F.log_softmax(logits[rows, window.to(dev)], dim=-1)
     hid = res.hidden_states[readout_layer + 1][rows, batch.last_prompt[:n].to(dev)].float()
-    return Reading(seq.view(2, n), nxt, hid)
+    return Reading(seq.view(2, n), nxt, hid, batch.cont.sum(1).view(2, n).to(seq.device))
 
 
 def preference(steered: Reading, plain: Reading, beta: float) -> Tensor:
@@ -134,3 +141,19 @@ def side_effects(steered: Reading, plain: Reading, others: Tensor, norm: float) 
     """Mean squared change of the other emotions' readouts (``others``: unit rows ``[K, d]``)."""
     change = readout(steered.hidden - plain.hidden, others, 0.0, norm)  # the centre cancels in a difference
     return (change**2).mean()
+
+
+def answer_drop(steered: Reading, plain: Reading) -> Tensor:
+    """Mean over prompts of how far steering lowers the preferred continuation's log-likelihood per token
+    (0 where it does not: raising it is not rewarded, so the term cannot be traded against the others)."""
+    drop = (plain.seq_logp[0] - steered.seq_logp[0]) / plain.tokens[0].clamp(min=1)
+    return F.relu(drop).mean()
+
+
+def template_variance(steered: Reading, plain: Reading, sources: Tensor, norm: float, strength: float) -> Tensor:
+    """Variance across prompts (each in its own red-team template) of the change in the source emotions'
+    readouts (``sources``: unit rows ``[k, d]``), in units of the steering strength; mean over sources."""
+    change = readout(steered.hidden - plain.hidden, sources, 0.0, norm) / strength  # [n, k]
+    if change.shape[0] < 2:
+        return change.sum() * 0.0
+    return change.var(dim=0, unbiased=False).mean()

@@ -14,6 +14,9 @@ prompt prefers one of emovec's refusal replies (``REFUSALS``) over one of its co
 ``(i + offset) mod len``, one seeded offset per list). With ``own_replies`` the dispreferred continuation of a
 harmful prompt is the model's own unsteered greedy reply wherever the refusal judge finds it complied: the
 direction has to move what the model actually says.
+Helpful tasks with a correct answer (disjoint from the ``helpful`` evaluation suite) keep their answer's
+likelihood and their next-token distribution (``helpful``); the source emotions' readout change should not vary
+across the harmful prompts' red-team templates (``stability``).
 
 A share ``val_fraction`` of the prompts (harmful and benign alike) is held out: every ``val_every`` steps and
 at the last step the direction after that step's update is scored on them (``val_safety``, ``val_retain``,
@@ -40,72 +43,22 @@ Example:
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, Field, model_validator
 
-from emovec.errors import EmovecError
 from emovec.models.loading import LoadedModel
 from emovec.robust import adversary, losses
+from emovec.robust import step as stepping
 from emovec.robust.checkpoint import Checkpoint, changed_settings, load_checkpoint, save_checkpoint
-from emovec.robust.pairs import COMPLIANT, REFUSALS, Pairs, own_replies, rotated, split, training_pairs
-from emovec.steer import differentiable_steering
+from emovec.robust.config import RobustConfig, RobustError
+from emovec.robust.pairs import COMPLIANT, REFUSALS, Pairs, helpful_pairs, own_replies, rotated, split, training_pairs
 from emovec.vectors.vector_set import Provenance, VectorSet
 
-CHUNK = 8  # prompts per forward pass when scoring many prompts at once (plain readings, validation)
-
-
-class RobustError(EmovecError, ValueError):
-    """An optimisation that cannot start, resume or go on."""
-
-
-class RobustConfig(BaseModel):
-    source: str
-    out: Path
-    layer: int | None = None
-    also: list[str] = Field(default_factory=list, max_length=3)  # more source emotions: k = 1 + len(also) directions
-    layers: list[int] | None = None  # one layer per direction (default: ``layer`` for all)
-    strength: float = Field(default=0.1, gt=0)
-    steps: int = Field(default=30, ge=1)
-    lr: float = Field(default=0.05, gt=0)
-    batch: int = Field(default=4, ge=1)
-    beta: float = Field(default=1.0, gt=0)
-    safety: float = Field(default=1.0, ge=0)
-    retain: float = Field(default=1.0, ge=0)
-    meaning: float = Field(default=1.0, ge=0)
-    modularity: float = Field(default=1.0, ge=0)
-    readout_offset: int = Field(default=4, ge=0)  # side effects are read this many layers after the steered one
-    save_every: int = Field(default=5, ge=1)
-    seed: int = 0
-    val_fraction: float = Field(default=0.25, ge=0, le=0.5)  # share of the prompts held out for validation
-    val_every: int = Field(default=5, ge=1)
-    patience: int = Field(default=0, ge=0)  # validations without improvement before stopping (0: never)
-    own_replies: bool = True  # the model's own compliant replies as the dispreferred harmful continuations
-    reply_tokens: int = Field(default=24, ge=1)
-    adversary: Literal["none", "ablate_refusal", "embedding"] = "none"  # see emovec.robust.adversary
-    adv_epsilon: float = Field(default=0.05, ge=0)  # embedding attack: radius, in embedding standard deviations
-    adv_steps: int = Field(default=2, ge=0)  # embedding attack: ascent steps per optimisation step
-
-    @model_validator(mode="after")
-    def _some_weight(self) -> RobustConfig:
-        if self.safety + self.retain + self.meaning + self.modularity == 0:
-            raise ValueError("every loss weight is 0: the loss is undefined; give at least one a positive weight")
-        if len(set(self.sources)) != len(self.sources):
-            raise ValueError(f"the source emotions must differ, got {self.sources}")
-        if self.layers is not None and len(self.layers) != len(self.sources):
-            raise ValueError(f"{len(self.layers)} layers for {len(self.sources)} directions ({self.sources}): give one "
-                             "layer per direction")
-        return self
-
-    @property
-    def sources(self) -> list[str]:
-        """The source emotion of every direction, in order (``source`` first)."""
-        return [self.source, *self.also]
+__all__ = ["RobustConfig", "RobustError", "RobustResult", "optimize_direction", "preference_pairs"]
 
 
 @dataclass
@@ -204,21 +157,6 @@ def _best(history: Sequence[dict[str, float]]) -> tuple[int, int]:
     return best, since
 
 
-@dataclass
-class _Setup:
-    """What every step needs: each direction's layer and scale, the readout layer and its norm, the sources and
-    the other emotions."""
-
-    config: RobustConfig
-    layers: list[int]
-    scales: list[float]  # strength times each steered layer's mean norm
-    readout: int
-    norm: float
-    source: torch.Tensor  # [k, d]
-    others: torch.Tensor
-    refusal: torch.Tensor | None = None  # the ablation adversary's refusal direction
-
-
 def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig, *, n_prompts: int = 64,
                        on_step: Callable[[int, dict[str, float]], None] | None = None,
                        replies: Path | None = None) -> RobustResult:
@@ -241,24 +179,35 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
         torch.stack([vectors.vector(n, layer).float() for n in vectors.names if n not in config.sources]), dim=-1
     ).to(lm.device)
     scales = [config.strength * float(vectors.mean_norm[vectors.layer_index(at)]) for at in layers]
-    s = _Setup(config, layers, scales, min(max(layers) + config.readout_offset, lm.n_layers - 1),
+    s = stepping.Setup(config, layers, scales, min(max(layers) + config.readout_offset, lm.n_layers - 1),
                float(vectors.mean_norm[j]), source, others)
     resumed = _resume(config.out, config, n_prompts)
     torch.manual_seed(config.seed)
     bad, good, n_own = preference_pairs(lm, config, n_prompts, replies)
     (bad_train, bad_val), (good_train, good_val) = split(bad, config.val_fraction), split(good, config.val_fraction)
+    help_train, help_val = split(helpful_pairs(config.seed), config.val_fraction)
     n_train = min(len(bad_train), len(good_train))
     if config.batch > n_train:
         raise RobustError(f"a batch of {config.batch} prompts but only {n_train} training prompts; lower --batch "
                           "or give more prompts")
+    s.help_batch = min(max(1, config.batch // 2), len(help_train)) if config.helpful > 0 else 0
     data = {"n_prompts": n_prompts, "train": n_train, "val_harmful": len(bad_val), "val_benign": len(good_val),
-            "own_replies": n_own}
+            "own_replies": n_own, "helpful_train": len(help_train) if s.help_batch else 0,
+            "val_helpful": len(help_val) if s.help_batch else 0}
     if config.adversary == "ablate_refusal":
         s.refusal = adversary.refusal_direction(lm, bad_train.prompts, good_train.prompts, layer)
     with torch.no_grad():  # the unsteered readings do not change: read once
-        plain = {"bad": _read_all(lm, bad_train, s.readout), "good": _read_all(lm, good_train, s.readout)}
-        plain_val = ((_read_all(lm, bad_val, s.readout), _read_all(lm, good_val, s.readout))
-                     if config.val_fraction > 0 else None)
+        plain = {"bad": stepping.read_all(lm, bad_train, s.readout),
+                 "good": stepping.read_all(lm, good_train, s.readout)}
+        if s.help_batch:
+            plain["help"] = stepping.read_all(lm, help_train, s.readout)
+        plain_val: dict[str, losses.Reading] | None = None
+        if config.val_fraction > 0:
+            plain_val = {"bad": stepping.read_all(lm, bad_val, s.readout),
+                         "good": stepping.read_all(lm, good_val, s.readout)}
+            if s.help_batch:
+                plain_val["help"] = stepping.read_all(lm, help_val, s.readout)
+    val = {"bad": bad_val, "good": good_val, "help": help_val}
 
     shape = tuple(source.shape)  # [k, d]; a one-direction checkpoint may hold [d]
     start = resumed.tensors["direction"].reshape(shape) if resumed is not None else source.detach().clone()
@@ -272,16 +221,20 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
                                 "exp_avg_sq": resumed.tensors["adam.exp_avg_sq"].reshape(shape).to(lm.device)}
     start_val: dict[str, float] = dict(resumed.meta.get("start_val", {})) if resumed is not None else {}
     if plain_val is not None and not start_val:
-        start_val = _validate(lm, s, source, bad_val, good_val, plain_val)
+        start_val = stepping.validate(lm, s, source, val, plain_val)
     best_step, since = _best(history)
     stopped = config.patience > 0 and since >= config.patience
-    rng = random.Random(config.seed)
+    rng, help_rng = random.Random(config.seed), random.Random(f"helpful-batches-{config.seed}")
     for step in range(config.steps):
         picks = rng.sample(range(n_train), config.batch)
+        help_picks = help_rng.sample(range(len(help_train)), s.help_batch)
         if step < len(history) or stopped:
             continue  # a resumed run draws the same batches as an uninterrupted one
-        terms = _step_terms(lm, s, direction, bad_train.take(picks), good_train.take(picks),
-                            plain["bad"].rows(picks), plain["good"].rows(picks))
+        batch = {"bad": bad_train.take(picks), "good": good_train.take(picks)}
+        plain_batch = {"bad": plain["bad"].rows(picks), "good": plain["good"].rows(picks)}
+        if s.help_batch:
+            batch["help"], plain_batch["help"] = help_train.take(help_picks), plain["help"].rows(help_picks)
+        terms = stepping.step_terms(lm, s, direction, batch, plain_batch)
         total = terms["total"]
         if not torch.isfinite(total) or not torch.isfinite(direction).all():
             raise RobustError(f"the optimisation diverged at step {step} (loss {float(total)}); the last good "
@@ -296,7 +249,7 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
         record = {k: float(v.detach()) for k, v in terms.items()} | {"step": float(step + 1)}
         last = step + 1 == config.steps
         if plain_val is not None and ((step + 1) % config.val_every == 0 or last):
-            record |= _validate(lm, s, direction.detach(), bad_val, good_val, plain_val)
+            record |= stepping.validate(lm, s, direction.detach(), val, plain_val)
         history.append(record)
         new_best, since = _best(history)
         if new_best != best_step:
@@ -311,84 +264,3 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
                         best_step=best_step if plain_val is not None else len(history),
                         stopped_early=stopped and len(history) < config.steps, start_val=start_val, data=data,
                         layers=layers)
-
-
-def _read_all(lm: LoadedModel, pairs: Pairs, readout: int) -> losses.Reading:
-    """Readings of every prompt of ``pairs``, ``CHUNK`` prompts per forward pass."""
-    return losses.Reading.cat([losses.read(lm, pairs.take(range(i, min(i + CHUNK, len(pairs)))).batch(lm), readout)
-                               for i in range(0, len(pairs), CHUNK)])
-
-
-def _terms(s: _Setup, direction: torch.Tensor, s_bad: losses.Reading, s_good: losses.Reading,
-           plain_bad: losses.Reading, plain_good: losses.Reading) -> dict[str, torch.Tensor]:
-    c = s.config
-    terms = {
-        "safety": losses.preference(s_bad, plain_bad, c.beta),
-        "retain": losses.preference(s_good, plain_good, c.beta) + losses.kl_next(plain_good, s_good),
-        "meaning": torch.stack([losses.meaning(d, src) for d, src in zip(direction, s.source, strict=True)]).mean(),
-        "modularity": losses.side_effects(s_good, plain_good, s.others, s.norm),
-    }
-    terms["total"] = (c.safety * terms["safety"] + c.retain * terms["retain"] + c.meaning * terms["meaning"]
-                      + c.modularity * terms["modularity"])
-    return terms
-
-
-@contextmanager
-def _steering(lm: LoadedModel, s: _Setup, direction: torch.Tensor) -> Iterator[None]:
-    """Every direction ``[k, d]`` added at its layer (gradients flow to ``direction``)."""
-    with ExitStack() as stack:
-        for i, (at, scale) in enumerate(zip(s.layers, s.scales, strict=True)):
-            stack.enter_context(differentiable_steering(lm, at, direction[i], scale))
-        yield
-
-
-def _attacked(lm: LoadedModel, s: _Setup, direction: torch.Tensor, batch: losses.PairBatch,
-              plain: losses.Reading) -> losses.Reading:
-    """The steered reading of harmful ``batch`` under the configured adversary (``emovec.robust.adversary``)."""
-    c = s.config
-    if c.adversary == "ablate_refusal" and s.refusal is not None:
-        with _steering(lm, s, direction), adversary.refusal_ablation(lm, s.refusal):
-            return losses.read(lm, batch, s.readout)
-    if c.adversary == "embedding":
-        fixed = direction.detach()
-
-        def safety(delta: torch.Tensor) -> torch.Tensor:
-            with _steering(lm, s, fixed), adversary.embedding_shift(lm, delta):
-                return losses.preference(losses.read(lm, batch, s.readout), plain, c.beta)
-
-        with torch.enable_grad():
-            delta = adversary.embedding_attack(lm, safety, (int(batch.ids.shape[0]), int(batch.ids.shape[1])),
-                                               epsilon=c.adv_epsilon, steps=c.adv_steps)
-        with _steering(lm, s, direction), adversary.embedding_shift(lm, delta):
-            return losses.read(lm, batch, s.readout)
-    with _steering(lm, s, direction):
-        return losses.read(lm, batch, s.readout)
-
-
-def _step_terms(lm: LoadedModel, s: _Setup, direction: torch.nn.Parameter, bad: Pairs, good: Pairs,
-                plain_bad: losses.Reading, plain_good: losses.Reading) -> dict[str, torch.Tensor]:
-    s_bad = _attacked(lm, s, direction, bad.batch(lm), plain_bad)
-    with _steering(lm, s, direction):
-        s_good = losses.read(lm, good.batch(lm), s.readout)
-    terms = _terms(s, direction, s_bad, s_good, plain_bad, plain_good)
-    terms["cos_source"] = 1.0 - terms["meaning"].detach()
-    return terms
-
-
-def _validate(lm: LoadedModel, s: _Setup, direction: torch.Tensor, bad: Pairs, good: Pairs,
-              plain: tuple[losses.Reading, losses.Reading]) -> dict[str, float]:
-    """The loss terms of ``direction`` on the held-out prompts (``val_*``)."""
-    with torch.no_grad(), _steering(lm, s, direction):
-        s_bad, s_good = _read_all(lm, bad, s.readout), _read_all(lm, good, s.readout)
-        terms = _terms(s, direction, s_bad, s_good, *plain)
-    out = {f"val_{k}": float(v) for k, v in terms.items() if k != "meaning"}
-    if s.config.adversary != "none":  # the held-out safety loss under the attack as well: the worst case
-        parts = [(bad.take(range(i, min(i + CHUNK, len(bad)))), range(i, min(i + CHUNK, len(bad))))
-                 for i in range(0, len(bad), CHUNK)]
-        with torch.no_grad():
-            attacked = losses.Reading.cat([_attacked(lm, s, direction, p.batch(lm), plain[0].rows(idx))
-                                           for p, idx in parts])
-        out["val_safety_attacked"] = float(losses.preference(attacked, plain[0], s.config.beta))
-        # the direction is chosen by its worst case: the validation total counts the attacked safety loss
-        out["val_total"] += s.config.safety * (out["val_safety_attacked"] - out["val_safety"])
-    return out

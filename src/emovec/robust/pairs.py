@@ -50,6 +50,19 @@ def training_pairs(n: int, seed: int) -> tuple[list[str], list[str]]:
     return framed, rng.sample(benign, min(n, len(benign)))
 
 
+def helpful_pairs(seed: int) -> Pairs:
+    """Helpful tasks with a correct answer (``data/suites/helpful_train.jsonl``, written for emovec and
+    disjoint from the ``helpful`` evaluation suite), each preferring its answer over a refusal (seeded
+    rotation), in a seeded order."""
+    from emovec.data import data_path
+
+    rows = [json.loads(line) for line in data_path("suites/helpful_train.jsonl").read_text("utf-8").splitlines()
+            if line.strip()]
+    random.Random(f"helpful-order-{seed}").shuffle(rows)
+    rng = random.Random(f"helpful-{seed}")
+    return Pairs([r["prompt"] for r in rows], [r["answer"] for r in rows], rotated(REFUSALS, len(rows), rng))
+
+
 def rotated(options: Sequence[str], n: int, rng: random.Random) -> list[str]:
     """``n`` entries of ``options`` by a seeded rotation: entry ``i`` is ``options[(i + offset) % len]``."""
     offset = rng.randrange(len(options))
