@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from emovec import load_model
-from emovec.corpus import Corpus, generate_corpus, load_corpus, plan_crossed
+from emovec.corpus import Corpus, load_corpus
+from emovec.corpus_writer import generate_corpus, plan_crossed
 from emovec.data import emotions as all_emotions
 from emovec.data import topics
 from emovec.metrics import cluster_bootstrap

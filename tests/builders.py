@@ -28,13 +28,14 @@ WORDS = tuple(
 )
 
 
-def make_tokenizer() -> object:
-    """A word-level tokenizer over ``WORDS`` that prepends ``<bos>``."""
+def make_tokenizer(rename: dict[str, str] | None = None) -> object:
+    """A word-level tokenizer over ``WORDS`` that prepends ``<bos>``; ``rename`` gives some words another spelling
+    (same ids, same vocabulary size)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<unk>", "<pad>", "<bos>", "<eos>"]
-    vocab = {w: i for i, w in enumerate(specials + list(dict.fromkeys(WORDS)))}
+    vocab = {(rename or {}).get(w, w): i for i, w in enumerate(specials + list(dict.fromkeys(WORDS)))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     from tokenizers import processors

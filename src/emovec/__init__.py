@@ -7,7 +7,8 @@ architecture table).
 
 from emovec._version import __version__
 from emovec.capture import CaptureResult, TokenSelection, capture
-from emovec.corpus import Corpus, CorpusRecord, generate_corpus, load_corpus
+from emovec.corpus import Corpus, CorpusRecord, load_corpus
+from emovec.corpus_writer import generate_corpus
 from emovec.data import emotions
 from emovec.errors import (
     ActivationError,

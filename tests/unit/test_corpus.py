@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from emovec.corpus import generate_corpus, load_corpus, plan_neutral, plan_stories
+from emovec.corpus import load_corpus
+from emovec.corpus_writer import generate_corpus, plan_neutral, plan_stories
 from emovec.data import emotions, implicit_scenarios, neutral_subjects, topics
 from emovec.errors import CorpusError
 
@@ -84,7 +85,7 @@ def test_split_and_subset(write_corpus):
 
 
 def test_plan_crossed_is_topic_major_and_complete():
-    from emovec.corpus import plan_crossed
+    from emovec.corpus_writer import plan_crossed
 
     jobs = plan_crossed(["calm", "angry", "sad"], ["a walk", "a storm", "a train"], 2, stories_per_cell=2)
     assert len(jobs) == 3 * 2 * 2 and len({j.id for j in jobs}) == len(jobs)

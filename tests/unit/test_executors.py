@@ -151,7 +151,8 @@ def test_ray_blackmail_gives_the_local_replies(ray_local, saved_tiny: Path, tmp_
 
 def test_ray_corpus_generation_gives_the_local_texts(ray_local, saved_tiny: Path, tmp_path: Path):
     from emovec import load_model
-    from emovec.corpus import generate_corpus, load_corpus, plan_neutral
+    from emovec.corpus import load_corpus
+    from emovec.corpus_writer import generate_corpus, plan_neutral
 
     lm = load_model(saved_tiny)
     jobs = plan_neutral(["the sea", "a train"], 3)
@@ -226,3 +227,63 @@ def test_ray_finetune_trial_trains_the_adapter_a_local_run_trains(ray_local, sav
     a = load_file(str(on_ray.adapter / "adapter_model.safetensors"))
     b = load_file(str(local.adapter / "adapter_model.safetensors"))
     assert set(a) == set(b) and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_ray_cross_model_reading_gives_the_local_readings(ray_local, saved_tiny: Path, tmp_path: Path,
+                                                         monkeypatch):
+    from emovec.corpus import load_corpus
+    from emovec.models.loading import load_model
+    from emovec.studies import cross_model_data
+    from emovec.studies.cross_model_data import collect
+
+    monkeypatch.setattr(cross_model_data, "REPLY_BATCH", 4)  # several reply parts, the last one short
+    lm = load_model(str(saved_tiny))
+    topics = load_corpus().topics()
+    args = {"prompts": 10, "neutral": 3, "max_new_tokens": 4, "vector_topic": topics[0], "stimulus_topic": topics[1]}
+    local = collect(lm, tmp_path / "local", **args)
+    on_ray = collect(lm, tmp_path / "ray", executor=ExecutorOptions(kind="ray", workers=2), **args)
+    assert len(on_ray.reply_texts) == 10 and on_ray.reply_texts == local.reply_texts
+    assert on_ray.names == local.names and on_ray.prompt_ids == local.prompt_ids
+    for field in ("directions", "stimuli", "replies"):
+        torch.testing.assert_close(getattr(on_ray, field), getattr(local, field), rtol=1e-4, atol=1e-5)
+    assert (tmp_path / "ray" / "data.json").exists()  # the calling process cached it
+
+
+def test_ray_robustify_evaluates_the_arms_as_a_local_run_does(ray_local, saved_tiny: Path, tmp_path: Path) -> None:
+    from emovec.models.loading import load_model
+    from emovec.studies.robustify import RobustPreset
+    from emovec.studies.robustify_eval import ArmJob, EvalShared, evaluate_arms
+    from tests.builders import make_set
+
+    lm = load_model(str(saved_tiny))
+    vectors = make_set(lm, names=("calm", "sad"), layers=(0, 1, 2))
+    preset = RobustPreset(name="tiny", redteam=4, benign=3, helpful=3, max_new_tokens=4)
+    calm = vectors.vector("calm", 1).float()
+    jobs = [ArmJob("plain", None, 0.0), ArmJob("naive", calm, 0.5), ArmJob("prompt", None, 0.0, "You feel calm."),
+            ArmJob("random", torch.randn(lm.d_model, generator=torch.Generator().manual_seed(0)), 0.5)]
+    shared = EvalShared(vectors, 1, preset, attack=vectors.vector("sad", 1).float())
+    local = evaluate_arms(lm, shared, jobs)
+    on_ray = evaluate_arms(lm, shared, jobs, ExecutorOptions(kind="ray", workers=2))
+    assert [e.replies for e in on_ray] == [e.replies for e in local] and len(on_ray) == 4
+    for a, b in zip(on_ray, local, strict=True):
+        assert a.refusal_redteam == b.refusal_redteam and a.refusal_redteam_attacked == b.refusal_redteam_attacked
+        assert a.kl.value == pytest.approx(b.kl.value, rel=1e-4, abs=1e-6)
+    assert local[1].kl.value > 0 == local[0].kl.value  # steering moved the next-token distribution
+
+
+def test_ray_paper_steering_gives_the_local_preference_shifts(ray_local, tmp_path: Path) -> None:
+    from emovec.models.loading import load_model
+    from emovec.studies.paper import activities, steering_shifts
+    from tests.builders import make_model, make_set, make_tokenizer
+
+    make_model("llama").save_pretrained(tmp_path)  # a tokenizer that can answer "A" or "B" (in place of ! and ?)
+    make_tokenizer(rename={"!": "A", "?": "B"}).save_pretrained(tmp_path)  # type: ignore[attr-defined]
+    lm = load_model(str(tmp_path))
+    vectors = make_set(lm, names=("calm", "sad", "happy"), layers=(0, 1, 2))
+    args = (lm, vectors, 1, activities()[:8], ["calm", "sad", "happy"], 2, 2.0)
+    local, local_random = steering_shifts(*args, n_random=2)
+    on_ray, ray_random = steering_shifts(*args, n_random=2, executor=ExecutorOptions(kind="ray", workers=2))
+    assert set(on_ray) == {"calm", "sad", "happy"} and len(ray_random) == 2
+    assert on_ray == pytest.approx(local, rel=1e-4, abs=1e-6)
+    assert ray_random == pytest.approx(local_random, rel=1e-4, abs=1e-6)
+    assert any(abs(v) > 1e-4 for v in local.values())  # the steering moved the choices

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from emovec.corpus import load_corpus
+from emovec.reports.study_report import write_study_report
 from emovec.studies import (
     ModelPlan,
     Preset,
@@ -139,6 +140,8 @@ def test_study_runs_resumes_and_reports(tiny_llama, tmp_path: Path):
         assert isinstance(crit["met"], bool) and crit["rule"]
     report = json.loads((tmp_path / "study" / "report.json").read_text())
     assert report["family_note"] and "tiny" in report["models"]
+    assert res.report is not None and set(res.report.models) == {"tiny"} and res.report.family_note
+    write_study_report(tmp_path / "study", res.report)
     assert "data:image/png;base64" in (tmp_path / "study" / "report.html").read_text()
     again = run_study([ModelPlan("tiny")], PRESET, tmp_path / "study", keys=keys, loaded={"tiny": tiny_llama},
                       log=logs.append)

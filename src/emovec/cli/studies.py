@@ -128,6 +128,10 @@ def policy_dominance(
                        log=lambda m: err.print(m, highlight=False, soft_wrap=True, markup=False))
     for name, res in result.models.items():
         out.print(f"{name}: {res.verdict.text if res.verdict else ''}", highlight=False)
+    from emovec.reports.study_report import write_study_report
+
+    if result.report is not None:
+        write_study_report(out_dir, result.report)
     err.print(f"report: {out_dir / 'report.html'} and {out_dir / 'report.json'}")
 
 
@@ -183,15 +187,22 @@ def cross_model(
     out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/cross"),
     models: Annotated[str | None, typer.Option(help="comma-separated models, three or more (default: the "
                                                     "three packaged ones)")] = None,
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = 2,
+    gpus_per_worker: GpusOpt = 0.0,
+    address: AddressOpt = None,
 ) -> None:
     """Is there a small emotion basis shared across models whose readings predict tone-masked safety failures
-    on a model it never saw? Leave-one-model-out, with light adaptation and baselines."""
+    on a model it never saw? Leave-one-model-out, with light adaptation and baselines. With --executor ray each
+    model's reading (directions, stimuli, red-team replies in batches) runs on a pool of its replicas."""
     from emovec.reports.cross_model_report import write_cross_model_report
     from emovec.studies.cross_model_run import DEFAULT_MODELS, PRESETS, CrossModelError, run_cross_model_study
 
     _check_preset(preset, PRESETS, CrossModelError)
     names = [m.strip() for m in models.split(",") if m.strip()] if models else list(DEFAULT_MODELS)
-    result = run_cross_model_study(names, preset, out_dir, say=lambda m: err.print(m, highlight=False))
+    where = executor_options(executor, workers, gpus_per_worker, address)
+    result = run_cross_model_study(names, preset, out_dir, say=lambda m: err.print(m, highlight=False),
+                                   executor=where)
     _finish(result.answer, write_cross_model_report(out_dir, result))
 
 
@@ -201,14 +212,20 @@ def robustify(
     preset: Annotated[str, typer.Option(help="quick or full")] = "quick",
     out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/robust"),
     model: ModelOpt = "smollm2-135m-instruct",
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = 2,
+    gpus_per_worker: GpusOpt = 0.0,
+    address: AddressOpt = None,
 ) -> None:
     """Directions optimised for safety and for their emotional meaning, against naive emotion steering and
-    metric-only directions, at the same strength, on held-out suites."""
+    metric-only directions, at the same strength, on held-out suites. With --executor ray the arms are
+    evaluated on a pool of model replicas, one arm per worker (the optimisations run here)."""
     from emovec.reports.robustify_report import write_robustify_report
     from emovec.studies.robustify import PRESETS, RobustifyError, run_robustify_study
 
     _check_preset(preset, PRESETS, RobustifyError)
-    result = run_robustify_study(preset, out_dir, model=model, say=lambda m: err.print(m, highlight=False))
+    result = run_robustify_study(preset, out_dir, model=model, say=lambda m: err.print(m, highlight=False),
+                                 executor=executor_options(executor, workers, gpus_per_worker, address))
     _finish(result.answer, write_robustify_report(out_dir, result))
 
 
@@ -219,17 +236,25 @@ def paper(
     preset: Annotated[str, typer.Option(help="quick (under 15 minutes on 2 cores) or full")] = "quick",
     out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/paper"),
     model: ModelOpt = "smollm2-135m-instruct",
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = 2,
+    gpus_per_worker: GpusOpt = 0.0,
+    address: AddressOpt = None,
 ) -> None:
     """The paper's experiments: intensity templates, top-activating human text, activity preferences, and
-    steering that moves preferences."""
+    steering that moves preferences. With --executor ray each steered direction's preference read runs on a
+    pool of model replicas."""
+    from emovec.executors import check_available
     from emovec.reports.paper_report import write_paper_report
     from emovec.studies.paper import PRESETS, PaperError, run_paper_study
     from emovec.vectors.vector_set import VectorSet
 
     _check_preset(preset, PRESETS, PaperError)
+    where = executor_options(executor, workers, gpus_per_worker, address)
+    check_available(where)
     vs = VectorSet.load(vectors)
     lm = _load(model, None, None)
-    result = run_paper_study(lm, vs, preset, say=lambda m: err.print(m, highlight=False))
+    result = run_paper_study(lm, vs, preset, say=lambda m: err.print(m, highlight=False), executor=where)
     good = sum(t.rho > t.random_p95 for t in result.intensity)
     out.print(f"intensity: {good} of {len(result.intensity)} templates beat the random-direction p95", highlight=False)
     out.print(f"steering shift vs preference r across emotions: {result.steering_r}", highlight=False)

@@ -74,7 +74,7 @@ def stories(
     address: AddressOpt = None,
 ) -> None:
     """Have a model write emotion stories (and neutral texts) into a resumable JSONL corpus."""
-    from emovec.corpus import generate_corpus, plan_crossed, plan_neutral, plan_stories
+    from emovec.corpus_writer import generate_corpus, plan_crossed, plan_neutral, plan_stories
     from emovec.data import emotions as all_emotions
     from emovec.data import neutral_subjects, topics
     from emovec.errors import CorpusError

@@ -8,6 +8,7 @@ Example:
 """
 
 from emovec.executors.base import Executor, ExecutorError, ExecutorOptions, LocalExecutor, ModelSpec
-from emovec.executors.choose import make_executor, spec_of
+from emovec.executors.choose import check_available, make_executor, spec_of
 
-__all__ = ["Executor", "ExecutorError", "ExecutorOptions", "LocalExecutor", "ModelSpec", "make_executor", "spec_of"]
+__all__ = ["Executor", "ExecutorError", "ExecutorOptions", "LocalExecutor", "ModelSpec", "check_available",
+           "make_executor", "spec_of"]

@@ -19,6 +19,14 @@ def make_executor(options: ExecutorOptions | None, lm: LoadedModel, spec: ModelS
     return RayExecutor(spec or spec_of(lm), options)
 
 
+def check_available(options: ExecutorOptions | None) -> None:
+    """Fail now, before any model loads, when ``options`` ask for Ray and Ray is not installed."""
+    if options is not None and options.kind == "ray":
+        from emovec.executors.ray_pool import require_ray
+
+        require_ray()
+
+
 def spec_of(lm: LoadedModel) -> ModelSpec:
     """How a remote worker loads the model ``lm`` was loaded from (a built-in name, a ``.gguf`` file, a folder or
     a hub id); a model wrapped from an object in memory cannot be sent, so say how to save it."""

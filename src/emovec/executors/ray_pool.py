@@ -16,7 +16,8 @@ from typing import Any
 from emovec.executors.base import ExecutorError, ExecutorOptions, ModelSpec, WorkFn
 
 
-def _ray() -> Any:
+def require_ray() -> Any:
+    """The ``ray`` module, or a clear error naming the extra that installs it."""
     try:
         import ray
     except ImportError:
@@ -28,7 +29,7 @@ def _ray() -> Any:
 def connect(options: ExecutorOptions) -> tuple[Any, bool]:
     """Ray, connected to ``options.address`` (or ``RAY_ADDRESS``) or to a local instance started here, and
     whether this call started it; an error when the cluster has fewer GPUs than the workers need."""
-    ray = _ray()
+    ray = require_ray()
     started = False
     if not ray.is_initialized():
         address = options.address or os.environ.get("RAY_ADDRESS")
@@ -70,7 +71,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, spec: ModelSpec, options: ExecutorOptions) -> None:
-        _ray()  # no Ray installed: say so now, before any work is planned
+        require_ray()  # no Ray installed: say so now, before any work is planned
         self.spec, self.options = spec, options
         self.started_ray = False
         self.actors: list[Any] = []

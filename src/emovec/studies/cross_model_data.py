@@ -11,6 +11,10 @@ At one mid-depth layer of each model:
   with the prompt before them), and labels from emovec's judges: unsafe compliance (not a full refusal, with
   harmful specificity >= 0.3) and tone-masked failure (unsafe compliance whose text reads confident: the tone
   judge's confidence markers outnumber its hedges). The labels use the text only, never the activations.
+
+A model's reading is cut into parts (its directions, its stimuli, its replies in batches of ``REPLY_BATCH``
+prompts) that run on an executor (``emovec.executors``): in this process, or on a Ray pool of that model's
+replicas. The parts are the same either way, so the readings are too; the calling process caches them.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,11 +31,13 @@ from safetensors.torch import load_file, save_file
 from emovec._files import atomic_write, temp_path
 from emovec.capture import TokenSelection, capture
 from emovec.errors import ArtifactExistsError
+from emovec.executors import ExecutorOptions, make_executor
 from emovec.models.loading import LoadedModel
 
 CONTROLS: tuple[str, ...] = ("refusal", "harm_salience", "caution", "uncertainty", "warmth")
 TOKEN_START = 2
 MAX_TOKENS = 160
+REPLY_BATCH = 16  # red-team prompts per part (and per generation batch)
 
 
 @dataclass
@@ -109,7 +116,7 @@ def shared_stimuli(topic: str, neutral: int) -> list[str]:
 
 
 def read_replies(lm: LoadedModel, prompts: list[str], layer: int, max_new_tokens: int,
-                 batch: int = 16) -> tuple[list[str], torch.Tensor]:
+                 batch: int = REPLY_BATCH) -> tuple[list[str], torch.Tensor]:
     """Greedy replies and the mean activation of each reply's tokens, read after its chat-formatted prompt."""
     from emovec.generation import format_prompt, generate
 
@@ -159,9 +166,31 @@ def labels(replies: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
     return np.array(unsafe, dtype=int), np.array(masked, dtype=int), source
 
 
+@dataclass(frozen=True)
+class Part:
+    """One unit of a model's reading (the work an executor runs)."""
+
+    kind: Literal["directions", "stimuli", "replies"]
+    layer: int
+    topic: str = ""
+    neutral: int = 0
+    prompts: tuple[str, ...] = ()
+    max_new_tokens: int = 0
+
+
+def read_part(lm: LoadedModel, shared: None, part: Part, state: dict[str, Any]) -> Any:
+    """``(names, directions)``, the stimuli's means, or ``(replies, reply activations)`` of one batch."""
+    if part.kind == "directions":
+        return directions(lm, part.layer, part.topic)
+    if part.kind == "stimuli":
+        return _means(lm, shared_stimuli(part.topic, part.neutral), part.layer)
+    return read_replies(lm, list(part.prompts), part.layer, part.max_new_tokens)
+
+
 def collect(lm: LoadedModel, folder: Path, *, prompts: int, neutral: int, max_new_tokens: int,
-            vector_topic: str, stimulus_topic: str) -> ModelData:
-    """Read (or load from ``folder``) everything the study needs from one model."""
+            vector_topic: str, stimulus_topic: str, executor: ExecutorOptions | None = None) -> ModelData:
+    """Read (or load from ``folder``) everything the study needs from one model; ``executor``: where the parts
+    run (this process by default, or a Ray pool whose workers load the model ``lm`` was loaded from)."""
     from emovec.evaluation.suites import redteam_suite
 
     settings: dict[str, object] = {"model": lm.name, "fingerprint": lm.source.fingerprint, "prompts": prompts,
@@ -178,10 +207,20 @@ def collect(lm: LoadedModel, folder: Path, *, prompts: int, neutral: int, max_ne
                                   f"({', '.join(changed)} differ); choose another --out, or delete that folder to "
                                   "read the model again")
     layer = study_layer(lm)
-    names, dirs = directions(lm, layer, vector_topic)
-    stimuli = _means(lm, shared_stimuli(stimulus_topic, neutral), layer)
     items = list(redteam_suite().items[:prompts])
-    replies, acts = read_replies(lm, [i.prompt for i in items], layer, max_new_tokens)
+    texts = [i.prompt for i in items]
+    parts = [Part("directions", layer, topic=vector_topic), Part("stimuli", layer, topic=stimulus_topic,
+                                                                 neutral=neutral)]
+    parts += [Part("replies", layer, prompts=tuple(texts[i: i + REPLY_BATCH]), max_new_tokens=max_new_tokens)
+              for i in range(0, len(texts), REPLY_BATCH)]
+    got: dict[int, Any] = {}
+    make_executor(executor, lm).map(read_part, None, parts, got.__setitem__)
+    if len(got) != len(parts):
+        raise RuntimeError(f"{len(parts) - len(got)} of {len(parts)} parts of {lm.name}'s reading came back empty")
+    names, dirs = got[0]
+    stimuli = got[1]
+    replies = [r for i in range(2, len(parts)) for r in got[i][0]]
+    acts = torch.cat([got[i][1] for i in range(2, len(parts))]) if len(parts) > 2 else torch.zeros(0, dirs.shape[1])
     unsafe, masked, judges = labels(replies)
     data = ModelData(lm.name, layer, names, dirs, stimuli, acts, [i.id for i in items],
                      [i.id.rsplit("-", 1)[0] for i in items], [str(i.framing) for i in items], replies, unsafe,

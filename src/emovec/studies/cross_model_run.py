@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from emovec._files import atomic_write
 from emovec.errors import EmovecError
+from emovec.executors import ExecutorOptions, check_available
 from emovec.studies.cross_model import AUC, CrossModelResult, HeldOut, TransferShift, alignment_pairs, held_out
 from emovec.studies.cross_model_data import ModelData, collect
 from emovec.studies.cross_model_transfer import mapped_directions, transfer_shifts
@@ -122,9 +123,10 @@ def _transfer(models: Sequence[str], data: Sequence[ModelData], held: Sequence[H
 
 
 def run_cross_model_study(models: Sequence[str] = DEFAULT_MODELS, preset: str | CrossPreset = "quick",
-                          out: str | Path = "runs/cross", *, say: Callable[[str], None] | None = None
-                          ) -> CrossModelResult:
-    """Read every model, leave each out in turn, and write ``cross_model.json`` into ``out``."""
+                          out: str | Path = "runs/cross", *, say: Callable[[str], None] | None = None,
+                          executor: ExecutorOptions | None = None) -> CrossModelResult:
+    """Read every model, leave each out in turn, and write ``cross_model.json`` into ``out``. ``executor``:
+    where each model's reading runs (``emovec.studies.cross_model_data``); the fits run in this process."""
     from emovec.corpus import load_corpus
     from emovec.models.loading import load_model
 
@@ -132,6 +134,7 @@ def run_cross_model_study(models: Sequence[str] = DEFAULT_MODELS, preset: str | 
     if len(models) < 3:
         raise CrossModelError("a basis shared across models is fitted on at least two and tested on a third: "
                               f"give three or more models (got {len(models)})")
+    check_available(executor)
     topics = load_corpus().topics()
     root = Path(out)
     data: list[ModelData] = []
@@ -140,7 +143,8 @@ def run_cross_model_study(models: Sequence[str] = DEFAULT_MODELS, preset: str | 
                        f"{p.neutral} neutral texts), {p.prompts} red-team replies")
         lm = load_model(name)
         data.append(collect(lm, root / "models" / name.replace("/", "_"), prompts=p.prompts, neutral=p.neutral,
-                            max_new_tokens=p.max_new_tokens, vector_topic=topics[0], stimulus_topic=topics[1]))
+                            max_new_tokens=p.max_new_tokens, vector_topic=topics[0], stimulus_topic=topics[1],
+                            executor=executor))
         del lm
     if len({len(d.stimuli) for d in data}) != 1:
         raise CrossModelError("the models did not read the same shared stimuli; delete the cached model folders")

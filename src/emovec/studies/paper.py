@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +32,7 @@ from scipy.stats import pearsonr, spearmanr
 from emovec.capture import TokenSelection, capture
 from emovec.data import data_path
 from emovec.errors import EmovecError
+from emovec.executors import ExecutorOptions, make_executor
 from emovec.metrics import index_bootstrap, pearson_estimate, readout
 from emovec.models.loading import LoadedModel
 from emovec.studies import preferences as prefs
@@ -193,25 +196,50 @@ def preference_correlations(read: np.ndarray, scores: np.ndarray, names: Sequenc
     return rs, float(np.quantile(null, 0.95))
 
 
-def steering_shifts(lm: LoadedModel, vectors: VectorSet, layer: int, acts: Sequence[str], emotions: Sequence[str],
-                    partners: int, strength: float, seed: int = 0, n_random: int = 0) -> tuple[
-                        dict[str, float], list[float]]:
-    """Per emotion, the mean change in the log-odds of choosing an option when it is steered on its tokens; and the
-    same change for ``n_random`` random directions of the same norm (what a steer with no meaning does)."""
-    pairs = prefs.plan_pairs(len(acts), partners, seed)
-    choices = prefs.both_orders(pairs)
-    plain = np.clip(prefs.prefer_first(lm, acts, choices), 1e-6, 1 - 1e-6)
-    scale = strength * float(vectors.mean_norm[vectors.layer_index(layer)])
+@dataclass(frozen=True)
+class _Steer:
+    """What every steered preference read needs (sent once to each worker)."""
 
-    def shift(direction: torch.Tensor) -> float:
-        steered = np.clip(prefs.prefer_first(lm, acts, choices, layer=layer, direction=direction, scale=scale),
-                          1e-6, 1 - 1e-6)
+    acts: list[str]
+    choices: list[prefs.Choice]
+    layer: int
+    scale: float
+
+
+def steered_preferences(lm: LoadedModel, shared: _Steer, direction: torch.Tensor | None,
+                        state: dict[str, Any]) -> np.ndarray:
+    """``P(first option)`` per prompt, steered on the first option's tokens (plain with ``direction=None``): the
+    unit of work an executor runs."""
+    if direction is None:
+        return prefs.prefer_first(lm, shared.acts, shared.choices)
+    return prefs.prefer_first(lm, shared.acts, shared.choices, layer=shared.layer, direction=direction,
+                              scale=shared.scale)
+
+
+def steering_shifts(lm: LoadedModel, vectors: VectorSet, layer: int, acts: Sequence[str], emotions: Sequence[str],
+                    partners: int, strength: float, seed: int = 0, n_random: int = 0,
+                    executor: ExecutorOptions | None = None) -> tuple[dict[str, float], list[float]]:
+    """Per emotion, the mean change in the log-odds of choosing an option when it is steered on its tokens; and the
+    same change for ``n_random`` random directions of the same norm (what a steer with no meaning does). Each
+    direction's read is one batch on ``executor`` (this process, or a Ray pool of model replicas)."""
+    pairs = prefs.plan_pairs(len(acts), partners, seed)
+    shared = _Steer(list(acts), list(prefs.both_orders(pairs)), layer,
+                    strength * float(vectors.mean_norm[vectors.layer_index(layer)]))
+    gen = torch.Generator().manual_seed(seed)  # the steer adds scale * unit(direction): every norm is the same
+    directions: list[torch.Tensor | None] = [None, *(vectors.vector(name, layer) for name in emotions),
+                                             *(torch.randn(vectors.d_model, generator=gen) for _ in range(n_random))]
+    got: dict[int, np.ndarray] = {}
+    make_executor(executor, lm).map(steered_preferences, shared, directions, got.__setitem__)
+    if len(got) != len(directions):
+        raise RuntimeError(f"{len(directions) - len(got)} of {len(directions)} steered reads came back empty")
+    read = [np.clip(got[i], 1e-6, 1 - 1e-6) for i in range(len(directions))]
+    plain = read[0]
+
+    def shift(steered: np.ndarray) -> float:
         return float(np.mean(np.log(steered / (1 - steered)) - np.log(plain / (1 - plain))))
 
-    out = {name: shift(vectors.vector(name, layer)) for name in emotions}
-    gen = torch.Generator().manual_seed(seed)  # the steer adds scale * unit(direction): every norm is the same
-    randoms = [shift(torch.randn(vectors.d_model, generator=gen)) for _ in range(n_random)]
-    return out, randoms
+    out = {name: shift(read[1 + i]) for i, name in enumerate(emotions)}
+    return out, [shift(r) for r in read[1 + len(emotions):]]
 
 
 def _steer_emotions(prefs_r: Sequence[EmotionPreference], k: int) -> list[str]:
@@ -222,8 +250,9 @@ def _steer_emotions(prefs_r: Sequence[EmotionPreference], k: int) -> list[str]:
 
 
 def run_paper_study(lm: LoadedModel, vectors: VectorSet, preset: str | PaperPreset = "quick",
-                    say: object = None) -> PaperResult:
-    """All four experiments at the set's default layer (see module docs)."""
+                    say: object = None, executor: ExecutorOptions | None = None) -> PaperResult:
+    """All four experiments at the set's default layer (see module docs); ``executor``: where the steered
+    preference reads run (one direction per batch), the rest runs in this process."""
     p = PRESETS[preset] if isinstance(preset, str) else preset
     tell = say if callable(say) else (lambda _m: None)
     vectors.check_compatible(lm)
@@ -244,7 +273,7 @@ def run_paper_study(lm: LoadedModel, vectors: VectorSet, preset: str | PaperPres
     chosen = _steer_emotions(pr, p.steer_emotions)
     tell(f"steering {len(chosen)} emotions on one option's tokens")
     shifts, random_shifts = steering_shifts(lm, vectors, layer, acts, chosen, p.steer_partners, p.strength,
-                                            n_random=p.steer_random)
+                                            n_random=p.steer_random, executor=executor)
     for e in pr:
         e.shift = shifts.get(e.emotion)
     xs = np.array([next(e.r for e in pr if e.emotion == n) for n in chosen])

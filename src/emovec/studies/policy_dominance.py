@@ -370,6 +370,7 @@ class StudyReport(BaseModel):
 class StudyResult:
     out: Path
     models: dict[str, ModelResult] = field(default_factory=dict)
+    report: StudyReport | None = None  # what report.json holds; emovec.reports.study_report draws it
 
 
 FAMILY_NOTE = ("The three default models differ in more than policy: family, size (135M to 0.5B), tokenizer, "
@@ -383,7 +384,8 @@ def run_study(models: Sequence[ModelPlan], preset: str | Preset = "quick", out: 
               device: str | None = None, dtype: str | None = None,
               loaded: Mapping[str, LoadedModel] | None = None,
               log: Callable[[str], None] = print, executor: ExecutorOptions | None = None) -> StudyResult:
-    """Run the study on each model (skipping models already done unless ``overwrite``) and write the report.
+    """Run the study on each model (skipping models already done unless ``overwrite``) and write
+    ``report.json`` (``result.report``; ``emovec.reports.study_report.write_study_report`` draws the HTML).
 
     Args:
         models: the models, each with an optional vector set folder.
@@ -394,8 +396,6 @@ def run_study(models: Sequence[ModelPlan], preset: str | Preset = "quick", out: 
         loaded: models already in memory, by name (otherwise each is loaded with ``load_model``).
         executor: where each model's sweep batches run (local by default, or a Ray pool).
     """
-    from emovec.reports.study_report import write_study_report
-
     p = PRESETS[preset] if isinstance(preset, str) else preset
     if not models:
         raise StudyError("no models given")
@@ -421,5 +421,5 @@ def run_study(models: Sequence[ModelPlan], preset: str | Preset = "quick", out: 
                          family_note=None if ladder else FAMILY_NOTE, emovec_version=__version__,
                          models=dict(result.models))
     atomic_write(root / "report.json", json.dumps(report.model_dump(), indent=1, default=float))
-    write_study_report(root, report)
+    result.report = report
     return result

@@ -45,8 +45,9 @@ import numpy as np
 import torch
 
 from emovec._files import atomic_write
+from emovec.executors import ExecutorOptions, check_available
 from emovec.metrics import Estimate, bootstrap
-from emovec.studies.robustify_eval import ArmEval, eval_prompts, evaluate_arm
+from emovec.studies.robustify_eval import ArmEval, ArmJob, EvalShared, eval_prompts, evaluate_arm, evaluate_arms
 from emovec.studies.robustify_results import (
     PRESETS,
     ArmKind,
@@ -58,7 +59,7 @@ from emovec.studies.robustify_results import (
 )
 
 __all__ = ["PRESETS", "ArmEval", "ArmResult", "RobustPreset", "RobustifyError", "RobustifyResult", "Stability",
-           "eval_prompts", "evaluate_arm", "refusal_fit_overlap", "run_robustify_study", "stability"]
+           "eval_prompts", "evaluate_arm", "evaluate_arms", "refusal_fit_overlap", "run_robustify_study", "stability"]
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -167,14 +168,16 @@ def refusal_fit_overlap(p: RobustPreset) -> int:
 
 
 def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = "runs/robust", *,
-                        model: str = "smollm2-135m-instruct", say: Callable[[str], None] | None = None
-                        ) -> RobustifyResult:
-    """Optimise the arms, evaluate every arm on the held-out suites, write ``robustify.json``."""
+                        model: str = "smollm2-135m-instruct", say: Callable[[str], None] | None = None,
+                        executor: ExecutorOptions | None = None) -> RobustifyResult:
+    """Optimise the arms (in this process), evaluate every arm on the held-out suites (on ``executor``: here by
+    default, or one arm per Ray worker), write ``robustify.json``."""
     from emovec.drift.vectors import key_vectors
     from emovec.models.loading import load_model
     from emovec.robust.optimize import RobustConfig, RobustResult, optimize_direction
 
     p = PRESETS[preset] if isinstance(preset, str) else preset
+    check_available(executor)
     root = Path(out)
     lm = load_model(model)
     tell = say or print
@@ -215,8 +218,7 @@ def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = 
         tell("fitting the attack's refusal direction on the optimisation's training prompts")
         harmful, benign = training_pairs(p.n_prompts, 0)
         attack = refusal_direction(lm, harmful, benign, layer)
-    arms: list[ArmResult] = []
-    replies: list[list[str]] = []
+    prepared: list[tuple[ArmJob, ArmKind, float | None, RobustResult | None, Stability | None]] = []
     for arm, kind, strength, weight in plans:
         res: RobustResult | None = None
         stable: Stability | None = None
@@ -239,11 +241,17 @@ def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = 
             direction = res.direction
             if arm in p.stability_arms:
                 stable = stability(direction, optimise(arm, float(weight or 0.0), 1, adv).direction, source, 1)
-        tell(f"evaluating {arm}")
-        ev = evaluate_arm(lm, vectors, direction, layer, strength, p, system=system, attack=attack)
+        prepared.append((ArmJob(arm, direction, strength, system), kind, weight, res, stable))
+    where = "" if executor is None or executor.kind == "local" else f" on {executor.workers} Ray workers"
+    tell(f"evaluating {len(prepared)} arms on the held-out suites{where}")
+    evals = evaluate_arms(lm, EvalShared(vectors, layer, p, attack), [job for job, *_ in prepared], executor)
+    arms: list[ArmResult] = []
+    replies: list[list[str]] = []
+    for (job, kind, weight, res, stable), ev in zip(prepared, evals, strict=True):
+        direction = job.direction
         replies.append(ev.replies)
         arms.append(ArmResult(
-            arm=arm, kind=kind, strength=strength, meaning_weight=weight,
+            arm=job.arm, kind=kind, strength=job.strength, meaning_weight=weight,
             cos_source=None if direction is None else _cos(direction, source),
             nearest=[] if direction is None else vectors.nearest(direction, layer, k=3),
             refusal_redteam=ev.refusal_redteam, refusal_benign=ev.refusal_benign, helpful=ev.helpful,

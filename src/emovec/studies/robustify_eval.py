@@ -1,15 +1,18 @@
 """One robustify arm read on the held-out suites by emovec's judges: refusal on red-team and benign prompts,
 helpful accuracy, harmful detail, the KL budget and, with an attack, refusal with the refusal direction
-ablated."""
+ablated. ``evaluate_arms`` reads every arm on an executor (this process, or a Ray pool of model replicas, one
+arm per batch: the same work either way)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from emovec.executors import ExecutorOptions, make_executor
 from emovec.metrics import Estimate, bootstrap, wilson
 from emovec.models.loading import LoadedModel
 from emovec.studies.robustify_results import RobustPreset
@@ -85,3 +88,40 @@ def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | 
                    _rate([judge_refusal(r).label != "full_compliance" for r in r_ben]),
                    _rate([judge_helpful(r, ref) for r, (_, ref) in zip(r_help, helpful, strict=True)]),
                    float(np.mean(detail)) if detail else 0.0, kl, replies, attacked)
+
+
+@dataclass(frozen=True)
+class ArmJob:
+    """What one arm steers with: a direction at the study's layer and its strength, or a system prompt."""
+
+    arm: str
+    direction: torch.Tensor | None
+    strength: float
+    system: str | None = None
+
+
+@dataclass(frozen=True)
+class EvalShared:
+    """What every arm's evaluation needs (sent once to each worker)."""
+
+    vectors: VectorSet
+    layer: int
+    preset: RobustPreset
+    attack: torch.Tensor | None = None
+
+
+def evaluate_job(lm: LoadedModel, shared: EvalShared, job: ArmJob, state: dict[str, Any]) -> ArmEval:
+    """One arm's evaluation (the unit of work an executor runs)."""
+    return evaluate_arm(lm, shared.vectors, job.direction, shared.layer, job.strength, shared.preset,
+                        system=job.system, attack=shared.attack)
+
+
+def evaluate_arms(lm: LoadedModel, shared: EvalShared, jobs: Sequence[ArmJob],
+                  executor: ExecutorOptions | None = None) -> list[ArmEval]:
+    """Every arm's evaluation, in the order of ``jobs``; ``executor``: where they run (Ray workers load the
+    model ``lm`` was loaded from)."""
+    got: dict[int, ArmEval] = {}
+    make_executor(executor, lm).map(evaluate_job, shared, list(jobs), got.__setitem__)
+    if len(got) != len(jobs):
+        raise RuntimeError(f"{len(jobs) - len(got)} of {len(jobs)} arm evaluations came back empty")
+    return [got[i] for i in range(len(jobs))]
