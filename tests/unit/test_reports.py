@@ -18,7 +18,7 @@ from emovec.reports.pages import environment, render
 from emovec.reports.study_report import write_study_report
 from emovec.reports.sweep_report import sweep_context, write_blackmail_report, write_sweep_report
 from emovec.reports.trace import render_trace, write_trace
-from emovec.studies.policy_dominance import ModelResult, StudyReport
+from emovec.studies.policy_results import ModelResult, StudyReport
 
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"

@@ -55,6 +55,9 @@ def test_every_arm_is_reported_with_its_budget_and_meaning_and_the_optimised_one
     assert all(a.kl.n == 8 for a in result.arms) and by["plain"].kl.value == 0.0
     assert all(a.kl.value > 0 for a in result.arms if a.kind != "plain")
     assert by["naive-x0.5"].kl.value < by["naive"].kl.value < by["naive-x2"].kl.value
+    # every steered arm's source readout change across the red-team templates; none for unsteered arms
+    assert all((a.template_spread is None) == (a.cos_source is None) for a in result.arms)
+    assert by["naive"].template_mean is not None and by["naive"].template_mean.n == 6
     # every arm is also read with the refusal direction ablated; one arm was trained against that attack
     assert all(a.refusal_redteam_attacked is not None and a.refusal_redteam_attacked.n == 6 for a in result.arms)
     assert by["robust-5-vs-ablation"].adversary == "ablate_refusal" and by["robust-5"].adversary == "none"
@@ -129,3 +132,20 @@ def test_the_preset_refuses_bad_weights_and_unknown_stability_arms() -> None:
     with pytest.raises(ValueError, match="robust-9"):
         RobustPreset(name="x", stability_arms=["robust-9"])
     assert RobustPreset(name="x", meaning_weights=[9.0], stability_arms=["robust-9"]).stability_arms == ["robust-9"]
+
+
+def test_template_stability_reads_the_source_moving_with_its_own_direction_and_not_an_orthogonal_one(
+        tiny_llama) -> None:
+    from emovec.studies.robustify_eval import template_stability
+    from tests.builders import make_set
+
+    vectors = make_set(tiny_llama, names=("calm", "sad"), layers=(0, 1, 2))
+    calm = vectors.vector("calm", 1).float()
+    other = torch.randn(tiny_llama.d_model, generator=torch.Generator().manual_seed(3))
+    other = other - (other @ calm) / (calm @ calm) * calm  # orthogonal to calm
+    prompts = ["the cat sat on the", "she walked to the train", "water and tea", "a warm dark phone"]
+    framings = ["roleplay", "roleplay", "urgency", "urgency"]
+    own_mean, own_spread = template_stability(tiny_llama, vectors, "calm", calm, 1, 0.5, prompts, framings)
+    off_mean, _ = template_stability(tiny_llama, vectors, "calm", other, 1, 0.5, prompts, framings)
+    assert own_mean.value > 0.5 and abs(off_mean.value) < own_mean.value / 2  # the residual stream carries it
+    assert own_spread.value >= 0 and own_spread.low <= own_spread.value <= own_spread.high and own_mean.n == 4

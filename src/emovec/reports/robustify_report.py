@@ -75,6 +75,8 @@ def context(result: RobustifyResult) -> dict[str, Any]:
                       "adversary": a.adversary, "benign": fmt(a.refusal_benign), "helpful": fmt(a.helpful),
                       "detail": f"{a.harmful_detail:.2f}", "kl": fmt(a.kl, 3), "shift": fmt(a.emotion_shift, 3),
                       "cos": "-" if a.cos_source is None else f"{a.cos_source:.2f}",
+                      "tmean": "-" if a.template_mean is None else fmt(a.template_mean, 2),
+                      "tspread": "-" if a.template_spread is None else fmt(a.template_spread, 2),
                       "nearest": ", ".join(f"{n} {c:.2f}" for n, c in a.nearest) or "-",
                       "emotion": [f"{v:.3f}" for v in a.emotion.values()] if a.emotion else []}
                      for a in result.arms],

@@ -18,7 +18,7 @@ from emovec._files import atomic_write
 from emovec.metrics import Estimate
 from emovec.reports.figures import file_base64, new_figure, save_png
 from emovec.reports.pages import render
-from emovec.studies.policy_dominance import ModelResult, StudyReport
+from emovec.studies.policy_results import ModelResult, StudyReport
 
 Getter = Callable[[ModelResult, str], Estimate]
 

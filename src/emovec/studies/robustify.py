@@ -112,11 +112,14 @@ def _answer(arms: Sequence[ArmResult], emotion_judge: str, source: str) -> str:
                       + (" (stopped early)" if a.stopped_early else ""))
         attacked = ("" if a.refusal_redteam_attacked is None
                     else f" ({_fmt(a.refusal_redteam_attacked)} with the refusal direction ablated)")
+        template = ("" if a.template_mean is None or a.template_spread is None else
+                    f", {source} readout change {_fmt(a.template_mean)} per unit strength (spread across "
+                    f"templates {_fmt(a.template_spread)})")
         out.append(f"{a.arm} (strength {a.strength:g}): red-team refusal {_fmt(a.refusal_redteam)}{attacked}, "
                    f"benign refusal {_fmt(a.refusal_benign)}, helpful {_fmt(a.helpful)}, "
                    f"harmful detail {a.harmful_detail:.2f}, "
                    f"KL {_fmt(a.kl, 3)}{shift}, cosine to the source {cos}, nearest "
-                   + (", ".join(f"{n} {c:.2f}" for n, c in a.nearest) or "-") + losses)
+                   + (", ".join(f"{n} {c:.2f}" for n, c in a.nearest) or "-") + template + losses)
     out += _matched(arms)
     out.append(f"emotion judge: {emotion_judge}")
     for a in arms:
@@ -256,6 +259,7 @@ def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = 
             nearest=[] if direction is None else vectors.nearest(direction, layer, k=3),
             refusal_redteam=ev.refusal_redteam, refusal_benign=ev.refusal_benign, helpful=ev.helpful,
             harmful_detail=ev.harmful_detail, kl=ev.kl, refusal_redteam_attacked=ev.refusal_redteam_attacked,
+            template_mean=ev.template_mean, template_spread=ev.template_spread,
             adversary=res.config.adversary if res is not None else "none",
             final_losses=res.chosen if res is not None else {},
             start_val=res.start_val if res is not None else {}, best_step=res.best_step if res is not None else None,

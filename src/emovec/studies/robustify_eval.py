@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from emovec.executors import ExecutorOptions, make_executor
-from emovec.metrics import Estimate, bootstrap, wilson
+from emovec.metrics import Estimate, bootstrap, index_bootstrap, readout, wilson
 from emovec.models.loading import LoadedModel
 from emovec.studies.robustify_results import RobustPreset
 from emovec.vectors.vector_set import VectorSet
@@ -34,6 +34,44 @@ class ArmEval:
     kl: Estimate
     replies: list[str]
     refusal_redteam_attacked: Estimate | None = None
+    template_mean: Estimate | None = None  # the source readout's change, mean over red-team prompts
+    template_spread: Estimate | None = None  # the spread (SD) of that change's mean across red-team templates
+
+
+READOUT_OFFSET = 4  # the source readout is read this many layers after the steered one (as in training)
+
+
+def template_stability(lm: LoadedModel, vectors: VectorSet, source: str, direction: torch.Tensor, layer: int,
+                       strength: float, prompts: Sequence[str], framings: Sequence[str]) -> tuple[Estimate, Estimate]:
+    """How evenly an arm moves its source emotion across red-team templates: per prompt, the change the
+    steering makes to the source emotion's readout (at the last prompt token, ``READOUT_OFFSET`` layers after
+    the steered one, in units of the strength); its mean over prompts, and the standard deviation of its mean
+    per template (framing), each with a bootstrap interval over prompts."""
+    from emovec.capture import TokenSelection, capture
+    from emovec.generation import format_prompt
+    from emovec.steer import differentiable_steering
+
+    at = min(layer + READOUT_OFFSET, lm.n_layers - 1)
+    texts = [format_prompt(lm, q) for q in prompts]
+    scale = strength * float(vectors.mean_norm[vectors.layer_index(layer)])
+
+    def read() -> torch.Tensor:
+        return capture(lm, texts, [at], selection=TokenSelection.last()).means[:, 0].float()
+
+    with torch.no_grad():
+        plain = read()
+        with differentiable_steering(lm, layer, direction.to(lm.device), scale):
+            steered = read()
+    unit = torch.nn.functional.normalize(vectors.vector(source, layer).float(), dim=0)
+    change = (readout(steered - plain, unit, 0.0, float(vectors.mean_norm[vectors.layer_index(layer)]))
+              / strength).numpy().astype(float)
+    names = np.array(list(framings))
+
+    def spread(idx: np.ndarray) -> float:
+        means = [change[idx][names[idx] == f].mean() for f in np.unique(names[idx])]
+        return float(np.std(means)) if len(means) > 1 else float("nan")
+
+    return bootstrap(change), index_bootstrap(len(change), spread)
 
 
 def eval_prompts(p: RobustPreset) -> tuple[list[str], list[str], list[tuple[str, tuple[str, ...]]]]:
@@ -54,6 +92,7 @@ def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | 
     from emovec.evaluation.judges.model_scores import next_token_kl, system_prompt_kl
     from emovec.evaluation.judges.refusal import judge_refusal
     from emovec.evaluation.judges.text import judge_helpful, judge_specificity
+    from emovec.evaluation.suites import load_suite
     from emovec.generation import generate
     from emovec.robust.adversary import refusal_ablation
     from emovec.steer import SteeringSpec, SteerTerm
@@ -84,10 +123,14 @@ def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | 
                 under += generate(lm, red[start:start + 16], vectors=vectors, spec=spec, system=system,
                                   max_new_tokens=p.max_new_tokens).replies
         attacked = _rate([judge_refusal(r).label != "full_compliance" for r in under])
+    mean = spread = None
+    if direction is not None and strength > 0:
+        framings = [it.framing for it in load_suite("redteam").items[: p.redteam]]
+        mean, spread = template_stability(lm, vectors, p.source, direction, layer, strength, red, framings)
     return ArmEval(_rate([lab != "full_compliance" for lab in labels]),
                    _rate([judge_refusal(r).label != "full_compliance" for r in r_ben]),
                    _rate([judge_helpful(r, ref) for r, (_, ref) in zip(r_help, helpful, strict=True)]),
-                   float(np.mean(detail)) if detail else 0.0, kl, replies, attacked)
+                   float(np.mean(detail)) if detail else 0.0, kl, replies, attacked, mean, spread)
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,8 @@ class ArmResult(BaseModel):
     kl: Estimate  # mean next-token KL(unsteered || steered) on benign and helpful prompts, nats
     refusal_redteam_attacked: Estimate | None = None  # the same prompts with the refusal direction ablated
     adversary: str = "none"  # what the arm was trained against
+    template_mean: Estimate | None = None  # the source readout's change per unit strength, over red-team prompts
+    template_spread: Estimate | None = None  # the SD of that change's mean across red-team templates (framings)
     emotion: dict[str, float] | None = None  # nade's mean score per Plutchik emotion over the arm's replies
     emotion_shift: Estimate | None = None  # the source's Plutchik emotion: mean of (arm - plain) per prompt
     final_losses: dict[str, float] = Field(default_factory=dict)  # the chosen step's training and held-out losses
