@@ -75,8 +75,11 @@ def test_report_renders_all_four_experiments_and_escapes_snippets(tmp_path) -> N
         activity_scores=[0.5, -0.5], activity_low=[0.2, -0.8], activity_high=[0.8, -0.2],
         preference_r=[EmotionPreference(emotion="afraid", r=-0.6, shift=-0.3),
                       EmotionPreference(emotion="happy", r=0.7, shift=0.4)],
-        shuffled_r_p95=0.3, steering_r=1.0, steering_r_low=1.0, steering_r_high=1.0, random_shifts=[-0.05, 0.02])
+        shuffled_r_p95=0.3, steering_r=1.0, steering_r_low=1.0, steering_r_high=1.0, random_shifts=[-0.05, 0.02],
+        activity_shifts={"afraid": [-0.4, -0.2], "happy": [0.3, 0.5]}, findings=["intensity: <b>one</b> line"])
     page = write_paper_report(tmp_path, result).read_text()
+    assert "intensity: &lt;b&gt;one&lt;/b&gt; line" in page  # the findings, escaped
+    assert "<td>swim</td><td>-0.400</td><td>+0.300</td>" in page  # per-activity shifts, most preferred first
     assert "2 random directions of the same norm shifted the log-odds by -0.050 to +0.020" in page
     assert "hostile\nn/a" in page or "hostile n/a" in page  # the paper's reference pair, absent from this set
     for section in ("1. Intensity", "2. Top-activating", "3. Activity", "4. Steering"):
@@ -120,9 +123,48 @@ def test_random_directions_are_steered_like_the_emotions(tiny_llama, monkeypatch
     monkeypatch.setattr(preferences, "_option_tokens", lambda lm: (vocab["red"], vocab["blue"]))
     vs = make_set(tiny_llama, layers=(0, 1, 2))
     acts = ["water and tea", "bread and a book", "money for work", "a warm dark phone"]
-    shifts, randoms = steering_shifts(tiny_llama, vs, 1, acts, ["calm", "afraid"], partners=1, strength=0.5,
-                                      n_random=3)
-    assert set(shifts) == {"calm", "afraid"} and len(randoms) == 3 and len(set(randoms)) == 3
-    assert all(np.isfinite(v) for v in [*shifts.values(), *randoms])
-    again, _ = steering_shifts(tiny_llama, vs, 1, acts, ["calm"], partners=1, strength=0.0, n_random=0)
-    assert abs(again["calm"]) < 1e-6  # strength 0 moves nothing
+    got = steering_shifts(tiny_llama, vs, 1, acts, ["calm", "afraid"], partners=1, strength=0.5, n_random=3)
+    randoms = got.random_means()
+    assert set(got.emotions) == {"calm", "afraid"} and len(randoms) == 3 and len(set(randoms)) == 3
+    assert all(a.shape == (4,) and np.isfinite(a).all() for a in [*got.emotions.values(), *got.random])
+    calm = got.shift("calm")  # the mean over activities, with its interval over them
+    assert calm.n == 4 and calm.low <= calm.value <= calm.high
+    assert calm.value == pytest.approx(got.emotions["calm"].mean())
+    again = steering_shifts(tiny_llama, vs, 1, acts, ["calm"], partners=1, strength=0.0, n_random=0)
+    assert np.abs(again.emotions["calm"]).max() < 1e-6  # strength 0 moves nothing
+
+
+def test_the_whole_study_runs_on_a_tiny_model_and_states_its_findings_from_its_figures(tiny_llama, monkeypatch,
+                                                                                       tmp_path) -> None:
+    from emovec.reports.paper_report import write_paper_report
+    from emovec.studies import paper, preferences
+    from emovec.studies.paper import PaperPreset, PaperResult, run_paper_study
+
+    vocab = tiny_llama.tokenizer.get_vocab()
+    monkeypatch.setattr(preferences, "_option_tokens", lambda lm: (vocab["red"], vocab["blue"]))
+    acts = ["water and tea", "bread and a book", "money for work", "a warm dark phone", "the cat sat", "a red train"]
+    monkeypatch.setattr(paper, "activities", lambda: acts)
+    vs = make_set(tiny_llama, names=("afraid", "calm", "sad", "happy", "angry", "blissful"), layers=(1,))
+    preset = PaperPreset(name="tiny", snippets=0, chat=0, partners=2, steer_emotions=4, steer_partners=2,
+                         n_random=8, n_perm=20, steer_random=3)
+    result = run_paper_study(tiny_llama, vs, preset)
+    assert len(result.intensity) == 8 and all(t.rho_low is not None and t.rho_low <= t.rho <= t.rho_high
+                                              for t in result.intensity if t.rho_high is not None)
+    assert len(result.activity_scores) == 6 and len(result.preference_r) == 6 and len(result.random_shifts) == 3
+    steered = [e for e in result.preference_r if e.shift is not None]
+    assert len(steered) == 4 and set(result.activity_shifts) == {e.emotion for e in steered}
+    assert all(len(v) == 6 for v in result.activity_shifts.values())
+    assert all(e.shift_low <= e.shift <= e.shift_high for e in steered)  # type: ignore[operator]
+    assert result.seconds is not None and result.seconds > 0 and result.top_text == {}
+    # the findings are read from the figures: change the figures and the lines change with them
+    assert [f.split(":")[0] for f in result.findings] == ["intensity", "preferences", "steering"]
+    n_rise = sum(t.rises for t in result.intensity)
+    assert result.findings[0].startswith(f"intensity: in {n_rise} of 8 templates")
+    all_rise = result.model_copy(deep=True)
+    for t in all_rise.intensity:
+        t.rho, t.rho_low, t.rho_high, t.random_p95 = 0.9, 0.8, 1.0, 0.3
+    assert paper.findings(all_rise)[0].startswith("intensity: in 8 of 8 templates")
+    assert "does not show" not in paper.findings(all_rise)[0]
+    assert "blissful r" in result.findings[1] and "(paper +0.71)" in result.findings[1]
+    page = write_paper_report(tmp_path, result)
+    assert PaperResult.model_validate_json((tmp_path / "paper.json").read_text()) == result and page.exists()

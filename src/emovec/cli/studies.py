@@ -255,7 +255,6 @@ def paper(
     vs = VectorSet.load(vectors)
     lm = _load(model, None, None)
     result = run_paper_study(lm, vs, preset, say=lambda m: err.print(m, highlight=False), executor=where)
-    good = sum(t.rho > t.random_p95 for t in result.intensity)
-    out.print(f"intensity: {good} of {len(result.intensity)} templates beat the random-direction p95", highlight=False)
-    out.print(f"steering shift vs preference r across emotions: {result.steering_r}", highlight=False)
+    for line in result.findings:
+        out.print(line, highlight=False)
     err.print(f"report: {write_paper_report(out_dir, result)}")

@@ -17,6 +17,11 @@ def steering_png(result: PaperResult) -> str | None:
     if not pts:
         return None
     fig, ax = new_figure((5, 4))
+    bars = [(e.r, e.shift, e.shift - e.shift_low, e.shift_high - e.shift) for e in result.preference_r
+            if e.shift is not None and e.shift_low is not None and e.shift_high is not None]
+    if bars:  # each emotion's shift with its interval over activities
+        ax.errorbar([b[0] for b in bars], [b[1] for b in bars], yerr=[[b[2] for b in bars], [b[3] for b in bars]],
+                    fmt="none", ecolor="0.5", elinewidth=0.8)
     ax.scatter([p[0] for p in pts], [p[1] for p in pts])
     if result.random_shifts:  # the range of shifts random directions of the same norm make
         ax.axhspan(min(result.random_shifts), max(result.random_shifts), color="0.85", zorder=0,
@@ -46,7 +51,21 @@ def context(result: PaperResult) -> dict[str, Any]:
         "paper_pair": {name: next((f"{e.r:+.2f}" for e in result.preference_r if e.emotion == name), "n/a")
                        for name in ("blissful", "hostile")},
         "title": f"The paper's experiments: {result.model}",
+        "shift_rows": _shift_rows(result),
     }
+
+
+def _shift_rows(result: PaperResult) -> dict[str, Any]:
+    """The per-activity shifts as a table: one column per steered emotion (its mean shift and interval in the
+    header), one row per activity, most preferred first."""
+    names = list(result.activity_shifts)
+    order = sorted(range(len(result.activities)), key=lambda i: -result.activity_scores[i])
+    by = {e.emotion: e for e in result.preference_r}
+    head = [f"{n} {by[n].shift:+.3f} [{by[n].shift_low:+.3f}, {by[n].shift_high:+.3f}]"
+            if n in by and by[n].shift is not None and by[n].shift_low is not None and by[n].shift_high is not None
+            else n for n in names]
+    rows = [[result.activities[i], *(f"{result.activity_shifts[n][i]:+.3f}" for n in names)] for i in order]
+    return {"head": head, "rows": rows}
 
 
 def _r(e: EmotionPreference) -> str:

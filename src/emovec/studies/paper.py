@@ -2,8 +2,9 @@
 
 1. **Intensity templates** (``data/paper/intensity.json``, written for emovec): sentences where one quantity
    makes a situation more or less frightening, sad, happy or angry, 8 levels, 3 paraphrases. Per template, the
-   Spearman rho of the matching emotion's readout against the level (mean over paraphrases, with the range),
-   the opposite emotion's rho beside it, and the 95th percentile of the same statistic for random directions.
+   Spearman rho of the matching emotion's readout against the level (mean over paraphrases, with its Student-t
+   95% interval over the paraphrases and their range), the opposite emotion's rho beside it, and the 95th
+   percentile of the same statistic for random directions.
 2. **Top-activating human text**: the VADER study's human-written snippets each emotion reads highest and
    lowest.
 3. **Activity preferences** (``data/paper/activities.txt``, 64 activities written for emovec): Bradley-Terry
@@ -11,8 +12,12 @@
    activities between its readout on the activity text and the activity's score, against a shuffled-activity
    baseline (95th percentile of |r| under permutation).
 4. **Steering moves preferences**: steering with an emotion on one option's tokens only changes the log-odds of
-   choosing it; across emotions, the mean shift is correlated with the emotion's r from 3 (bootstrap over
-   emotions).
+   choosing it. Per steered emotion and per activity, the mean change over the prompts where that activity is the
+   steered option (how each activity's preference moves); the emotion's shift is their mean over activities,
+   with a bootstrap interval over activities, against random directions of the same norm steered the same way;
+   across emotions, the shift is correlated with the emotion's r from 3 (bootstrap over emotions).
+``findings`` states, from these figures, what the model shows and where it does not show what the paper's
+model showed.
 Readouts everywhere: mean residual activation from token 2 on, projected on the unit emotion vector from the
 set's centre, in units of the layer's mean norm.
 """
@@ -20,6 +25,8 @@ set's centre, in units of the layer's mean norm.
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,12 +35,13 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 from scipy.stats import pearsonr, spearmanr
+from scipy.stats import t as student_t
 
 from emovec.capture import TokenSelection, capture
 from emovec.data import data_path
 from emovec.errors import EmovecError
 from emovec.executors import ExecutorOptions, make_executor
-from emovec.metrics import index_bootstrap, pearson_estimate, readout
+from emovec.metrics import Estimate, bootstrap, index_bootstrap, pearson_estimate, readout
 from emovec.models.loading import LoadedModel
 from emovec.studies import preferences as prefs
 from emovec.validation.external import Snippet
@@ -71,6 +79,13 @@ class TemplateResult(BaseModel):
     rho_max: float
     opposite_rho: float
     random_p95: float
+    rho_low: float | None = None  # Student-t 95% interval of the mean rho over the paraphrases
+    rho_high: float | None = None
+
+    @property
+    def rises(self) -> bool:
+        """The matching emotion rises with the level beyond a random direction, its interval above 0."""
+        return self.rho > self.random_p95 and (self.rho_low is None or self.rho_low > 0)
 
 
 class EmotionPreference(BaseModel):
@@ -79,6 +94,8 @@ class EmotionPreference(BaseModel):
     shift: float | None = None
     r_low: float | None = None  # Fisher-z 95% interval of r over the activities
     r_high: float | None = None
+    shift_low: float | None = None  # bootstrap 95% interval of the shift over activities
+    shift_high: float | None = None
 
 
 class PaperResult(BaseModel):
@@ -98,6 +115,9 @@ class PaperResult(BaseModel):
     steering_r_low: float | None = None
     steering_r_high: float | None = None
     random_shifts: list[float] = Field(default_factory=list)  # the same steer along random directions
+    activity_shifts: dict[str, list[float]] = Field(default_factory=dict)  # per steered emotion, per activity
+    findings: list[str] = Field(default_factory=list)  # what the figures show, and where not (see ``findings``)
+    seconds: float | None = None
     notes: list[str] = Field(default_factory=list)
 
 
@@ -126,10 +146,20 @@ def intensity(lm: LoadedModel, vectors: VectorSet, layer: int, n_random: int, se
         rho = np.array([[spearmanr(levels, read[p, :, d]).statistic for d in range(read.shape[2])]
                         for p in range(read.shape[0])])  # [paraphrases, directions]
         mean = np.nan_to_num(rho.mean(0))
+        low, high = _t_interval(np.nan_to_num(rho[:, 0]))
         out.append(TemplateResult(id=t["id"], emotion=names[0], opposite=names[1], rho=float(mean[0]),
                                   rho_min=float(rho[:, 0].min()), rho_max=float(rho[:, 0].max()),
+                                  rho_low=low, rho_high=high,
                                   opposite_rho=float(mean[1]), random_p95=float(np.quantile(mean[2:], 0.95))))
     return out
+
+
+def _t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float | None, float | None]:
+    """Student-t interval of the mean of a few values (the paraphrases of a template); None for fewer than two."""
+    if len(values) < 2:
+        return None, None
+    half = float(student_t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return float(values.mean() - half), float(values.mean() + half)
 
 
 TEXT_SOURCES = {"vader": "VADER study snippets (vadersentiment 3.3.2 source archive, hutto_ICWSM_2014, MIT)",
@@ -216,12 +246,28 @@ def steered_preferences(lm: LoadedModel, shared: _Steer, direction: torch.Tensor
                               scale=shared.scale)
 
 
+@dataclass(frozen=True)
+class SteeringShifts:
+    """Per direction, the change in the log-odds of choosing each activity when it is the steered option (mean over
+    the prompts where it is; ``[n_activities]``)."""
+
+    emotions: dict[str, np.ndarray]
+    random: list[np.ndarray]
+
+    def shift(self, name: str) -> Estimate:
+        """An emotion's shift: the mean over activities, with a bootstrap interval over activities."""
+        return bootstrap(self.emotions[name])
+
+    def random_means(self) -> list[float]:
+        return [float(np.nanmean(r)) for r in self.random]
+
+
 def steering_shifts(lm: LoadedModel, vectors: VectorSet, layer: int, acts: Sequence[str], emotions: Sequence[str],
                     partners: int, strength: float, seed: int = 0, n_random: int = 0,
-                    executor: ExecutorOptions | None = None) -> tuple[dict[str, float], list[float]]:
-    """Per emotion, the mean change in the log-odds of choosing an option when it is steered on its tokens; and the
-    same change for ``n_random`` random directions of the same norm (what a steer with no meaning does). Each
-    direction's read is one batch on ``executor`` (this process, or a Ray pool of model replicas)."""
+                    executor: ExecutorOptions | None = None) -> SteeringShifts:
+    """Per emotion and per activity, the change in the log-odds of choosing the activity when it is steered on its
+    tokens; and the same for ``n_random`` random directions of the same norm (what a steer with no meaning does).
+    Each direction's read is one batch on ``executor`` (this process, or a Ray pool of model replicas)."""
     pairs = prefs.plan_pairs(len(acts), partners, seed)
     shared = _Steer(list(acts), list(prefs.both_orders(pairs)), layer,
                     strength * float(vectors.mean_norm[vectors.layer_index(layer)]))
@@ -233,13 +279,15 @@ def steering_shifts(lm: LoadedModel, vectors: VectorSet, layer: int, acts: Seque
     if len(got) != len(directions):
         raise RuntimeError(f"{len(directions) - len(got)} of {len(directions)} steered reads came back empty")
     read = [np.clip(got[i], 1e-6, 1 - 1e-6) for i in range(len(directions))]
-    plain = read[0]
+    plain = np.log(read[0] / (1 - read[0]))
+    first = np.array([c.first for c in shared.choices])
 
-    def shift(steered: np.ndarray) -> float:
-        return float(np.mean(np.log(steered / (1 - steered)) - np.log(plain / (1 - plain))))
+    def per_activity(steered: np.ndarray) -> np.ndarray:
+        change = np.log(steered / (1 - steered)) - plain
+        return np.array([change[first == a].mean() if (first == a).any() else np.nan for a in range(len(acts))])
 
-    out = {name: shift(read[1 + i]) for i, name in enumerate(emotions)}
-    return out, [shift(r) for r in read[1 + len(emotions):]]
+    return SteeringShifts({name: per_activity(read[1 + i]) for i, name in enumerate(emotions)},
+                          [per_activity(r) for r in read[1 + len(emotions):]])
 
 
 def _steer_emotions(prefs_r: Sequence[EmotionPreference], k: int) -> list[str]:
@@ -253,6 +301,7 @@ def run_paper_study(lm: LoadedModel, vectors: VectorSet, preset: str | PaperPres
                     say: object = None, executor: ExecutorOptions | None = None) -> PaperResult:
     """All four experiments at the set's default layer (see module docs); ``executor``: where the steered
     preference reads run (one direction per batch), the rest runs in this process."""
+    started = time.perf_counter()
     p = PRESETS[preset] if isinstance(preset, str) else preset
     tell = say if callable(say) else (lambda _m: None)
     vectors.check_compatible(lm)
@@ -272,21 +321,68 @@ def run_paper_study(lm: LoadedModel, vectors: VectorSet, preset: str | PaperPres
     pr, null95 = preference_correlations(read, scores, vectors.names, p.n_perm)
     chosen = _steer_emotions(pr, p.steer_emotions)
     tell(f"steering {len(chosen)} emotions on one option's tokens")
-    shifts, random_shifts = steering_shifts(lm, vectors, layer, acts, chosen, p.steer_partners, p.strength,
-                                            n_random=p.steer_random, executor=executor)
+    steered = steering_shifts(lm, vectors, layer, acts, chosen, p.steer_partners, p.strength,
+                              n_random=p.steer_random, executor=executor)
     for e in pr:
-        e.shift = shifts.get(e.emotion)
+        if e.emotion in steered.emotions:
+            est = steered.shift(e.emotion)
+            e.shift, e.shift_low, e.shift_high = est.value, est.low, est.high
     xs = np.array([next(e.r for e in pr if e.emotion == n) for n in chosen])
-    ys = np.array([shifts[n] for n in chosen])
+    ys = np.array([steered.shift(n).value for n in chosen])
     r, lo, hi = _corr_with_interval(xs, ys)
-    return PaperResult(model=lm.name, layer=layer, intensity=intens, top_text=tops, text_sources=text_counts,
-                       activities=acts,
-                       activity_scores=scores.tolist(), activity_low=low.tolist(), activity_high=high.tolist(),
-                       preference_r=pr, shuffled_r_p95=null95, steering_r=r, steering_r_low=lo, steering_r_high=hi,
-                       random_shifts=random_shifts,
-                       notes=[*text_notes,
-                              f"steered emotions: {', '.join(chosen)} (the most positive and most negative r in 3; "
-                              "selection uses 3's readout correlations, not the steering outcome)"])
+    result = PaperResult(model=lm.name, layer=layer, intensity=intens, top_text=tops, text_sources=text_counts,
+                         activities=acts,
+                         activity_scores=scores.tolist(), activity_low=low.tolist(), activity_high=high.tolist(),
+                         preference_r=pr, shuffled_r_p95=null95, steering_r=r, steering_r_low=lo, steering_r_high=hi,
+                         random_shifts=steered.random_means(),
+                         activity_shifts={n: [round(float(v), 5) for v in a] for n, a in steered.emotions.items()},
+                         notes=[*text_notes,
+                                f"steered emotions: {', '.join(chosen)} (the most positive and most negative r in 3; "
+                                "selection uses 3's readout correlations, not the steering outcome)"])
+    result.findings = findings(result)
+    result.seconds = round(time.perf_counter() - started, 1)
+    return result
+
+
+PAPER_FIGURES = {"blissful": 0.71, "hostile": -0.74, "steering": 0.85}  # what the paper reports on its model
+
+
+def findings(result: PaperResult) -> list[str]:
+    """One line per experiment: what this model shows against its baseline, and plainly where it does not show
+    what the paper's model showed (read from the figures and their intervals, nothing else)."""
+    out = []
+    n_t = len(result.intensity)
+    rises = [t.id for t in result.intensity if t.rises]
+    opposite = [t.id for t in result.intensity if t.opposite_rho < t.rho]
+    out.append(f"intensity: in {len(rises)} of {n_t} templates the matching emotion rises with the level beyond the "
+               f"random-direction p95 with its interval above 0 ({', '.join(rises) or 'none'}); the opposite emotion "
+               f"rises less than the matching one in {len(opposite)} of {n_t}"
+               + ("" if len(rises) * 2 > n_t else " - most templates do not show the paper's graded response"))
+    beyond = [e for e in result.preference_r if abs(e.r) > result.shuffled_r_p95]
+    pair = []
+    for name in ("blissful", "hostile"):
+        e = next((x for x in result.preference_r if x.emotion == name), None)
+        if e is not None:
+            ci = "" if e.r_low is None else f" [{e.r_low:+.2f}, {e.r_high:+.2f}]"
+            pair.append(f"{name} r {e.r:+.2f}{ci} (paper {PAPER_FIGURES[name]:+.2f})")
+    out.append(f"preferences: {len(beyond)} of {len(result.preference_r)} emotions correlate with the activity "
+               f"scores beyond the shuffled-activity p95 |r| {result.shuffled_r_p95:.2f}"
+               + (f"; {'; '.join(pair)}" if pair else ""))
+    steered = [e for e in result.preference_r if e.shift is not None]
+    if steered:
+        lo_r, hi_r = (min(result.random_shifts), max(result.random_shifts)) if result.random_shifts else (0.0, 0.0)
+        outside = [e.emotion for e in steered if e.shift is not None and not lo_r <= e.shift <= hi_r]
+        if result.steering_r is None:
+            track = "the correlation with r could not be estimated"
+        else:
+            shown = result.steering_r_low is not None and result.steering_r_low > 0
+            track = (f"r(preference r, shift) {result.steering_r:+.2f} [{result.steering_r_low:+.2f}, "
+                     f"{result.steering_r_high:+.2f}] (paper {PAPER_FIGURES['steering']:+.2f}): "
+                     + ("the shift tracks the readout correlation" if shown else
+                        "not shown to track the readout correlation (interval reaches 0)"))
+        out.append(f"steering: {len(outside)} of {len(steered)} steered emotions move the choice outside the range of "
+                   f"{len(result.random_shifts)} random directions of the same norm; {track}")
+    return out
 
 
 def _corr_with_interval(x: np.ndarray, y: np.ndarray, n_boot: int = 1000, seed: int = 0
