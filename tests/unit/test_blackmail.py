@@ -79,6 +79,17 @@ def test_run_is_resumable_and_reports(tiny_llama, tmp_path: Path):
     assert len(rows) == 2 * 5 * 2 and rows["key"].is_unique
     again = run_blackmail(tiny_llama, vs, tmp_path / "bm", **kwargs)
     assert len(again) == len(rows)
+    from emovec.evaluation import store
+    from emovec.evaluation.blackmail import BLACKMAIL_SCHEMA, BlackmailRow, read_blackmail_rows
+    from emovec.evaluation.rows import SweepRowError
+
+    schema = store.pq.read_schema(store.part_paths(tmp_path / "bm")[0])  # typed rows, written with their schema
+    assert schema.names == BLACKMAIL_SCHEMA.names and str(schema.field("leverage").type) == "bool"
+    assert BlackmailRow.model_validate(rows.iloc[0].to_dict()).key == rows["key"].iloc[0]
+    old = tmp_path / "old"
+    store.write_part(old, [{k: v for k, v in rows.iloc[0].to_dict().items() if k != "threat_language"}])
+    with pytest.raises(SweepRowError, match=r"lack threat_language.*rerun"):
+        read_blackmail_rows(old)
     summary = summarize_blackmail(rows)
     assert {e.condition for e in summary} == {c.label for c in conds}
     assert summary[0].threat_blackmail.n == 2 * 2  # two threatening variants with a secret, two samples

@@ -189,3 +189,25 @@ def test_sweep_rows_are_typed_and_old_folders_get_a_clear_error(tiny_llama, tmp_
     with pytest.raises(SweepRowError, match=r"lack kl.*rerun the sweep"):
         read_sweep_rows(old)
     assert list(read_sweep_rows(tmp_path / "none").columns) == list(FIELDS)
+
+
+def test_report_only_rebuilds_the_report_from_stored_rows_and_prints_the_same_summary(tiny_llama, tmp_path: Path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from emovec.cli import app
+
+    vs = make_set(tiny_llama, layers=(0, 1, 2))
+    cfg = config(tmp_path, conditions=["none", "emotion:calm"], suites=["paired"], limit=2)
+    res = run_sweep(cfg, tiny_llama, vs, show_progress=False)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True)))
+    assert not (Path(cfg.out) / "report.html").exists()  # run_sweep writes rows; the command draws the report
+    shown = CliRunner().invoke(app, ["sweep", str(path), "--report-only"])  # no model is loaded
+    assert shown.exit_code == 0, shown.output
+    assert (Path(cfg.out) / "report.html").is_file()
+    first = summarize(res.rows, n_boot=cfg.bootstrap)[0]
+    assert f"refuse harmful {first.metrics['refuse_harmful'].text(2)}" in shown.output
+    path.write_text(yaml.safe_dump({**cfg.model_dump(mode="json", exclude_none=True), "out": str(tmp_path / "no")}))
+    empty = CliRunner().invoke(app, ["sweep", str(path), "--report-only"])
+    assert empty.exit_code == 2 and "no sweep.json" in empty.output and "without --report-only" in empty.output

@@ -117,27 +117,28 @@ def sweep(
     address: AddressOpt = None,
 ) -> None:
     """Run (or resume) a steering sweep and write report.html, summary.json and Parquet rows."""
-    from emovec.evaluation.store import read_results
+    from emovec.evaluation.rows import read_sweep_rows
+    from emovec.evaluation.summary import summarize
     from emovec.evaluation.sweep import run_sweep
-    from emovec.evaluation.sweep_config import load_config
+    from emovec.evaluation.sweep_config import SweepConfigError, load_config
     from emovec.reports.sweep_report import write_sweep_report
 
     cfg = load_config(config, out=str(out_dir) if out_dir else None, limit=limit)
     where = executor_options(executor, workers, gpus_per_worker, address)  # checked before any model loads
     if report_only:
-        manifest = json.loads((Path(cfg.out) / "sweep.json").read_text(encoding="utf-8"))
-        page = write_sweep_report(cfg.out, read_results(cfg.out), manifest, n_boot=cfg.bootstrap)
-        err.print(f"report: {page}")
-        return
-    lm, vs = _load_for(Path(cfg.vectors), force, device or cfg.device, dtype or cfg.dtype)
-    # --executor overrides the config's ``executor:``
-    result = run_sweep(cfg, lm, vs, force=force,
-                       executor=where)
-    err.print(f"{result.new_rows} new rows, {result.skipped_rows} already done; model judge: {result.judge_status}")
-    from emovec.evaluation.summary import summarize
-
-    summaries = summarize(result.rows, n_boot=cfg.bootstrap)  # once: the printed and the reported figures agree
-    page = write_sweep_report(cfg.out, result.rows, result.manifest, n_boot=cfg.bootstrap, summaries=summaries)
+        manifest_path = Path(cfg.out) / "sweep.json"
+        if not manifest_path.is_file():
+            raise SweepConfigError(f"{cfg.out} holds no sweep (no sweep.json): run the sweep first, without "
+                                   "--report-only")
+        rows, manifest = read_sweep_rows(cfg.out), json.loads(manifest_path.read_text(encoding="utf-8"))
+    else:
+        lm, vs = _load_for(Path(cfg.vectors), force, device or cfg.device, dtype or cfg.dtype)
+        result = run_sweep(cfg, lm, vs, force=force, executor=where)  # --executor overrides the config's
+        err.print(f"{result.new_rows} new rows, {result.skipped_rows} already done; "
+                  f"model judge: {result.judge_status}")
+        rows, manifest = result.rows, result.manifest
+    summaries = summarize(rows, n_boot=cfg.bootstrap)  # once: the printed and the reported figures agree
+    page = write_sweep_report(cfg.out, rows, manifest, n_boot=cfg.bootstrap, summaries=summaries)
     for s in summaries:
         m = s.metrics
         out.print(f"{s.condition:>22} {s.strength:+.3f}  refuse harmful {m['refuse_harmful'].text(2)}  "

@@ -3,7 +3,7 @@ time, each with ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs, on a loca
 ``address`` / ``RAY_ADDRESS``.
 
 A trial loads the model by its name or path (every worker must be able to), reads the study's locked vectors
-from ``OUT/vectors`` and runs ``emovec.drift.study.run_one``: the same fine-tuning, drift monitor and folders
+from ``OUT/vectors`` and runs ``emovec.drift.runs.run_one``: the same fine-tuning, drift monitor and folders
 as a local run, so a trial that fails or is killed resumes from its last checkpoint when Tune retries it
 (``retries`` times), and a rerun of the study skips what is stored. Runs go in two waves: regression runs
 continue the balanced runs' adapters, so they start once every balanced run has finished.
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from emovec.drift.finetune import FinetuneConfig, FinetuneResult
-from emovec.drift.study import DriftStudyError, RunJob, RunPlan, run_one
+from emovec.drift.runs import DriftStudyError, RunJob, RunPlan, run_one
 from emovec.executors import ExecutorOptions
 
 

@@ -23,13 +23,15 @@ import torch
 
 from emovec.capture import TokenSelection
 from emovec.data import data_path
+from emovec.evaluation.suite_items import CONTROL_CONCEPTS, SAFETY_CONTROLS
 from emovec.evaluation.suites import benign_suite, harmful_suite
 from emovec.generation import format_prompt
 from emovec.models.loading import LoadedModel
 from emovec.vectors.extract import extract_concepts
 from emovec.vectors.vector_set import VectorSet
 
-CONTROL_CONCEPTS: tuple[str, ...] = ("refusal", "harm_salience", "caution", "uncertainty", "warmth")
+__all__ = ["CONTROL_CONCEPTS", "SAFETY_CONTROLS", "add_directions", "control_directions", "control_texts",
+           "random_direction", "refusal_fit_ids"]
 
 
 def refusal_fit_ids() -> set[str]:

@@ -82,7 +82,7 @@ class SweepRow(BaseModel):
 
 
 def _arrow_type(annotation: object) -> pa.DataType:
-    text = str(annotation)
+    text = str(annotation).replace("None", "")
     if "str" in text:
         return pa.string()
     if "bool" in text:
@@ -92,24 +92,32 @@ def _arrow_type(annotation: object) -> pa.DataType:
     return pa.float64()
 
 
-SWEEP_SCHEMA: pa.Schema = pa.schema([pa.field(name, _arrow_type(f.annotation), nullable=name == "judge_label")
-                                     for name, f in SweepRow.model_fields.items()])
+def arrow_schema(row: type[BaseModel]) -> pa.Schema:
+    """The explicit Arrow schema of a typed row: each field's type from its annotation; nullable where the
+    annotation admits None."""
+    return pa.schema([pa.field(name, _arrow_type(f.annotation), nullable="None" in str(f.annotation))
+                      for name, f in row.model_fields.items()])
+
+
+SWEEP_SCHEMA: pa.Schema = arrow_schema(SweepRow)
 FIELDS: tuple[str, ...] = tuple(SweepRow.model_fields)
 
 
-def check_columns(rows: pd.DataFrame, where: str = "sweep rows") -> pd.DataFrame:
-    """``rows`` unchanged when it has every ``SweepRow`` field at this schema version; else a clear error."""
+def check_columns(rows: pd.DataFrame, where: str = "sweep rows", row: type[BaseModel] = SweepRow,
+                  version: int = SCHEMA_VERSION, rerun: str = "rerun the sweep") -> pd.DataFrame:
+    """``rows`` unchanged when it has every field of the typed ``row`` at schema ``version``; else a clear error."""
     if rows.empty:
         return rows
-    missing = [f for f in FIELDS if f not in rows.columns]
+    fields = tuple(row.model_fields)
+    missing = [f for f in fields if f not in rows.columns]
     if missing:
         raise SweepRowError(f"{where} lack {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}: they were "
-                            f"written by another emovec version (schema {SCHEMA_VERSION} expected); rerun the sweep "
-                            "into a new folder")
+                            f"written by another emovec version (schema {version} expected); {rerun} into a new "
+                            "folder")
     versions = set(rows["schema_version"].astype(int))
-    if versions != {SCHEMA_VERSION}:
+    if versions != {version}:
         raise SweepRowError(f"{where} carry schema versions {sorted(versions)}, this emovec reads "
-                            f"{SCHEMA_VERSION}; rerun the sweep into a new folder")
+                            f"{version}; {rerun} into a new folder")
     return rows
 
 

@@ -22,6 +22,13 @@ class SuiteError(CorpusError):
 HARMFUL_KINDS: tuple[str, ...] = ("harmful", "redteam")
 """Item kinds a safe model should refuse."""
 
+SAFETY_CONTROLS: tuple[str, ...] = ("refusal", "harm_salience", "caution")
+"""The non-emotional control directions a sweep steers with (``concept:<name>``); fitted by
+``emovec.evaluation.controls`` from the suites (refusal) and ``data/suites/controls.json`` (the rest)."""
+
+CONTROL_CONCEPTS: tuple[str, ...] = (*SAFETY_CONTROLS, "uncertainty", "warmth")
+"""Every control emovec fits: the safety controls, epistemic uncertainty and prosocial warmth."""
+
 
 @dataclass(frozen=True)
 class PromptItem:

@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from emovec.errors import EmovecError
+from emovec.evaluation.suite_items import CONTROL_CONCEPTS
 from emovec.evaluation.suites import BUILTIN_SUITES, PUBLIC_SUITES
 from emovec.executors import ExecutorOptions
 
@@ -77,8 +78,8 @@ def parse_condition(value: Any) -> ConditionSpec:
         raise ValueError(f"condition kind {kind!r} is not one of none, emotion, concept, random, prompt")
     if kind == "random" and not name.strip().isdigit():
         raise ValueError(f"random condition {text!r} needs an integer seed, e.g. 'random:0'")
-    if kind == "concept" and name.strip() not in ("refusal", "harm_salience", "caution"):
-        raise ValueError(f"concept {name!r} is not one of refusal, harm_salience, caution")
+    if kind == "concept" and name.strip() not in CONTROL_CONCEPTS:
+        raise ValueError(f"concept {name!r} is not one of {', '.join(CONTROL_CONCEPTS)}")
     return ConditionSpec(kind=kind, name=name.strip())  # type: ignore[arg-type]
 
 

@@ -5,7 +5,7 @@ Example:
     >>> from emovec.metrics import Estimate, bootstrap, wilson
 """
 
-from emovec.metrics.classification import auc_estimate, balanced_accuracy
+from emovec.metrics.classification import auc_estimate, balanced_accuracy, balanced_rate
 from emovec.metrics.divergence import kl_logprobs
 from emovec.metrics.intervals import (
     Estimate,
@@ -22,7 +22,7 @@ from emovec.metrics.rates import finite_mean, wilson
 from emovec.metrics.readout import readout, readout_weights, target_share
 
 __all__ = [
-    "Estimate", "auc_estimate", "balanced_accuracy", "bootstrap", "cluster_bootstrap", "finite_mean",
+    "Estimate", "auc_estimate", "balanced_accuracy", "balanced_rate", "bootstrap", "cluster_bootstrap", "finite_mean",
     "index_bootstrap", "kl_logprobs", "pearson_estimate", "percentile", "readout", "readout_weights",
     "stratified_bootstrap", "stratified_indices", "target_share", "vector_index_bootstrap", "wilson",
 ]

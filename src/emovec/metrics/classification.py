@@ -15,6 +15,17 @@ def _balanced_stat(pos: NDArray[np.float64], neg: NDArray[np.float64], axis: int
     return np.asarray((pos.mean(axis) + neg.mean(axis)) / 2)
 
 
+def balanced_rate(hits_pos: ArrayLike, hits_neg: ArrayLike) -> float:
+    """The mean of two hit rates with no interval; NaN when either class has no rows.
+
+    Example:
+        >>> balanced_rate([1, 1, 0, 1], [1, 0])
+        0.625
+    """
+    pos, neg = np.asarray(hits_pos, dtype=np.float64), np.asarray(hits_neg, dtype=np.float64)
+    return float("nan") if pos.size == 0 or neg.size == 0 else float(_balanced_stat(pos, neg))
+
+
 def balanced_accuracy(hits_pos: ArrayLike, hits_neg: ArrayLike, *, n_resamples: int = 1000,
                       seed: Seed = 0) -> Estimate:
     """Mean of two hit rates (harmful prompts refused, benign ones answered), each class resampled on its own.

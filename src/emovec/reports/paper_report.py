@@ -9,7 +9,7 @@ from typing import Any
 
 from emovec.reports.figures import new_figure, png_base64
 from emovec.reports.pages import write_result_page
-from emovec.studies.paper import TEXT_SOURCES, EmotionPreference, PaperResult
+from emovec.studies.paper_results import TEXT_SOURCES, EmotionPreference, PaperResult
 
 
 def steering_png(result: PaperResult) -> str | None:

@@ -31,10 +31,11 @@ from safetensors.torch import load_file, save_file
 from emovec._files import atomic_write, temp_path
 from emovec.capture import TokenSelection, capture
 from emovec.errors import ArtifactExistsError
+from emovec.evaluation.suite_items import CONTROL_CONCEPTS
 from emovec.executors import ExecutorOptions, make_executor
 from emovec.models.loading import LoadedModel
 
-CONTROLS: tuple[str, ...] = ("refusal", "harm_salience", "caution", "uncertainty", "warmth")
+CONTROLS: tuple[str, ...] = CONTROL_CONCEPTS
 TOKEN_START = 2
 MAX_TOKENS = 160
 REPLY_BATCH = 16  # red-team prompts per part (and per generation batch)

@@ -31,6 +31,7 @@ from emovec._version import __version__
 from emovec.capture import TokenSelection
 from emovec.corpus import load_corpus
 from emovec.evaluation.controls import add_directions, control_directions
+from emovec.evaluation.suite_items import SAFETY_CONTROLS
 from emovec.evaluation.suites import harmful_suite
 from emovec.evaluation.summary import summarize
 from emovec.evaluation.sweep import run_sweep
@@ -67,7 +68,7 @@ POLICY_LEVEL: dict[str, str] = {
     "smollm2-135m-instruct": "instruction-tuned, weakly safety-trained",
     "qwen2.5-coder-0.5b-instruct": "instruction- and safety-tuned (refuses harmful requests)",
 }
-CONTROLS: tuple[str, ...] = ("refusal", "harm_salience", "caution")
+CONTROLS: tuple[str, ...] = SAFETY_CONTROLS
 
 
 @dataclass(frozen=True)

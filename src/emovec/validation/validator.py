@@ -21,7 +21,7 @@ from emovec._files import sha256_of
 from emovec.capture import TokenSelection, capture
 from emovec.corpus import load_corpus
 from emovec.errors import CorpusError
-from emovec.metrics import Estimate, cluster_bootstrap, percentile
+from emovec.metrics import Estimate, cluster_bootstrap, percentile, readout
 from emovec.models.loading import LoadedModel
 from emovec.validation.crossval import (
     Readout,
@@ -202,12 +202,11 @@ def _external(lm: LoadedModel, vectors: VectorSet, layer: int, per_subset: int |
     snippets = [s for s, n in zip(snippets, lengths, strict=True) if n > SNIPPET_TOKEN_START]
     res = capture(lm, [s.text for s in snippets], [layer], selection=TokenSelection.from_index(SNIPPET_TOKEN_START))
     centre = vectors.center[j] if vectors.center is not None else res.means[:, 0].mean(0)
-    acts = res.means[:, 0] - centre
-    readout = (acts @ axis).numpy()
     gen = torch.Generator().manual_seed(seed)
-    rand = torch.nn.functional.normalize(torch.randn(acts.shape[1], 100, generator=gen), dim=0)
+    rand = torch.nn.functional.normalize(torch.randn(res.means.shape[-1], 100, generator=gen), dim=0).T
     vader = vader_compound([s.text for s in snippets])
-    checks.subsets = correlate_subsets(snippets, readout, (acts @ rand).numpy(), vader)
+    checks.subsets = correlate_subsets(snippets, readout(res.means[:, 0], axis, centre).numpy(),
+                                       readout(res.means[:, 0], rand, centre).numpy(), vader)
     return checks
 
 
