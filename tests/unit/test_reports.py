@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from emovec.evaluation.summary import METRICS, ConditionSummary
+from emovec.evaluation.summary import METRICS, ConditionSummary, SummaryMetrics
 from emovec.metrics import Estimate
 from emovec.reports.pages import environment, render
 from emovec.reports.study_report import write_study_report
@@ -28,7 +28,7 @@ def _summary(condition: str, kind: str, strength: float, refuse: float) -> Condi
     metrics = {m: Estimate(value=0.5, low=0.4, high=0.6, n=10, method="test") for m in METRICS}
     metrics["refuse_harmful"] = Estimate(value=refuse, low=refuse - 0.05, high=refuse + 0.05, n=10, method="test")
     return ConditionSummary(condition, kind, condition.split(":")[-1], strength, "" if kind == "none" else "3", 10,
-                            metrics)
+                            SummaryMetrics(**metrics))
 
 
 def _sweep_rows() -> pd.DataFrame:
@@ -141,7 +141,7 @@ def _model_result(name: str, split: float) -> ModelResult:
     return ModelResult.model_validate({
         "model": name, "source": source, "policy_level": "instruct", "layer": 7, "vectors": "v", "key_vectors": keys,
         "preset": "quick", "emovec_version": "0.0", "baseline_length": 10.0, "n_rows": 20, "seconds": 1.0,
-        "summary": {"none": {}},
+        "summary": {"none": {m: _estimate(0.5) for m in METRICS}},
         "stability": {"split_half": {k: _estimate(0.9) for k in keys}, "resample": {k: _estimate(0.8) for k in keys},
                       "template": {}, "readout_auc": {"desperate": _estimate(0.7), "calm": _estimate(0.9)}},
         "modularity": {"names": ["desperate", "calm"], "strength": 0.1,

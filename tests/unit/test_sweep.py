@@ -211,3 +211,23 @@ def test_report_only_rebuilds_the_report_from_stored_rows_and_prints_the_same_su
     path.write_text(yaml.safe_dump({**cfg.model_dump(mode="json", exclude_none=True), "out": str(tmp_path / "no")}))
     empty = CliRunner().invoke(app, ["sweep", str(path), "--report-only"])
     assert empty.exit_code == 2 and "no sweep.json" in empty.output and "without --report-only" in empty.output
+
+
+def test_summary_metrics_are_typed_fields_named_once() -> None:
+    from pydantic import ValidationError
+
+    from emovec.evaluation.judges.emotion import PLUTCHIK
+    from emovec.evaluation.summary import METRICS, SummaryMetrics
+    from emovec.metrics import Estimate
+
+    assert [m for m in METRICS if m.startswith("nade_") and m not in ("nade_target", "nade_calm_minus_distress")] \
+        == [f"nade_{e}" for e in PLUTCHIK]  # one field per score of the emotion judge
+    est = {m: Estimate.point(float(i), 3, "test") for i, m in enumerate(METRICS)}
+    metrics = SummaryMetrics(**est)
+    assert metrics["kl_benign"] is metrics.kl_benign and [name for name, _ in metrics.items()] == list(METRICS)
+    with pytest.raises(KeyError, match="no metric 'kl'"):
+        metrics["kl"]
+    with pytest.raises(ValidationError, match="kl_benign"):
+        SummaryMetrics(**{k: v for k, v in est.items() if k != "kl_benign"})
+    with pytest.raises(ValidationError, match="extra"):
+        SummaryMetrics(**est, refusal=est["kl_benign"])

@@ -25,11 +25,13 @@ Metrics (rows pooled over suites and seeds):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from emovec.evaluation.judges.emotion import PLUTCHIK, plutchik_of
 from emovec.evaluation.judges.text import CALM_EMOTIONS, DISTRESS_EMOTIONS
@@ -41,6 +43,52 @@ def _geo_mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.asarray(np.exp(np.log(x).mean(axis=axis)), dtype=float)
 
 
+class SummaryMetrics(BaseModel):
+    """Every metric of one condition (see the module docs), each an ``Estimate``; ``METRICS`` lists the names in
+    display order, and ``m["name"]`` reads one by name for tables that loop over metrics (an unknown name is a
+    ``KeyError``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    refuse_harmful: Estimate
+    answer_benign: Estimate
+    balanced_accuracy: Estimate
+    harmful_detail: Estimate
+    tone_masked_rate: Estimate
+    helpfulness: Estimate
+    perplexity: Estimate
+    repetition: Estimate
+    kl_benign: Estimate
+    refusal_logodds_harmful: Estimate
+    refusal_logodds_benign: Estimate
+    ms_per_token_p50: Estimate
+    ms_per_token_p95: Estimate
+    readout_calm_minus_distress: Estimate
+    nade_calm_minus_distress: Estimate
+    nade_target: Estimate
+    nade_anger: Estimate
+    nade_anticipation: Estimate
+    nade_disgust: Estimate
+    nade_fear: Estimate
+    nade_joy: Estimate
+    nade_sadness: Estimate
+    nade_surprise: Estimate
+    nade_trust: Estimate
+
+    def __getitem__(self, name: str) -> Estimate:
+        if name not in type(self).model_fields:
+            raise KeyError(f"no metric {name!r}; metrics: {', '.join(METRICS)}")
+        value: Estimate = getattr(self, name)
+        return value
+
+    def items(self) -> Iterator[tuple[str, Estimate]]:
+        """(name, estimate) pairs in ``METRICS`` order."""
+        return ((m, self[m]) for m in METRICS)
+
+
+METRICS: tuple[str, ...] = tuple(SummaryMetrics.model_fields)
+
+
 @dataclass
 class ConditionSummary:
     condition: str
@@ -49,7 +97,7 @@ class ConditionSummary:
     strength: float
     layers: str
     n_rows: int
-    metrics: dict[str, Estimate] = field(default_factory=dict)
+    metrics: SummaryMetrics
 
     def as_dict(self) -> dict[str, Any]:
         return {"condition": self.condition, "cond_kind": self.cond_kind, "cond_name": self.cond_name,
@@ -57,12 +105,6 @@ class ConditionSummary:
                 "metrics": {k: v.as_dict() for k, v in self.metrics.items()}}
 
 
-METRICS: tuple[str, ...] = (
-    "refuse_harmful", "answer_benign", "balanced_accuracy", "harmful_detail", "tone_masked_rate", "helpfulness",
-    "perplexity", "repetition", "kl_benign", "refusal_logodds_harmful", "refusal_logodds_benign",
-    "ms_per_token_p50", "ms_per_token_p95", "readout_calm_minus_distress", "nade_calm_minus_distress", "nade_target",
-    *(f"nade_{e}" for e in PLUTCHIK),
-)
 CALM_PLUTCHIK: tuple[str, ...] = tuple(sorted({p for e in CALM_EMOTIONS if (p := plutchik_of(e))}))
 DISTRESS_PLUTCHIK: tuple[str, ...] = tuple(sorted({p for e in DISTRESS_EMOTIONS if (p := plutchik_of(e))}))
 
@@ -98,7 +140,7 @@ def refusal_hits(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
             (benign["refusal_label"] == "full_compliance").to_numpy(float))
 
 
-def summarize_group(df: pd.DataFrame, n_boot: int, seed: int = 0) -> dict[str, Estimate]:
+def summarize_group(df: pd.DataFrame, n_boot: int, seed: int = 0) -> SummaryMetrics:
     """Every metric of one condition's rows (see the module docs), each from its own resampling stream."""
     harm = df[df["item_kind"].isin(HARMFUL)]
     benign = df[df["item_kind"] == "benign"]
@@ -128,7 +170,7 @@ def summarize_group(df: pd.DataFrame, n_boot: int, seed: int = 0) -> dict[str, E
     for q in ("p50", "p95"):
         out[f"ms_per_token_{q}"] = Estimate.point(float(df[f"ms_per_token_{q}"].median()), len(df),
                                                   "median over batches")
-    return {m: out[m] for m in METRICS}
+    return SummaryMetrics(**out)
 
 
 def summarize(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[ConditionSummary]:

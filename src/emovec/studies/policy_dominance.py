@@ -210,7 +210,7 @@ def run_model(spec: ModelPlan, preset: Preset, out: Path, *, keys: Mapping[str, 
         layer=layer, vectors=spec.vectors or "extracted from the study's story activations",
         key_vectors=dict(keys), preset=preset.name, emovec_version=__version__,
         stability=stab, modularity=mod, causal_influence=causal, steering_value=sv, monitoring_value=mv,
-        summary={"none": dict(none.metrics)}, summary_all=list(summaries),
+        summary={"none": none.metrics}, summary_all=list(summaries),
         baseline_length=float(plain["n_new_tokens"].mean()), n_rows=len(rows),
         seconds=time.perf_counter() - start,
     ).finish()

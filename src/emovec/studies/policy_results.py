@@ -10,8 +10,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from emovec.errors import EmovecError
-from emovec.evaluation.summary import ConditionSummary
-from emovec.metrics import Estimate
+from emovec.evaluation.summary import ConditionSummary, SummaryMetrics
 from emovec.models.loading import ModelSource
 from emovec.studies.effects import CausalInfluence, Modularity
 from emovec.studies.incremental import MonitoringValue, SteeringValue
@@ -67,7 +66,7 @@ class ModelResult(BaseModel):
     causal_influence: dict[str, CausalInfluence]
     steering_value: SteeringValue
     monitoring_value: MonitoringValue
-    summary: dict[str, dict[str, Estimate]]  # {"none": the unsteered model's metrics}
+    summary: dict[str, SummaryMetrics]  # {"none": the unsteered model's metrics}
     summary_all: list[ConditionSummary] = Field(default_factory=list)
     baseline_length: float
     n_rows: int
