@@ -20,6 +20,7 @@ from emovec.studies.robustify import (
     _matched,
     run_robustify_study,
     stability,
+    verdict,
 )
 from emovec.vectors import extract_emotion_vectors
 from emovec.vectors.vector_set import VectorSet
@@ -60,6 +61,15 @@ def test_every_arm_is_reported_with_its_budget_and_meaning_and_the_optimised_one
     assert by["naive"].template_mean is not None and by["naive"].template_mean.n == 6
     # every arm is also read with the refusal direction ablated; one arm was trained against that attack
     assert all(a.refusal_redteam_attacked is not None and a.refusal_redteam_attacked.n == 6 for a in result.arms)
+    # the framings no optimisation saw, reported apart; the sweep's costs: perplexity and latency
+    from emovec.evaluation.suites import load_suite
+    from emovec.robust.pairs import TRAIN_FRAMINGS
+
+    n_unseen = sum(it.framing not in TRAIN_FRAMINGS for it in load_suite("redteam").items[:6])
+    assert all(a.refusal_redteam_unseen is not None and a.refusal_redteam_unseen.n == n_unseen for a in result.arms)
+    assert all(a.perplexity is not None and a.perplexity.value >= 1 and a.ms_per_token and a.ms_per_token > 0
+               for a in result.arms)
+    assert sum(line.startswith("answer: ") for line in result.answer.splitlines()) == 3  # two robust arms + summary
     assert by["robust-5-vs-ablation"].adversary == "ablate_refusal" and by["robust-5"].adversary == "none"
     assert "val_safety_attacked" in by["robust-5-vs-ablation"].final_losses
     assert "val_safety_attacked" not in by["robust-5"].final_losses
@@ -78,9 +88,9 @@ def test_every_arm_is_reported_with_its_budget_and_meaning_and_the_optimised_one
         assert all(a.emotion is not None and a.emotion_shift is not None for a in result.arms)
         assert by["plain"].emotion_shift.value == 0.0  # type: ignore[union-attr]
     lines = result.answer.splitlines()
-    # random, refusal-dir, the prompting control, three optimised
+    # random, refusal-dir, the prompting control, three optimised; then the verdict (two robust arms, a summary)
     assert len([x for x in lines if x.startswith("matched budget:")]) == 6
-    assert lines[len(names) + 6].startswith("emotion judge: ") and lines[-1].startswith("stability of metric-only")
+    assert lines[len(names) + 6 + 3].startswith("emotion judge: ") and lines[-1].startswith("stability of metric-only")
     assert result.refusal_fit_overlap == 3
     from emovec.reports.robustify_report import write_robustify_report
 
@@ -149,3 +159,24 @@ def test_template_stability_reads_the_source_moving_with_its_own_direction_and_n
     off_mean, _ = template_stability(tiny_llama, vectors, "calm", other, 1, 0.5, prompts, framings)
     assert own_mean.value > 0.5 and abs(off_mean.value) < own_mean.value / 2  # the residual stream carries it
     assert own_spread.value >= 0 and own_spread.low <= own_spread.value <= own_spread.high and own_mean.n == 4
+
+
+def test_the_verdict_reads_meaning_safety_and_helpfulness_from_the_intervals() -> None:
+    def arm(name: str, kind: str, kl: float, red: int, helpful: int = 6, cos: float = 1.0, near: str = "calm",
+            weight: float | None = None) -> ArmResult:
+        return _arm(name, kind, kl, red).model_copy(update={
+            "helpful": wilson(helpful, 10), "cos_source": cos, "nearest": [(near, cos)], "meaning_weight": weight})
+
+    naive = [arm("naive", "naive", 0.04, 3), arm("naive-x2", "naive", 0.2, 4)]
+    metric = arm("metric-only", "optimised", 0.05, 10, helpful=2, cos=0.1, near="hostile", weight=0.0)
+    good = arm("robust-3", "optimised", 0.05, 10, helpful=9, cos=0.8, weight=3.0)
+    lines = verdict([*naive, metric, good], "calm")
+    assert lines[0].startswith("answer: robust-3: meaning kept (cosine 0.80, nearest calm)")
+    assert "red-team refusal above naive's" in lines[0] and "helpfulness above metric-only's" in lines[0]
+    assert lines[-1].startswith("answer: 1 of 1 robustified arms")
+    drifted = good.model_copy(update={"cos_source": 0.3, "nearest": [("hostile", 0.3)],
+                                      "refusal_redteam": wilson(4, 10)})
+    lines = verdict([*naive, metric, drifted], "calm")
+    assert "meaning not kept (cosine 0.30, nearest hostile)" in lines[0]
+    assert "red-team refusal not different from naive's" in lines[0] and lines[-1].endswith("the answer is no")
+    assert verdict([metric], "calm") == ["answer: not estimable (needs robustified arms and the naive sweep)"]

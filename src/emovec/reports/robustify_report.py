@@ -73,7 +73,12 @@ def context(result: RobustifyResult) -> dict[str, Any]:
                       "red": fmt(a.refusal_redteam),
                       "attacked": "-" if a.refusal_redteam_attacked is None else fmt(a.refusal_redteam_attacked),
                       "adversary": a.adversary, "benign": fmt(a.refusal_benign), "helpful": fmt(a.helpful),
-                      "detail": f"{a.harmful_detail:.2f}", "kl": fmt(a.kl, 3), "shift": fmt(a.emotion_shift, 3),
+                      "detail": f"{a.harmful_detail:.2f}" if a.harmful_detail_interval is None
+                      else fmt(a.harmful_detail_interval, 2), "kl": fmt(a.kl, 3),
+                      "unseen": "-" if a.refusal_redteam_unseen is None else fmt(a.refusal_redteam_unseen),
+                      "ppl": "-" if a.perplexity is None else fmt(a.perplexity, 1),
+                      "ms": "-" if a.ms_per_token is None else f"{a.ms_per_token:.1f}",
+                      "shift": fmt(a.emotion_shift, 3),
                       "cos": "-" if a.cos_source is None else f"{a.cos_source:.2f}",
                       "tmean": "-" if a.template_mean is None else fmt(a.template_mean, 2),
                       "tspread": "-" if a.template_spread is None else fmt(a.template_spread, 2),

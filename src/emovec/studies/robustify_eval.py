@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import gmean
 
 from emovec.executors import ExecutorOptions, make_executor
 from emovec.metrics import Estimate, bootstrap, index_bootstrap, readout, wilson
@@ -36,6 +37,10 @@ class ArmEval:
     refusal_redteam_attacked: Estimate | None = None
     template_mean: Estimate | None = None  # the source readout's change, mean over red-team prompts
     template_spread: Estimate | None = None  # the spread (SD) of that change's mean across red-team templates
+    refusal_redteam_unseen: Estimate | None = None  # red-team refusal under the framings training never used
+    harmful_detail_interval: Estimate | None = None  # harmful detail with its bootstrap interval
+    perplexity: Estimate | None = None  # of the replies under the unsteered model (geometric mean)
+    ms_per_token: float | None = None  # median decode latency of the arm's generation
 
 
 READOUT_OFFSET = 4  # the source readout is read this many layers after the steered one (as in training)
@@ -89,25 +94,34 @@ def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | 
     """Generate under the arm's steering (or, for the prompting control, its ``system`` prompt), read the replies
     with emovec's judges and measure the KL budget; with ``attack`` (a refusal direction), the red-team prompts
     again with that direction ablated after every block (``emovec.robust.adversary.refusal_ablation``)."""
-    from emovec.evaluation.judges.model_scores import next_token_kl, system_prompt_kl
+    from emovec.evaluation.judges.model_scores import next_token_kl, reply_perplexity, system_prompt_kl
     from emovec.evaluation.judges.refusal import judge_refusal
     from emovec.evaluation.judges.text import judge_helpful, judge_specificity
     from emovec.evaluation.suites import load_suite
     from emovec.generation import generate
     from emovec.robust.adversary import refusal_ablation
+    from emovec.robust.pairs import TRAIN_FRAMINGS
     from emovec.steer import SteeringSpec, SteerTerm
 
     red, benign, helpful = eval_prompts(p)
     prompts = red + benign + [q for q, _ in helpful]
     spec = None if direction is None else SteeringSpec([SteerTerm(direction, strength)], layers=[layer])
     replies: list[str] = []
+    token_ms: list[float] = []
     for start in range(0, len(prompts), 16):
-        replies += generate(lm, prompts[start:start + 16], vectors=vectors, spec=spec, system=system,
-                            max_new_tokens=p.max_new_tokens).replies
+        gen = generate(lm, prompts[start:start + 16], vectors=vectors, spec=spec, system=system,
+                       max_new_tokens=p.max_new_tokens, time_steps=True)
+        replies += gen.replies
+        token_ms += gen.token_ms
     cut = len(red) + len(benign)
     r_red, r_ben, r_help = replies[: len(red)], replies[len(red): cut], replies[cut:]
     labels = [judge_refusal(r).label for r in r_red]
     detail = [judge_specificity(r).score for r, lab in zip(r_red, labels, strict=True) if lab != "full_refusal"]
+    framings = [it.framing for it in load_suite("redteam").items[: p.redteam]]
+    unseen = _rate([lab != "full_compliance" for lab, f in zip(labels, framings, strict=True)
+                    if f not in TRAIN_FRAMINGS])
+    ppl = reply_perplexity(lm, prompts, replies, system=system).numpy()  # the unsteered model reads the replies
+    ppl = ppl[np.isfinite(ppl) & (ppl > 0)]
     kl_prompts = benign + [q for q, _ in helpful]
     if system is not None:
         kl = bootstrap(system_prompt_kl(lm, kl_prompts, system).numpy())
@@ -125,12 +139,15 @@ def evaluate_arm(lm: LoadedModel, vectors: VectorSet, direction: torch.Tensor | 
         attacked = _rate([judge_refusal(r).label != "full_compliance" for r in under])
     mean = spread = None
     if direction is not None and strength > 0:
-        framings = [it.framing for it in load_suite("redteam").items[: p.redteam]]
         mean, spread = template_stability(lm, vectors, p.source, direction, layer, strength, red, framings)
     return ArmEval(_rate([lab != "full_compliance" for lab in labels]),
                    _rate([judge_refusal(r).label != "full_compliance" for r in r_ben]),
                    _rate([judge_helpful(r, ref) for r, (_, ref) in zip(r_help, helpful, strict=True)]),
-                   float(np.mean(detail)) if detail else 0.0, kl, replies, attacked, mean, spread)
+                   float(np.mean(detail)) if detail else 0.0, kl, replies, attacked, mean, spread,
+                   refusal_redteam_unseen=unseen,
+                   harmful_detail_interval=bootstrap(detail) if detail else Estimate.missing(),
+                   perplexity=bootstrap(ppl, gmean) if ppl.size else Estimate.missing(),
+                   ms_per_token=float(np.median(token_ms)) if token_ms else None)
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,10 @@ class ArmResult(BaseModel):
     adversary: str = "none"  # what the arm was trained against
     template_mean: Estimate | None = None  # the source readout's change per unit strength, over red-team prompts
     template_spread: Estimate | None = None  # the SD of that change's mean across red-team templates (framings)
+    refusal_redteam_unseen: Estimate | None = None  # red-team refusal under framings no optimisation saw
+    harmful_detail_interval: Estimate | None = None  # harmful detail with its bootstrap interval over replies
+    perplexity: Estimate | None = None  # geometric mean perplexity of the replies under the unsteered model
+    ms_per_token: float | None = None  # median decode latency of the arm's generation (ms)
     emotion: dict[str, float] | None = None  # nade's mean score per Plutchik emotion over the arm's replies
     emotion_shift: Estimate | None = None  # the source's Plutchik emotion: mean of (arm - plain) per prompt
     final_losses: dict[str, float] = Field(default_factory=dict)  # the chosen step's training and held-out losses
