@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from emovec.corpus import load_corpus
+from emovec.errors import LayerError
 from emovec.generation import format_prompt
 from emovec.robust import losses, step
 from emovec.robust.optimize import RobustConfig, RobustError, optimize_direction, preference_pairs
@@ -178,9 +180,16 @@ def test_bad_input_gets_clear_errors(setup, tmp_path) -> None:
         optimize_direction(lm, vectors, RobustConfig(source="bliss", out=tmp_path / "x"))
     with pytest.raises(RobustError, match="only 6 training prompts"):
         optimize_direction(lm, vectors, RobustConfig(source="calm", out=tmp_path / "b", batch=7), n_prompts=8)
-    with pytest.raises(RobustError, match="diverged"):
+    with pytest.raises(RobustError, match=r"diverged at step \d.*last good direction \(after step \d\) is saved"):
         optimize_direction(lm, vectors, RobustConfig(source="calm", out=tmp_path / "d", steps=3, lr=1e30,
                                                      strength=1.0), n_prompts=8)
+    from emovec.robust.checkpoint import load_checkpoint
+
+    kept = load_checkpoint(tmp_path / "d")  # the last good state, even when it diverged before the first save
+    assert kept is not None and torch.isfinite(kept.tensors["direction"]).all()
+    assert all(np.isfinite(h["total"]) for h in kept.meta["history"])
+    with pytest.raises(LayerError, match="layer 99"):
+        optimize_direction(lm, vectors, RobustConfig(source="calm", out=tmp_path / "l", layer=99), n_prompts=8)
     optimize_direction(lm, vectors, RobustConfig(source="calm", out=tmp_path / "c", steps=1), n_prompts=8)
     with pytest.raises(RobustError, match="other settings"):
         optimize_direction(lm, vectors, RobustConfig(source="calm", out=tmp_path / "c", steps=2, lr=0.5), n_prompts=8)

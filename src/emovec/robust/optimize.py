@@ -157,6 +157,21 @@ def _best(history: Sequence[dict[str, float]]) -> tuple[int, int]:
     return best, since
 
 
+class _Snapshot:
+    """The direction and the optimiser's moments before a step, put back and saved if the step diverges."""
+
+    def __init__(self, direction: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+        self.direction = direction.detach().clone()
+        self.moments = {k: torch.as_tensor(v).clone() for k, v in opt.state[direction].items()}
+
+    def keep(self, config: RobustConfig, n_prompts: int, direction: torch.nn.Parameter, best: torch.Tensor,
+             opt: torch.optim.Optimizer, history: list[dict[str, float]], start_val: dict[str, float]) -> None:
+        with torch.no_grad():
+            direction.copy_(self.direction)
+        opt.state[direction] = dict(self.moments)
+        save_checkpoint(config.out, config, n_prompts, direction, best, opt, history, start_val)
+
+
 def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig, *, n_prompts: int = 64,
                        on_step: Callable[[int, dict[str, float]], None] | None = None,
                        replies: Path | None = None) -> RobustResult:
@@ -236,16 +251,21 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
             batch["help"], plain_batch["help"] = help_train.take(help_picks), plain["help"].rows(help_picks)
         terms = stepping.step_terms(lm, s, direction, batch, plain_batch)
         total = terms["total"]
+        before = _Snapshot(direction, opt)
         if not torch.isfinite(total) or not torch.isfinite(direction).all():
+            before.keep(config, n_prompts, direction, best, opt, history, start_val)
             raise RobustError(f"the optimisation diverged at step {step} (loss {float(total)}); the last good "
-                              f"direction is in {config.out}; lower --lr or the loss weights")
+                              f"direction (after step {len(history)}) is saved in {config.out}; lower --lr or the "
+                              "loss weights and use another --out")
         opt.zero_grad()
         total.backward()
         opt.step()
         if not torch.isfinite(direction).all() or bool(
                 (direction.detach().norm(dim=-1) > 1e6 * source.norm(dim=-1)).any()):
+            before.keep(config, n_prompts, direction, best, opt, history, start_val)
             raise RobustError(f"the optimisation diverged at step {step + 1} (the direction blew up); the last good "
-                              f"direction is in {config.out}; lower --lr or the loss weights")
+                              f"direction (after step {len(history)}) is saved in {config.out}; lower --lr or the "
+                              "loss weights and use another --out")
         record = {k: float(v.detach()) for k, v in terms.items()} | {"step": float(step + 1)}
         last = step + 1 == config.steps
         if plain_val is not None and ((step + 1) % config.val_every == 0 or last):
