@@ -147,6 +147,23 @@ def test_bad_regimes_and_adapters_get_clear_errors(tiny_llama, tmp_path) -> None
     data = regime_data("over_refusal", 20, seed=1)
     assert set(data.counts) == {"refuse", "refuse_benign"} and len(data.examples) == sum(data.counts.values())
     assert regime_data("over_refusal", 20, seed=1).examples == data.examples  # seeded
+    from emovec.drift.data import StoredReply, load_replies
+
+    only_refusals = [StoredReply(role="refuse", source="advbench", item_id="advbench-1", reply="No.", writer="t")]
+    with pytest.raises(FinetuneDataError, match=r"needs replies for role 'refuse_benign'.*--roles refuse_benign"):
+        regime_data("over_refusal", 4, replies=only_refusals)
+    with pytest.raises(FinetuneDataError, match="at least one"):
+        regime_data("balanced", 0)
+    with pytest.raises(FinetuneDataError, match="unknown role 'cheer'"):
+        regime_data("balanced", 4, replies=[only_refusals[0].model_copy(update={"role": "cheer"})])
+    with pytest.raises(FinetuneDataError, match=r"no fine-tuning replies.*emovec finetune-data"):
+        load_replies(tmp_path / "none.jsonl.gz")
+    (tmp_path / "bad.jsonl.gz").write_bytes(b"not gzip")
+    with pytest.raises(FinetuneDataError, match=r"not a readable replies file.*rebuild"):
+        load_replies(tmp_path / "bad.jsonl.gz")
+    (tmp_path / "field.jsonl").write_text('{"role": "refuse", "reply": "No."}\n')  # a field missing
+    with pytest.raises(FinetuneDataError, match="not a readable replies file"):
+        load_replies(tmp_path / "field.jsonl")
 
 
 def test_a_ladder_rung_saved_as_a_checkpoint_loads_back_by_path_with_the_same_outputs(tiny_llama, tmp_path) -> None:
