@@ -10,8 +10,10 @@ from emovec.studies.cross_model import adaptation_split, alignment_pairs, auc_es
 from emovec.studies.cross_model_data import ModelData
 
 
-def _models(shared: bool, n_models: int = 3, seed: int = 0) -> list[ModelData]:
-    """Replies' failure label is carried by latent dimension 0 of a space every model embeds differently."""
+def _models(shared: bool, n_models: int = 3, seed: int = 0, mismatch: bool = False) -> list[ModelData]:
+    """Replies' failure label is carried by latent dimension 0 of a space every model embeds differently; with
+    ``mismatch``, each model's calm and self-confident vectors point along that dimension's embedding and its
+    caution and uncertainty directions against it."""
     rng = np.random.default_rng(seed)
     k, n_stim, n_rep = 6, 150, 160
     z_stim = rng.normal(size=(n_stim, k))
@@ -24,7 +26,12 @@ def _models(shared: bool, n_models: int = 3, seed: int = 0) -> list[ModelData]:
         stim = z_stim if shared else rng.normal(size=(n_stim, k))
         x_stim = stim @ mix + 0.2 * rng.normal(size=(n_stim, width))
         x_rep = z_rep @ mix + 0.2 * rng.normal(size=(n_rep, width))
-        out.append(ModelData(f"m{m}", 1, ["calm", "control:refusal"], torch.tensor(mix[:2], dtype=torch.float32),
+        names, dirs = ["calm", "control:refusal"], mix[:2]
+        if mismatch:
+            along = np.linalg.pinv(mix)[:, 0]  # the model-space direction whose readout is latent dimension 0
+            names = ["calm", "self-confident", "control:caution", "control:uncertainty"]
+            dirs = np.stack([along, along + 0.3 * rng.normal(size=width), -along, -along])
+        out.append(ModelData(f"m{m}", 1, names, torch.tensor(dirs, dtype=torch.float32),
                              torch.tensor(x_stim, dtype=torch.float32), torch.tensor(x_rep, dtype=torch.float32),
                              [f"p{i}" for i in range(n_rep)], requests, ["f"] * n_rep, ["a reply"] * n_rep, y, y))
     return out
@@ -115,11 +122,12 @@ def test_light_adaptation_takes_whole_requests():
 
 def test_cached_readings_are_reused_only_with_the_same_settings(tiny_llama, tmp_path):
     from emovec.errors import ArtifactExistsError
-    from emovec.studies.cross_model_data import collect
+    from emovec.studies.cross_model_data import READING, collect
 
     args = {"prompts": 160, "neutral": 4, "max_new_tokens": 8, "vector_topic": "t0", "stimulus_topic": "t1"}
     data = _models(shared=True, n_models=1)[0]
-    data.settings = {"model": tiny_llama.name, "fingerprint": tiny_llama.source.fingerprint, **args}
+    data.settings = {"model": tiny_llama.name, "fingerprint": tiny_llama.source.fingerprint, **args,
+                     "reading": READING}
     data.save(tmp_path / "m")
     again = collect(tiny_llama, tmp_path / "m", **args)  # nothing is read from the model
     torch.testing.assert_close(again.replies, data.replies)
@@ -234,3 +242,38 @@ def test_the_emotion_judge_reads_calm_above_distress_only_in_calm_text():
     calm = nade_calm(["What a lovely, peaceful morning. I trust it will all go well.",
                       "I am terrified and furious, this is awful and I hate it.", ""])
     assert calm is not None and calm[0] > 0 > calm[1] and np.isnan(calm[2])
+
+
+def test_label_free_mismatch_scores_read_failures_from_vectors_alone_and_need_the_basis_to_carry() -> None:
+    shared = _models(shared=True, mismatch=True)
+    h, _, _ = held_out(shared, 2, pcs=20, ks=[2, 4, 6], label="tone_masked", n_boot=100)
+    assert h.mismatch_own is not None and h.mismatch_own.value is not None and h.mismatch_own.value > 0.85
+    assert h.mismatch_basis is not None and h.mismatch_basis.value is not None and h.mismatch_basis.value > 0.8
+    apart = _models(shared=False, mismatch=True)  # the other models' vectors mean nothing in the held-out space
+    h2, _, _ = held_out(apart, 2, pcs=20, ks=[2, 4, 6], label="tone_masked", n_boot=100)
+    assert h2.mismatch_own is not None and h2.mismatch_own.value is not None and h2.mismatch_own.value > 0.85
+    assert h2.mismatch_basis is not None and h2.mismatch_basis.value is not None
+    assert h2.mismatch_basis.value < h.mismatch_basis.value - 0.1
+    plain, _, _ = held_out(_models(shared=True), 2, pcs=20, ks=[2, 4], label="tone_masked", n_boot=50)
+    assert plain.mismatch_own is None and plain.mismatch_basis is None  # no calm/caution vectors: not reported
+
+
+def test_reply_activations_are_read_by_the_monitor_in_the_generation_passes(tiny_llama):
+    from emovec.generation import generate
+    from emovec.studies.cross_model_data import read_replies
+
+    prompts = ["the cat sat on the", "she walked to the train and waited for her", "water"]
+    replies, means = read_replies(tiny_llama, prompts, 1, max_new_tokens=5, batch=3)
+    assert len(replies) == 3 and means.shape == (3, tiny_llama.d_model)
+    gen = generate(tiny_llama, prompts, max_new_tokens=5)  # the same batch and replies, without a monitor
+    assert gen.replies == replies
+    with torch.no_grad():
+        mask = gen.attention_mask[:, :-1]
+        hidden = tiny_llama.model(input_ids=gen.token_ids[:, :-1], attention_mask=mask,
+                                  position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                                  output_hidden_states=True).hidden_states[2]  # the output of block 1
+    for r in range(3):
+        fed = gen.attention_mask[r, gen.prompt_length:-1].bool()
+        if fed.any():  # the mean over the reply tokens fed back, as a second pass over the same ids reads it
+            expected = hidden[r, gen.prompt_length:][fed].mean(0)
+            torch.testing.assert_close(means[r], expected, rtol=1e-3, atol=1e-4)

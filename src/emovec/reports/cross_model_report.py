@@ -25,6 +25,8 @@ def context(result: CrossModelResult) -> dict[str, Any]:
         rows.append({"model": h.model, "label": h.label, "k": h.k, "none": _fmt(h.no_adaptation),
                      "light": [f"{n}: {_fmt(a)}" for n, a in h.light.items()], "own": _fmt(h.own),
                      "text": _fmt(h.text_baseline), "random": _fmt(h.random_basis),
+                     "mismatch_own": "-" if h.mismatch_own is None else _fmt(h.mismatch_own),
+                     "mismatch_basis": "-" if h.mismatch_basis is None else _fmt(h.mismatch_basis),
                      "counts": f"{h.no_adaptation.n_pos} / {h.no_adaptation.n_neg}"})
     return {"title": "Cross-model emotion basis", "result": result, "rows": rows,
             "answer_lines": result.answer.splitlines(),

@@ -16,6 +16,9 @@ Method (per held-out model ``m``; every other model trains):
    (c) *own*: a basis (top-k PCs) and probe fitted on ``m`` alone, cross-validated by request.
    Baselines: a surface-text classifier (TF-IDF words, trained on the other models' reply texts) and a random
    basis of the same size in ``m``'s own space (cross-validated like (c)).
+   With no labels at all, the *mismatch score* (``mismatch_direction``: calm and self-confident high, caution and
+   uncertainty low) read in ``m``'s space from its own vectors, and from the other models' vectors carried into
+   ``m`` through the basis and its label-free map.
 5. AUC for tone-masked failures with a bootstrap interval over requests (a request's framings move together);
    "not estimable" with the counts when a class has fewer than ``min_class`` replies.
 Alignment quality between every pair of models on the stimuli: debiased CKA and mutual k-NN against their
@@ -55,6 +58,11 @@ class HeldOut(BaseModel):
     own: AUC
     text_baseline: AUC
     random_basis: AUC
+    # label-free mismatch scores (calm and self-confident high, caution and uncertainty low; ``mismatch_direction``):
+    # in the held-out model's own space from its own vectors, and through the shared basis from the other models'
+    # vectors alone; no labels, no fitting on the held-out model
+    mismatch_own: AUC | None = None
+    mismatch_basis: AUC | None = None
     # training model -> direction -> share of its whitened norm the basis captures (captured_share); with
     # "emotions (mean)" and "random directions (mean)", the chance a direction with no relation to the basis gets
     captured: dict[str, dict[str, float]] = {}
@@ -200,6 +208,23 @@ def loading_fit(view: np.ndarray, loadings: np.ndarray, shared: np.ndarray) -> l
     return [float(np.corrcoef(variate[:, c], shared[:, c])[0, 1]) for c in range(shared.shape[1])]
 
 
+MISMATCH_HIGH: tuple[str, ...] = ("calm", "self-confident")
+MISMATCH_LOW: tuple[str, ...] = ("control:caution", "control:uncertainty")
+
+
+def mismatch_direction(d: ModelData) -> np.ndarray | None:
+    """A model's label-free mismatch direction in its own activation space: the mean of the unit calm and
+    self-confident vectors minus the mean of the unit caution and uncertainty control directions (a reply reading
+    high on it sounds calm and sure while carrying little caution); None when the model lacks one of them."""
+    index = {n: i for i, n in enumerate(d.names)}
+    if any(n not in index for n in (*MISMATCH_HIGH, *MISMATCH_LOW)):
+        return None
+    unit = d.directions.double().numpy()
+    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    return np.asarray(np.mean([unit[index[n]] for n in MISMATCH_HIGH], axis=0)
+                      - np.mean([unit[index[n]] for n in MISMATCH_LOW], axis=0))
+
+
 def held_out(data: Sequence[ModelData], m: int, pcs: int, ks: Sequence[int], label: str,
              seed: int = 0, n_boot: int = 500) -> tuple[HeldOut, dict[int, float], list[str]]:
     """Leave model ``m`` out (see module docs); also returns the k curve and the basis names."""
@@ -234,12 +259,25 @@ def held_out(data: Sequence[ModelData], m: int, pcs: int, ks: Sequence[int], lab
     random_basis = auc_estimate(y_m, _cv_scores(_standardise(rand_x)[0], y_m, groups), groups, seed=seed, n_boot=n_boot)
     text_scores = _text_scores([data[i] for i in train_idx], target, label)
     text = auc_estimate(y_m, text_scores, groups, seed=seed, n_boot=n_boot)
+    mismatch_own = mismatch_basis = None
+    own_dir = mismatch_direction(target)
+    if own_dir is not None:
+        mismatch_own = auc_estimate(y_m, target.replies.double().numpy() @ own_dir, groups, seed=seed, n_boot=n_boot)
+    carried = []  # each training model's mismatch direction in basis coordinates, unit length
+    for n, i in enumerate(train_idx):
+        u = mismatch_direction(data[i])
+        if u is not None:
+            c = (u @ white[i][1]) @ basis.w[n]
+            carried.append(c / max(float(np.linalg.norm(c)), 1e-12))
+    if carried:
+        mismatch_basis = auc_estimate(y_m, x_m @ np.mean(carried, axis=0), groups, seed=seed, n_boot=n_boot)
     names = name_basis(basis, train, [white[i] for i in train_idx])
     captured = _captured(data, white, basis.w, train_idx, seed)
     fits = {data[i].model: loading_fit(views[i], basis.w[n], basis.g) for n, i in enumerate(train_idx)}
     fits[f"{target.model} (held out, label-free map)"] = loading_fit(views[m], w_m, basis.g)
     return HeldOut(model=target.model, label=label, k=k, no_adaptation=none, light=light, own=own, text_baseline=text,
-                   random_basis=random_basis, captured=captured, loadings=fits), curve, names
+                   random_basis=random_basis, mismatch_own=mismatch_own, mismatch_basis=mismatch_basis,
+                   captured=captured, loadings=fits), curve, names
 
 
 def _light(x_train: np.ndarray, y_train: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, groups: Sequence[str],

@@ -80,7 +80,11 @@ def _answer(result: CrossModelResult) -> str:
         lines.append(f"{h.model} held out, {h.label} (k={h.k}): no adaptation {fmt(h.no_adaptation)}; "
                      + "; ".join(f"{n} labelled {fmt(a)}" for n, a in h.light.items())
                      + f"; own basis {fmt(h.own)}; text baseline {fmt(h.text_baseline)}; random basis "
-                     f"{fmt(h.random_basis)}")
+                     f"{fmt(h.random_basis)}"
+                     + ("" if h.mismatch_own is None else f"; label-free mismatch score, own vectors "
+                        f"{fmt(h.mismatch_own)}")
+                     + ("" if h.mismatch_basis is None else f", carried through the basis "
+                        f"{fmt(h.mismatch_basis)}"))
     lines += [f"verdict: {verdict(h)}" for h in result.held_out]
     for t in result.transfer:
         lines.append(f"steering {t.model} with {t.direction} carried from the other models (cos to its own "
