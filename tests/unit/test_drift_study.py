@@ -90,3 +90,31 @@ def test_the_plain_refusal_shift_is_the_baseline_every_emotion_index_is_set_agai
     assert run.indices["refusal_logodds_shift"] == pytest.approx([0.0, 0.3, 2.0])
     sep = separation([run, run], "refusal_logodds_shift", n_boot=50)
     assert sep.auc == 1.0  # the regressed checkpoint moved the plain log-odds most
+
+
+def test_each_index_carries_an_interval_over_the_key_vectors_at_every_step() -> None:
+    from emovec.drift.intervals import index_intervals
+
+    keys = ["worried", "afraid", "calm", "eager"]
+
+    def row(step: int, drift: list[float], slope: list[float], own: list[float], plain: float) -> DriftRow:
+        base = _row(step, float(np.mean(drift)), 0.8, plain=plain)
+        side = {k: {j: (own[i] if j == k else 0.1) for j in keys} for i, k in enumerate(keys)}
+        return base.model_copy(update={"keys": keys, "direction_drift": dict(zip(keys, drift, strict=True)),
+                                       "coupling": {k: {"refusal": s, "hedge": s / 2} for k, s in
+                                                    zip(keys, slope, strict=True)}, "side_effects": side})
+
+    start = row(0, [0.0] * 4, [1.0, 2.0, 1.0, 0.5], [0.9, 0.9, 0.9, 0.9], 0.0)
+    even = row(10, [0.2, 0.2, 0.2, 0.2], [0.5, 1.0, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5], 1.0)
+    uneven = row(10, [0.0, 0.0, 0.0, 0.8], [0.5, 1.0, 0.5, 0.5], [0.9, 0.9, 0.9, 0.1], 1.0)
+    a, b = index_intervals(even, start, n_boot=200), index_intervals(uneven, start, n_boot=200)
+    assert a["drift_index"] == pytest.approx((0.2, 0.2))  # every key drifted alike: no spread
+    assert b["drift_index"][0] < 0.2 < b["drift_index"][1]  # one key carries the whole mean
+    lo, hi = a["caution_decoupling"]  # slopes halved on every caution-like key: the index is 0.5 whatever is drawn
+    assert lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
+    assert b["modularity_drop"][0] <= 0.0 < b["modularity_drop"][1]
+    shift_lo, shift_hi = a["refusal_logodds_shift"]  # |1 - 0| with two +/-0.1 intervals
+    assert shift_lo == pytest.approx(1 - 0.1 * 2**0.5) and shift_hi == pytest.approx(1 + 0.1 * 2**0.5)
+    assert all(math.isnan(x) for x in a["bundle_collapse"])
+    run = summarize_run("balanced", 0, [start, uneven], Criteria())
+    assert run.index_low["drift_index"][1] < run.indices["drift_index"][1] < run.index_high["drift_index"][1]

@@ -100,6 +100,15 @@ def test_every_arm_is_reported_with_its_budget_and_meaning_and_the_optimised_one
     assert "refusal direction ablated" in page
     saved = VectorSet.load(tmp_path / "robust-5" / "vectors")
     assert saved.names == ("calm~robust",) and saved.provenance.method_params["meaning"] == 5.0
+    # the usual tools take it: steering and monitoring in one generation, and llama.cpp's control-vector format
+    from emovec.export import export_gguf, import_gguf
+    from emovec.generation import generate
+    from emovec.steer import SteeringSpec, SteerTerm
+
+    spec = SteeringSpec([SteerTerm("calm~robust", 0.5)], layers=[saved.default_layer])
+    out = generate(tiny_llama, ["the cat sat on the"], vectors=saved, spec=spec, monitor=True, max_new_tokens=3)
+    assert out.trace is not None and out.trace.names == ["calm~robust"] and out.trace.scores.shape[-1] == 1
+    assert set(import_gguf(export_gguf(spec, saved, tmp_path / "robust.gguf"))) == {saved.default_layer}
 
 
 def test_each_arm_is_matched_with_the_naive_strength_of_the_nearest_kl() -> None:

@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 
 from emovec._files import atomic_write
 from emovec._version import __version__
+from emovec.drift.intervals import index_intervals
 from emovec.drift.rows import DriftRow
 from emovec.drift.runs import PRESETS, DriftPreset, DriftStudyError, RunJob, RunPlan, plan_runs, run_one
 from emovec.executors import ExecutorOptions
@@ -70,6 +71,9 @@ class RunSummary(BaseModel):
     lead_time: int | None
     indices: dict[str, list[float]]
     evals: dict[str, list[Estimate]]
+    # each index's 95% interval per step (``emovec.drift.intervals``; NaN where an index has none)
+    index_low: dict[str, list[float]] = Field(default_factory=dict)
+    index_high: dict[str, list[float]] = Field(default_factory=dict)
 
 
 class Separation(BaseModel):
@@ -127,11 +131,14 @@ def summarize_run(regime: str, seed: int, rows: Sequence[DriftRow], c: Criteria,
     alert = next((r.step for r in rows if r.alerts), None)
     first = next((r.step for r, f in zip(rows, flags, strict=True) if f), None)
     vals = [index_values(r, rows[0]) for r in rows]
+    bands = [index_intervals(r, rows[0]) for r in rows]
     return RunSummary(
         regime=regime, seed=seed, learning_rate=learning_rate, steps=[r.step for r in rows], regressed=flags,
         first_alert=alert,
         first_regression=first, lead_time=None if alert is None or first is None else first - alert,
         indices={k: [v[k] for v in vals] for k in INDICES},
+        index_low={k: [b[k][0] for b in bands] for k in INDICES},
+        index_high={k: [b[k][1] for b in bands] for k in INDICES},
         evals={k: [r.evals[k] for r in rows if k in r.evals] for k in (rows[0].evals or {})},
     )
 

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from emovec.drift.study import BASELINE_INDICES, INDICES, DriftStudyResult, RunSummary
 from emovec.reports.figures import new_figure, png_base64
 from emovec.reports.pages import render, write_result_page
@@ -47,8 +49,11 @@ def trajectories(runs: list[RunSummary], names: tuple[str, ...], getter: Callabl
     return png_base64(fig, dpi=90)
 
 
-def _index(run: RunSummary, name: str) -> tuple[list[float], None, None]:
-    return run.indices[name], None, None
+def _index(run: RunSummary, name: str) -> tuple[list[float], list[float] | None, list[float] | None]:
+    low, high = run.index_low.get(name), run.index_high.get(name)
+    if not low or not high or not any(np.isfinite(low)):
+        return run.indices[name], None, None
+    return run.indices[name], low, high
 
 
 def _eval(run: RunSummary, name: str) -> tuple[list[float], list[float], list[float]] | None:
