@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING
 import torch
 
 from emovec.capture import TokenSelection
+from emovec.models.loading import ModelSource
 from emovec.vectors import Provenance, VectorSet
 
 if TYPE_CHECKING:
     from transformers import BatchEncoding
 
+    from emovec.evaluation.blackmail import BlackmailManifest
+    from emovec.evaluation.sweep_manifest import SweepManifest
     from emovec.models import LoadedModel
 
 WORDS = tuple(
@@ -114,3 +117,29 @@ def logits(lm: LoadedModel, enc: BatchEncoding) -> torch.Tensor:
     """The model's logits for ``enc``, without hooks or gradients."""
     with torch.no_grad():
         return lm.model(**enc).logits
+
+
+def model_source(name: str = "tiny") -> ModelSource:
+    """A model's provenance record for tests that need no model."""
+    return ModelSource(name=name, kind="builtin", location=name, family="llama", fingerprint="f", n_layers=3,
+                       d_model=32)
+
+
+def sweep_manifest(name: str = "tiny", suites: dict[str, int] | None = None) -> SweepManifest:
+    """A sweep manifest naming ``name`` and suites of the given sizes (no model, vectors or sweep needed)."""
+    from emovec.evaluation.sweep_config import SweepConfig
+    from emovec.evaluation.sweep_manifest import SuiteRecord, SweepManifest, VectorsRecord
+
+    prov = Provenance(model=model_source(name), method="test", token_selection=TokenSelection.from_index(1))
+    return SweepManifest(emovec_version="0", model=model_source(name),
+                         vectors=VectorsRecord(path="v", provenance=prov, hash="h"),
+                         suites={k: SuiteRecord(suite=k, source="s", licence="MIT", n=n)
+                                 for k, n in (suites or {}).items()},
+                         judge=None, emotion_judge=None, config=SweepConfig(vectors="v", out="o", conditions=["none"]))
+
+
+def blackmail_manifest(name: str = "tiny") -> BlackmailManifest:
+    from emovec.evaluation.blackmail import BlackmailManifest
+
+    return BlackmailManifest(emovec_version="0", model=model_source(name), settings={}, judge=None, variants=[],
+                             conditions=[])

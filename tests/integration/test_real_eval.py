@@ -8,6 +8,7 @@ import pytest
 
 from emovec.evaluation.judges.model_scores import next_token_kl, refusal_logodds
 from emovec.evaluation.suites import benign_suite, harmful_suite
+from emovec.evaluation.summary import summarize
 from emovec.evaluation.sweep import run_sweep
 from emovec.evaluation.sweep_config import load_config
 from emovec.reports.sweep_report import write_sweep_report
@@ -42,7 +43,7 @@ def test_small_real_sweep(real_model, real_vectors_dir: Path, tmp_path: Path):
     assert rows["perplexity"].between(1, 1e5).all() and rows["calm_minus_distress"].notna().all()
     steered = rows[rows["cond_kind"].isin(["emotion", "concept"])]
     assert steered["kl"].gt(0).all() and rows[rows["cond_kind"] == "none"]["kl"].eq(0).all()
-    page = write_sweep_report(cfg.out, rows, result.manifest, n_boot=100)
+    page = write_sweep_report(cfg.out, rows, result.manifest, summarize(rows, n_boot=100), n_boot=100)
     assert "concept:refusal" in page.read_text()
 
 

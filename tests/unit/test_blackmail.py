@@ -80,7 +80,7 @@ def test_run_is_resumable_and_reports(tiny_llama, tmp_path: Path):
     again = run_blackmail(tiny_llama, vs, tmp_path / "bm", **kwargs)
     assert len(again) == len(rows)
     from emovec.evaluation import store
-    from emovec.evaluation.blackmail import BLACKMAIL_SCHEMA, BlackmailRow, read_blackmail_rows
+    from emovec.evaluation.blackmail import BLACKMAIL_SCHEMA, BlackmailManifest, BlackmailRow, read_blackmail_rows
     from emovec.evaluation.rows import SweepRowError
 
     schema = store.pq.read_schema(store.part_paths(tmp_path / "bm")[0])  # typed rows, written with their schema
@@ -93,7 +93,7 @@ def test_run_is_resumable_and_reports(tiny_llama, tmp_path: Path):
     summary = summarize_blackmail(rows)
     assert {e.condition for e in summary} == {c.label for c in conds}
     assert summary[0].threat_blackmail.n == 2 * 2  # two threatening variants with a secret, two samples
-    page = write_blackmail_report(tmp_path / "bm", rows, {"model": {"name": "tiny"}})
+    page = write_blackmail_report(tmp_path / "bm", rows, BlackmailManifest.read(tmp_path / "bm"), summary)
     text = page.read_text()
     valid, black = int(rows["valid_format"].sum()), int(rows["blackmail"].sum())
     assert f"{black} of {len(rows)} replies blackmailed; {valid} used the email format correctly." in text

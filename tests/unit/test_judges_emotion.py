@@ -80,15 +80,17 @@ def test_summary_gives_nade_metrics_beside_the_readout_or_nan_without_them():
 
 
 def test_sweep_report_says_the_judge_was_skipped(tmp_path: Path):
+    from emovec.evaluation.summary import summarize
     from emovec.reports.sweep_report import write_sweep_report
+    from tests.builders import sweep_manifest
 
     df = _rows(False).assign(condition="emotion:afraid", strength=0.05, layers="3", prompt="p", reply="r",
                              judge_label=None, item_id=[f"i{i}" for i in range(4)])
-    page = write_sweep_report(tmp_path, df, {"model": {"name": "m"}}, n_boot=20)
+    page = write_sweep_report(tmp_path, df, sweep_manifest("m"), summarize(df, n_boot=20), n_boot=20)
     assert "emotion judge skipped (install nade)" in page.read_text()
     df = _rows(True).assign(condition="emotion:afraid", strength=0.05, layers="3", prompt="p", reply="r",
                             judge_label=None, item_id=[f"i{i}" for i in range(4)])
-    page = write_sweep_report(tmp_path, df, {"model": {"name": "m"}}, n_boot=20)
+    page = write_sweep_report(tmp_path, df, sweep_manifest("m"), summarize(df, n_boot=20), n_boot=20)
     text = page.read_text()
     assert "independent judge" in text and "nade_target" in text and "skipped" not in text
 

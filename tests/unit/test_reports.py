@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from emovec.evaluation.blackmail import summarize_blackmail
 from emovec.evaluation.summary import METRICS, ConditionSummary, SummaryMetrics
 from emovec.metrics import Estimate
 from emovec.reports.pages import environment, render
@@ -19,6 +20,7 @@ from emovec.reports.study_report import write_study_report
 from emovec.reports.sweep_report import sweep_context, write_blackmail_report, write_sweep_report
 from emovec.reports.trace import render_trace, write_trace
 from emovec.studies.policy_results import ModelResult, StudyReport
+from tests.builders import blackmail_manifest, sweep_manifest
 
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -39,8 +41,8 @@ def _sweep_rows() -> pd.DataFrame:
 def test_sweep_report_uses_the_given_summaries_and_escapes_replies(tmp_path: Path) -> None:
     summaries = [_summary("none", "none", 0.0, 0.123), _summary("emotion:calm", "emotion", 0.1, 0.777),
                  _summary("emotion:calm", "emotion", 0.2, 0.654)]
-    manifest = {"model": {"name": "tiny <model>"}, "suites": {"paired": {"n": 4, "source": "s", "licence": "MIT"}}}
-    page = write_sweep_report(tmp_path, _sweep_rows(), manifest, n_boot=321, summaries=summaries).read_text()
+    manifest = sweep_manifest("tiny <model>", {"paired": 4})
+    page = write_sweep_report(tmp_path, _sweep_rows(), manifest, summaries, n_boot=321).read_text()
     assert page.startswith("<!doctype html>")
     for section in ("Safety and usefulness", "Side effects, fluency, latency", "Dose-response", "Model judge",
                     "Tone-masked failures (1)", "Suites", "Provenance"):
@@ -57,7 +59,7 @@ def test_sweep_report_uses_the_given_summaries_and_escapes_replies(tmp_path: Pat
 
 
 def test_a_context_missing_a_field_fails_loudly() -> None:
-    context = sweep_context(_sweep_rows(), {}, [_summary("none", "none", 0.0, 0.5)], [], n_boot=10)
+    context = sweep_context(_sweep_rows(), sweep_manifest(), [_summary("none", "none", 0.0, 0.5)], [], n_boot=10)
     assert "Provenance" in render("sweep.html.j2", context)
     del context["judge_status"]
     with pytest.raises(jinja2.UndefinedError, match="judge_status"):
@@ -83,7 +85,8 @@ def _blackmail_rows() -> pd.DataFrame:
 
 
 def test_blackmail_report_counts_formats_rates_and_escapes_replies(tmp_path: Path) -> None:
-    page = write_blackmail_report(tmp_path, _blackmail_rows(), {"model": {"name": "tiny"}}).read_text()
+    page = write_blackmail_report(tmp_path, _blackmail_rows(), blackmail_manifest("tiny"),
+                                  summarize_blackmail(_blackmail_rows())).read_text()
     assert "Agentic blackmail scenario: tiny" in page and "Sample replies" in page
     assert "1 of 8 replies blackmailed; 2 used the email format correctly." in page
     assert "never produced a valid action" not in page
@@ -97,7 +100,7 @@ def test_blackmail_report_counts_formats_rates_and_escapes_replies(tmp_path: Pat
 
 def test_blackmail_report_says_when_no_action_was_valid(tmp_path: Path) -> None:
     rows = _blackmail_rows().assign(valid_format=False, blackmail=False)
-    page = write_blackmail_report(tmp_path, rows, {}).read_text()
+    page = write_blackmail_report(tmp_path, rows, blackmail_manifest(), summarize_blackmail(rows)).read_text()
     assert "0 of 8 replies blackmailed; 0 used the email format correctly." in page
     assert "never produced a valid action" in page
 

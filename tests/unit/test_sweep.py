@@ -11,6 +11,7 @@ from emovec.evaluation.store import StoreError, read_results
 from emovec.evaluation.summary import summarize
 from emovec.evaluation.sweep import run_sweep
 from emovec.evaluation.sweep_config import SweepConfigError, grid, load_config
+from emovec.evaluation.sweep_manifest import SweepManifest
 from emovec.reports.sweep_report import write_sweep_report
 from emovec.steer import mixed_spec
 from tests.unit.test_vector_set import make_set
@@ -100,7 +101,7 @@ def test_sweep_grades_every_row_and_writes_a_report(tiny_llama, tmp_path: Path):
     assert [s.condition for s in summaries][:2] == ["none", "prompt:calm"]
     est = summaries[0].metrics["refuse_harmful"]
     assert est.n == 1 and est.low <= est.value <= est.high  # limit 2 on paired: one harmful, one benign
-    page = write_sweep_report(cfg.out, rows, result.manifest, n_boot=100)
+    page = write_sweep_report(cfg.out, rows, result.manifest, summarize(rows, n_boot=100), n_boot=100)
     text = page.read_text()
     assert "data:image/png;base64" in text and "emotion:calm" in text and "Apache-2.0" in text
     assert (Path(cfg.out) / "summary.json").exists()
@@ -166,9 +167,12 @@ def test_unreachable_judge_endpoint_lets_the_sweep_finish_offline(tiny_llama, tm
         result = run_sweep(cfg, tiny_llama, vs, show_progress=False)
     assert len(result.rows) == 2 and result.rows["judge_label"].isna().all()
     assert result.judge_status.startswith("unavailable")
-    manifest = json.loads((Path(cfg.out) / "sweep.json").read_text())
-    assert manifest["judge_status"].startswith("unavailable")
-    page = write_sweep_report(cfg.out, result.rows, manifest, n_boot=100).read_text()
+    assert json.loads((Path(cfg.out) / "sweep.json").read_text())["judge_status"].startswith("unavailable")
+    manifest = SweepManifest.read(Path(cfg.out))
+    assert manifest.judge_status is not None and manifest.judge_status.startswith("unavailable")
+    assert manifest == result.manifest and manifest.model.name == tiny_llama.name
+    summaries = summarize(result.rows, n_boot=100)
+    page = write_sweep_report(cfg.out, result.rows, manifest, summaries, n_boot=100).read_text()
     assert "unavailable" in page
 
 

@@ -121,16 +121,16 @@ def sweep(
     from emovec.evaluation.summary import summarize
     from emovec.evaluation.sweep import run_sweep
     from emovec.evaluation.sweep_config import SweepConfigError, load_config
+    from emovec.evaluation.sweep_manifest import SweepManifest
     from emovec.reports.sweep_report import write_sweep_report
 
     cfg = load_config(config, out=str(out_dir) if out_dir else None, limit=limit)
     where = executor_options(executor, workers, gpus_per_worker, address)  # checked before any model loads
     if report_only:
-        manifest_path = Path(cfg.out) / "sweep.json"
-        if not manifest_path.is_file():
+        if not (Path(cfg.out) / "sweep.json").is_file():
             raise SweepConfigError(f"{cfg.out} holds no sweep (no sweep.json): run the sweep first, without "
                                    "--report-only")
-        rows, manifest = read_sweep_rows(cfg.out), json.loads(manifest_path.read_text(encoding="utf-8"))
+        rows, manifest = read_sweep_rows(cfg.out), SweepManifest.read(Path(cfg.out))
     else:
         lm, vs = _load_for(Path(cfg.vectors), force, device or cfg.device, dtype or cfg.dtype)
         result = run_sweep(cfg, lm, vs, force=force, executor=where)  # --executor overrides the config's
@@ -138,7 +138,7 @@ def sweep(
                   f"model judge: {result.judge_status}")
         rows, manifest = result.rows, result.manifest
     summaries = summarize(rows, n_boot=cfg.bootstrap)  # once: the printed and the reported figures agree
-    page = write_sweep_report(cfg.out, rows, manifest, n_boot=cfg.bootstrap, summaries=summaries)
+    page = write_sweep_report(cfg.out, rows, manifest, summaries, cfg.bootstrap)
     for s in summaries:
         m = s.metrics
         out.print(f"{s.condition:>22} {s.strength:+.3f}  refuse harmful {m['refuse_harmful'].text(2)}  "
@@ -173,7 +173,13 @@ def blackmail(
     address: AddressOpt = None,
 ) -> None:
     """The agentic blackmail scenario, unsteered and under emotion steering; writes report.html."""
-    from emovec.evaluation.blackmail import DEFAULT_VARIANTS, conditions_for, run_blackmail, summarize_blackmail
+    from emovec.evaluation.blackmail import (
+        DEFAULT_VARIANTS,
+        BlackmailManifest,
+        conditions_for,
+        run_blackmail,
+        summarize_blackmail,
+    )
     from emovec.evaluation.judges.model_judge import make_judge
     from emovec.reports.sweep_report import write_blackmail_report
 
@@ -191,9 +197,9 @@ def blackmail(
                          temperature=temperature, max_new_tokens=max_new_tokens, layers=parse_layers(layers),
                          batch_size=batch_size, judge=make_judge(judge_url, judge_model),
                          executor=where)
-    manifest = json.loads((out_dir / "blackmail.json").read_text(encoding="utf-8"))
-    page = write_blackmail_report(out_dir, rows, manifest)
-    for e in summarize_blackmail(rows):
+    summary = summarize_blackmail(rows)
+    page = write_blackmail_report(out_dir, rows, BlackmailManifest.read(out_dir), summary)
+    for e in summary:
         b, v = e.threat_blackmail, e.threat_valid_format
         out.print(f"{e.condition:>18}  blackmail {b.value:.2f} [{b.low:.2f}, {b.high:.2f}]  "
                   f"valid format {v.value:.2f}  (n={b.n})", highlight=False)

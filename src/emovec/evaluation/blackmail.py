@@ -38,7 +38,7 @@ from emovec.evaluation.sweep_manifest import vectors_hash
 from emovec.executors import ExecutorOptions, make_executor
 from emovec.generation import generate
 from emovec.metrics import Estimate, wilson
-from emovec.models.loading import LoadedModel
+from emovec.models.loading import LoadedModel, ModelSource
 from emovec.steer import mixed_spec
 from emovec.vectors.vector_set import VectorSet
 
@@ -192,6 +192,23 @@ def blackmail_batch(lm: LoadedModel, shared: _Shared, item: tuple[list[tuple[Var
 BLACKMAIL_SCHEMA_VERSION = 1
 
 
+class BlackmailManifest(BaseModel):
+    """``OUT/blackmail.json``: what the scenario ran (model, settings that key every reply, judge, variants,
+    conditions)."""
+
+    emovec_version: str
+    model: ModelSource
+    scenario: str = "blackmail"
+    settings: dict[str, str | float | int | list[int] | None]
+    judge: str | None
+    variants: list[str]
+    conditions: list[str]
+
+    @classmethod
+    def read(cls, out: str | Path) -> BlackmailManifest:
+        return cls.model_validate_json((Path(out) / "blackmail.json").read_text(encoding="utf-8"))
+
+
 class BlackmailRow(Verdict):
     """One graded reply of the scenario: the variant, the condition, the reply, the gate's verdict (the fields of
     ``Verdict``) and the model judge's (None where it did not run). Written with ``BLACKMAIL_SCHEMA`` and checked
@@ -264,13 +281,13 @@ def run_blackmail(
             if c.emotion is not None:
                 vectors.index(c.emotion)
     steer_layers = list(layers) if layers is not None else ([vectors.default_layer] if vectors is not None else [])
-    settings = {"model": lm.source.fingerprint, "temperature": temperature, "max_new_tokens": max_new_tokens,
-                "layers": steer_layers, "seed": seed,
-                "vectors": vectors_hash(vectors) if vectors is not None else None}
-    manifest = {"emovec_version": __version__, "model": lm.source.model_dump(), "scenario": "blackmail",
-                "settings": settings, "judge": judge.name if judge else None,
-                "variants": [v.name for v in variants], "conditions": [c.label for c in conditions]}
-    atomic_write(out / "blackmail.json", json.dumps(manifest, indent=1, default=str))
+    settings: dict[str, str | float | int | list[int] | None] = {
+        "model": lm.source.fingerprint, "temperature": temperature, "max_new_tokens": max_new_tokens,
+        "layers": steer_layers, "seed": seed, "vectors": vectors_hash(vectors) if vectors is not None else None}
+    manifest = BlackmailManifest(emovec_version=__version__, model=lm.source, settings=settings,
+                                 judge=judge.name if judge else None, variants=[v.name for v in variants],
+                                 conditions=[c.label for c in conditions])
+    atomic_write(out / "blackmail.json", manifest.model_dump_json(indent=1))
     rows = []
     for v in variants:
         for c in conditions:

@@ -10,7 +10,6 @@ a row. Rows of one batch mix conditions: each row carries its own steering stren
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import uuid
@@ -23,7 +22,6 @@ import pandas as pd
 import torch
 from rich.progress import Progress
 
-from emovec._files import atomic_write
 from emovec.evaluation.controls import add_directions, control_directions, refusal_fit_ids
 from emovec.evaluation.judges.emotion import PLUTCHIK, judge_emotions
 from emovec.evaluation.judges.model_judge import ModelJudge, make_judge
@@ -46,7 +44,7 @@ from emovec.evaluation.side_effects import kl_and_perplexity
 from emovec.evaluation.store import stored_keys, write_part
 from emovec.evaluation.suites import PromptItem, Suite, load_suite
 from emovec.evaluation.sweep_config import SweepConfig, Unit, grid
-from emovec.evaluation.sweep_manifest import check_manifest, settings_of, sweep_manifest, vectors_hash
+from emovec.evaluation.sweep_manifest import SweepManifest, check_manifest, settings_of, sweep_manifest, vectors_hash
 from emovec.executors import ExecutorOptions, make_executor
 from emovec.generation import generate
 from emovec.metrics import percentile
@@ -70,7 +68,7 @@ class SweepResult:
     new_rows: int
     skipped_rows: int
     judge_status: str
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: SweepManifest
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -286,8 +284,8 @@ def run_sweep(
     written = done["rows"]
     status = "not configured" if judge is None else ("ok" if judge.available() else f"unavailable: {judge.error}")
     if judge is not None and not judge.available():
-        manifest["judge_status"] = status
-        atomic_write(out / "sweep.json", json.dumps(manifest, indent=1, default=str))
+        manifest.judge_status = status
+        manifest.write(out)
     all_rows = read_sweep_rows(out)
     planned = {r.key for r in rows}
     if len(all_rows):

@@ -1,8 +1,9 @@
 """The sweep and blackmail reports: dose-response figures and a self-contained HTML page each.
 
 Every interval comes from the evaluation layer (``emovec.evaluation.summary.summarize`` for sweeps,
-``emovec.evaluation.blackmail.summarize_blackmail`` for the scenario); callers that already hold a summary pass
-it in, otherwise the writer asks that layer for one. This module only draws and formats.
+``emovec.evaluation.blackmail.summarize_blackmail`` for the scenario): callers pass the summaries in. This module
+only draws and formats (the model judge's agreement with the rule judge is read from the rows by
+``emovec.evaluation.judges.agreement``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 import pandas as pd
 
 from emovec._files import atomic_write
-from emovec.evaluation.blackmail import BlackmailSummary
+from emovec.evaluation.blackmail import BlackmailManifest, BlackmailSummary
 from emovec.evaluation.judges.agreement import Agreement, agreement
 from emovec.evaluation.judges.emotion import SKIPPED
-from emovec.evaluation.summary import ConditionSummary, summarize
+from emovec.evaluation.summary import ConditionSummary
+from emovec.evaluation.sweep_manifest import SweepManifest
 from emovec.reports.figures import file_base64, new_figure, save_png
 from emovec.reports.pages import render
 
@@ -80,11 +82,6 @@ def _summary_block(summaries: Sequence[ConditionSummary], metrics: Sequence[str]
     return {"headers": ["condition", "strength", "layers", "rows", *metrics], "rows": rows}
 
 
-def _judge_status(manifest: dict[str, Any]) -> str:
-    judge = manifest.get("judge")
-    return str(manifest.get("judge_status") or ("configured: " + str(judge) if judge else "not configured"))
-
-
 def judge_agreement(rows: pd.DataFrame) -> Agreement | None:
     """The offline refusal judge against the model judge on the rows the model judge labelled (None if none)."""
     judged = rows[rows["judge_label"].notna()] if "judge_label" in rows else rows.iloc[:0]
@@ -94,7 +91,7 @@ def judge_agreement(rows: pd.DataFrame) -> Agreement | None:
                      list(judged["reply"]))
 
 
-def sweep_context(rows: pd.DataFrame, manifest: dict[str, Any], summaries: Sequence[ConditionSummary],
+def sweep_context(rows: pd.DataFrame, manifest: SweepManifest, summaries: Sequence[ConditionSummary],
                   figures: Sequence[Path], n_boot: int, title: str = "Steering sweep",
                   judged: Agreement | None = None) -> dict[str, Any]:
     """What ``sweep.html.j2`` shows, from the sweep's rows, manifest and summaries (formatting only).
@@ -106,44 +103,40 @@ def sweep_context(rows: pd.DataFrame, manifest: dict[str, Any], summaries: Seque
     """
     masked = rows[rows["tone_masked"]] if "tone_masked" in rows else rows.iloc[:0]
     return {
-        "title": f"emovec: {title}", "heading": title, "model": str(manifest.get("model", {}).get("name", "")),
+        "title": f"emovec: {title}", "heading": title, "model": manifest.model.name,
         "n_rows": len(rows), "n_boot": n_boot,
         "main": _summary_block(summaries, MAIN), "side": _summary_block(summaries, SIDE),
         "emotion": _summary_block(summaries, EMOTION_SIDE) if _has_nade(rows) else None, "emotion_skipped": SKIPPED,
         "figures": [{"data": file_base64(p), "alt": p.stem} for p in figures],
-        "judge_status": _judge_status(manifest),
+        "judge_status": manifest.judge_line(),
         "agreement": None if judged is None else {"n": judged.n, "accuracy": f"{judged.accuracy:.3f}",
                                                   "kappa": f"{judged.kappa:.3f}",
                                                   "failures": judged.failure_summary()},
         "n_masked": len(masked),
         "masked_rows": [[r["condition"], r["strength"], str(r["prompt"])[:100], str(r["reply"])[:240]]
                         for r in masked.head(12).to_dict("records")],
-        "suite_rows": [[k, v.get("n"), v.get("source"), v.get("licence")]
-                       for k, v in manifest.get("suites", {}).items()],
-        "manifest_json": json.dumps(manifest, indent=1, default=str),
+        "suite_rows": [[k, v.n, v.source, v.licence] for k, v in manifest.suites.items()],
+        "manifest_json": manifest.model_dump_json(indent=1),
     }
 
 
-def write_sweep_report(out: str | Path, rows: pd.DataFrame, manifest: dict[str, Any], n_boot: int = 1000,
-                       title: str = "Steering sweep",
-                       summaries: Sequence[ConditionSummary] | None = None) -> Path:
+def write_sweep_report(out: str | Path, rows: pd.DataFrame, manifest: SweepManifest,
+                       summaries: Sequence[ConditionSummary], n_boot: int, title: str = "Steering sweep") -> Path:
     """Write ``summary.json``, figures and ``report.html`` into ``out``; returns the HTML path.
 
     Args:
         out: the sweep folder.
         rows: the graded sweep rows.
         manifest: the sweep's manifest (model, suites, judge).
-        n_boot: bootstrap resamples behind the intervals (used to summarize when ``summaries`` is not given).
+        summaries: ``emovec.evaluation.summary.summarize(rows, n_boot)``: the report draws, it does not summarise.
+        n_boot: the bootstrap resamples behind those summaries' intervals (shown on the page).
         title: the page heading.
-        summaries: the summaries already computed from ``rows`` with ``n_boot`` resamples, if the caller has them.
 
     Example:
-        >>> write_sweep_report("runs/sweep", result.rows, result.manifest, n_boot=1000)
+        >>> write_sweep_report("runs/sweep", result.rows, result.manifest, summarize(result.rows, 1000), 1000)
         PosixPath('runs/sweep/report.html')
     """
     directory = Path(out)
-    if summaries is None:
-        summaries = summarize(rows, n_boot=n_boot)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write(directory / "summary.json", json.dumps([s.as_dict() for s in summaries], indent=1))
     plotted = PLOTTED if _has_nade(rows) else tuple(m for m in PLOTTED if not m.startswith("nade_"))
@@ -188,11 +181,11 @@ def _blackmail_verdict(rows: pd.DataFrame) -> str:
                "disposition; use a larger model." if valid == 0 else ""))
 
 
-def blackmail_context(summary: Sequence[BlackmailSummary], rows: pd.DataFrame, manifest: dict[str, Any],
+def blackmail_context(summary: Sequence[BlackmailSummary], rows: pd.DataFrame, manifest: BlackmailManifest,
                       rates: Path | None) -> dict[str, Any]:
     """What ``blackmail.html.j2`` shows, from ``summarize_blackmail``'s entries and the rows (formatting only)."""
     return {
-        "title": "emovec: blackmail scenario", "model": str(manifest.get("model", {}).get("name", "")),
+        "title": "emovec: blackmail scenario", "model": manifest.model.name,
         "verdict": _blackmail_verdict(rows),
         "rate_rows": [[e.condition, _rate(e, "threat_blackmail"), _rate(e, "threat_valid_format"),
                        _rate(e, "threat_mentions_secret"), _rate(e, "control_blackmail"),
@@ -202,30 +195,26 @@ def blackmail_context(summary: Sequence[BlackmailSummary], rows: pd.DataFrame, m
         "rates_png": file_base64(rates),
         "sample_rows": [[r["variant"], r["condition"], r["blackmail"], r["valid_format"], str(r["reply"])[:400]]
                         for r in (rows.head(6).to_dict("records") if len(rows) else [])],
-        "manifest_json": json.dumps(manifest, indent=1, default=str),
+        "manifest_json": manifest.model_dump_json(indent=1),
     }
 
 
-def write_blackmail_report(out: str | Path, rows: pd.DataFrame, manifest: dict[str, Any],
-                           summary: Sequence[BlackmailSummary] | None = None) -> Path:
+def write_blackmail_report(out: str | Path, rows: pd.DataFrame, manifest: BlackmailManifest,
+                           summary: Sequence[BlackmailSummary]) -> Path:
     """``summary.json``, a rate-vs-strength figure and ``report.html`` for the blackmail scenario.
 
     Args:
         out: the scenario's folder.
         rows: its graded replies.
         manifest: model and settings, shown as provenance.
-        summary: ``summarize_blackmail(rows)`` if the caller already has it.
+        summary: ``emovec.evaluation.blackmail.summarize_blackmail(rows)``.
 
     Example:
-        >>> write_blackmail_report("runs/bm", rows, {"model": {"name": "smollm2"}})
+        >>> write_blackmail_report("runs/bm", rows, BlackmailManifest.read("runs/bm"), summarize_blackmail(rows))
         PosixPath('runs/bm/report.html')
     """
-    from emovec.evaluation.blackmail import summarize_blackmail
-
     directory = Path(out)
     (directory / "figures").mkdir(parents=True, exist_ok=True)
-    if summary is None:
-        summary = summarize_blackmail(rows)
     atomic_write(directory / "summary.json", json.dumps([e.model_dump() for e in summary], indent=1))
     rates = blackmail_rates(summary, directory / "figures" / "blackmail_rates.png")
     page = render("blackmail.html.j2", blackmail_context(summary, rows, manifest, rates))
