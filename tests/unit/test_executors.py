@@ -287,3 +287,22 @@ def test_ray_paper_steering_gives_the_local_preference_shifts(ray_local, tmp_pat
     assert on_ray == pytest.approx(local, rel=1e-4, abs=1e-6)
     assert ray_random == pytest.approx(local_random, rel=1e-4, abs=1e-6)
     assert any(abs(v) > 1e-4 for v in local.values())  # the steering moved the choices
+
+
+def test_replicas_take_a_gpu_each_when_the_cluster_has_one_for_every_worker_unless_told_otherwise() -> None:
+    from emovec.executors.ray_pool import gpus_per_replica
+
+    class Cluster:  # what gpus_per_replica reads of Ray: the cluster's resources
+        def __init__(self, gpus: int) -> None:
+            self.gpus = gpus
+
+        def cluster_resources(self) -> dict[str, float]:
+            return {"CPU": 16.0, "GPU": float(self.gpus)}
+
+    auto = ExecutorOptions(kind="ray", workers=4)
+    assert auto.gpus_per_worker is None
+    assert gpus_per_replica(Cluster(8), auto) == 1.0 and gpus_per_replica(Cluster(2), auto) == 0.0
+    assert gpus_per_replica(Cluster(8), auto.model_copy(update={"gpus_per_worker": 0.5})) == 0.5
+    assert gpus_per_replica(Cluster(8), auto.model_copy(update={"gpus_per_worker": 0.0})) == 0.0  # CPUs, as asked
+    with pytest.raises(ExecutorError, match="need 4 GPUs; the Ray cluster has 2"):
+        gpus_per_replica(Cluster(2), auto.model_copy(update={"gpus_per_worker": 1.0}))

@@ -113,7 +113,7 @@ def sweep(
     dtype: DtypeOpt = None,
     executor: ExecutorOpt = None,
     workers: WorkersOpt = 2,
-    gpus_per_worker: GpusOpt = 0.0,
+    gpus_per_worker: GpusOpt = None,
     address: AddressOpt = None,
 ) -> None:
     """Run (or resume) a steering sweep and write report.html, summary.json and Parquet rows."""
@@ -169,7 +169,7 @@ def blackmail(
     dtype: DtypeOpt = None,
     executor: ExecutorOpt = None,
     workers: WorkersOpt = 2,
-    gpus_per_worker: GpusOpt = 0.0,
+    gpus_per_worker: GpusOpt = None,
     address: AddressOpt = None,
 ) -> None:
     """The agentic blackmail scenario, unsteered and under emotion steering; writes report.html."""

@@ -66,7 +66,7 @@ def finetune(
     vectors: Annotated[Path | None, typer.Option(help="a vector set of MODEL: watch it with a drift monitor")] = None,
     monitor_every: Annotated[int | None, typer.Option(help="also measure drift every N steps")] = None,
     executor: ExecutorOpt = None,
-    gpus_per_worker: GpusOpt = 0.0,
+    gpus_per_worker: GpusOpt = None,
     address: AddressOpt = None,
 ) -> None:
     """LoRA fine-tuning on a safety regime; resumes from OUT's checkpoints; with --vectors, a drift monitor

@@ -29,12 +29,13 @@ LayersOpt = Annotated[str | None, typer.Option(help="all, 12, 5,10,-1, 0-29 or 0
 ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="where batches run: local (default) or ray "
                                                  "(pip install 'emovec\\[ray]')")]
 WorkersOpt = Annotated[int, typer.Option("--workers", help="ray: model replicas (actors)")]
-GpusOpt = Annotated[float, typer.Option("--gpus-per-worker", help="ray: GPUs per replica")]
+GpusOpt = Annotated[float | None, typer.Option("--gpus-per-worker", help="ray: GPUs per replica (default: one "
+                                                "per replica when the cluster has a GPU for each, else none)")]
 AddressOpt = Annotated[str | None, typer.Option("--address", help="ray: an existing cluster (default: $RAY_ADDRESS, "
                                                 "else a local instance)")]
 
 
-def executor_options(kind: str | None, workers: int = 2, gpus_per_worker: float = 0.0,
+def executor_options(kind: str | None, workers: int = 2, gpus_per_worker: float | None = None,
                      address: str | None = None) -> Any:
     """The ``ExecutorOptions`` the ``--executor`` flags ask for, or ``None`` when no ``--executor`` was given."""
     from emovec.executors import ExecutorError, ExecutorOptions

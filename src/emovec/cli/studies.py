@@ -79,7 +79,7 @@ def policy_dominance(
     dtype: DtypeOpt = None,
     executor: ExecutorOpt = None,
     workers: WorkersOpt = 2,
-    gpus_per_worker: GpusOpt = 0.0,
+    gpus_per_worker: GpusOpt = None,
     address: AddressOpt = None,
 ) -> None:
     """Stability, modularity and causal influence of key emotion vectors across policy levels, and whether
@@ -155,7 +155,7 @@ def drift(
         help="comma-separated learning rates: one run per rate, regime and seed (default: the preset's one)")] = None,
     executor: ExecutorOpt = None,
     workers: WorkersOpt = 2,
-    gpus_per_worker: GpusOpt = 0.0,
+    gpus_per_worker: GpusOpt = None,
     address: AddressOpt = None,
 ) -> None:
     """Fine-tune on each safety regime with a drift monitor; did the indices move before the external evals
@@ -189,7 +189,7 @@ def cross_model(
                                                     "three packaged ones)")] = None,
     executor: ExecutorOpt = None,
     workers: WorkersOpt = 2,
-    gpus_per_worker: GpusOpt = 0.0,
+    gpus_per_worker: GpusOpt = None,
     address: AddressOpt = None,
 ) -> None:
     """Is there a small emotion basis shared across models whose readings predict tone-masked safety failures
@@ -214,7 +214,7 @@ def robustify(
     model: ModelOpt = "smollm2-135m-instruct",
     executor: ExecutorOpt = None,
     workers: WorkersOpt = 2,
-    gpus_per_worker: GpusOpt = 0.0,
+    gpus_per_worker: GpusOpt = None,
     address: AddressOpt = None,
 ) -> None:
     """Directions optimised for safety and for their emotional meaning, against naive emotion steering and
@@ -238,7 +238,7 @@ def paper(
     model: ModelOpt = "smollm2-135m-instruct",
     executor: ExecutorOpt = None,
     workers: WorkersOpt = 2,
-    gpus_per_worker: GpusOpt = 0.0,
+    gpus_per_worker: GpusOpt = None,
     address: AddressOpt = None,
 ) -> None:
     """The paper's experiments: intensity templates, top-activating human text, activity preferences, and

@@ -70,7 +70,7 @@ def stories(
     dtype: DtypeOpt = None,
     executor: ExecutorOpt = None,
     workers: WorkersOpt = 2,
-    gpus_per_worker: GpusOpt = 0.0,
+    gpus_per_worker: GpusOpt = None,
     address: AddressOpt = None,
 ) -> None:
     """Have a model write emotion stories (and neutral texts) into a resumable JSONL corpus."""
@@ -162,7 +162,7 @@ def extract(
     dtype: DtypeOpt = None,
     executor: ExecutorOpt = None,
     workers: WorkersOpt = 2,
-    gpus_per_worker: GpusOpt = 0.0,
+    gpus_per_worker: GpusOpt = None,
     address: AddressOpt = None,
 ) -> None:
     """Extract the 171 emotion vectors with the paper's recipe (all layers in one pass; with --executor ray the

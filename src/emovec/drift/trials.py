@@ -44,14 +44,14 @@ def run_trials(job: RunJob, plans: Sequence[RunPlan], options: ExecutorOptions) 
     fails the study with its error."""
     from ray import tune
 
-    from emovec.executors.ray_pool import connect
+    from emovec.executors.ray_pool import connect, gpus_per_replica
 
     ray, started = connect(options)
     try:
         for i, wave in enumerate(waves(plans)):
             trainable = tune.with_resources(
                 tune.with_parameters(_trial, job=job, plans={p.name: p for p in wave}),
-                {"cpu": options.cpus_per_worker, "gpu": options.gpus_per_worker})
+                {"cpu": options.cpus_per_worker, "gpu": gpus_per_replica(ray, options)})
             tuner = tune.Tuner(
                 trainable, param_space={"run": tune.grid_search([p.name for p in wave])},
                 tune_config=tune.TuneConfig(max_concurrent_trials=options.workers),
@@ -92,7 +92,7 @@ def finetune_trial(config: FinetuneConfig, options: ExecutorOptions, *, vectors:
     from ray import tune
 
     from emovec.drift.finetune import read_result
-    from emovec.executors.ray_pool import connect
+    from emovec.executors.ray_pool import connect, gpus_per_replica
 
     out = Path(config.out).resolve()
     job = config.model_copy(update={"out": out})
@@ -101,7 +101,7 @@ def finetune_trial(config: FinetuneConfig, options: ExecutorOptions, *, vectors:
         trainable = tune.with_resources(
             tune.with_parameters(_finetune_trial, job=job, vectors=None if vectors is None else str(vectors),
                                  every=monitor_every),
-            {"cpu": options.cpus_per_worker, "gpu": options.gpus_per_worker})
+            {"cpu": options.cpus_per_worker, "gpu": gpus_per_replica(ray, options)})
         grid = tune.Tuner(trainable, param_space={"run": job.regime},
                           run_config=tune.RunConfig(name="finetune", storage_path=str(out / "tune"),
                                                     failure_config=tune.FailureConfig(max_failures=options.retries),

@@ -36,7 +36,9 @@ class ModelSpec(BaseModel):
 
 class ExecutorOptions(BaseModel):
     """``kind``: ``local`` (this process) or ``ray``. Ray: ``workers`` model replicas (actors), each with
-    ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs; ``address`` of an existing cluster (default: the
+    ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs (None: one per replica when the cluster has a GPU for
+    every worker, else none; see ``emovec.executors.ray_pool.gpus_per_replica``); ``address`` of an existing
+    cluster (default: the
     ``RAY_ADDRESS`` environment variable, else a local instance); a batch whose worker dies is retried on a fresh
     worker up to ``retries`` times."""
 
@@ -45,7 +47,7 @@ class ExecutorOptions(BaseModel):
     kind: Literal["local", "ray"] = "local"
     workers: int = Field(default=2, ge=1)
     cpus_per_worker: float = Field(default=1.0, gt=0)
-    gpus_per_worker: float = Field(default=0.0, ge=0)
+    gpus_per_worker: float | None = Field(default=None, ge=0)
     address: str | None = None
     retries: int = Field(default=2, ge=0)
 

@@ -39,14 +39,23 @@ def connect(options: ExecutorOptions) -> tuple[Any, bool]:
             ray.init(num_cpus=max(2, int(options.workers * options.cpus_per_worker)), include_dashboard=False,
                      log_to_driver=False)
         started = True
-    if options.gpus_per_worker > 0:
-        have = float(ray.cluster_resources().get("GPU", 0))
-        need = options.gpus_per_worker * options.workers
-        if have < need:
-            raise ExecutorError(f"{options.workers} workers x {options.gpus_per_worker} GPUs need {need:g} GPUs; "
-                                f"the Ray cluster has {have:g}. Lower --workers or --gpus-per-worker, or set it to 0 "
-                                "to run on CPUs")
+    gpus_per_replica(ray, options)  # a cluster short of the GPUs asked for fails here, before any work
     return ray, started
+
+
+def gpus_per_replica(ray: Any, options: ExecutorOptions) -> float:
+    """The GPUs each replica (actor or trial) asks for: ``options.gpus_per_worker`` when given (an error when the
+    cluster has fewer than the workers need); when not given, one per replica if the cluster has a GPU for every
+    worker, else none (replicas on CPUs)."""
+    have = float(ray.cluster_resources().get("GPU", 0))
+    if options.gpus_per_worker is None:
+        return 1.0 if have >= options.workers else 0.0
+    need = options.gpus_per_worker * options.workers
+    if options.gpus_per_worker > 0 and have < need:
+        raise ExecutorError(f"{options.workers} workers x {options.gpus_per_worker:g} GPUs need {need:g} GPUs; "
+                            f"the Ray cluster has {have:g}. Lower --workers or --gpus-per-worker, or set it to 0 "
+                            "to run on CPUs")
+    return float(options.gpus_per_worker)
 
 
 class _ModelWorker:
@@ -82,7 +91,7 @@ class RayExecutor:
         return ray
 
     def _actor(self, ray: Any) -> Any:
-        cls = ray.remote(num_cpus=self.options.cpus_per_worker, num_gpus=self.options.gpus_per_worker,
+        cls = ray.remote(num_cpus=self.options.cpus_per_worker, num_gpus=gpus_per_replica(ray, self.options),
                          max_restarts=0)(_ModelWorker)
         return cls.remote(self.spec)
 
