@@ -257,3 +257,25 @@ def test_only_the_main_process_measures_under_distributed_training(setup, tmp_pa
     main = TrainerState(global_step=0, is_world_process_zero=True)
     mon.on_train_begin(None, main, None)
     assert [r.step for r in read_rows(tmp_path)] == [0]
+
+
+def test_a_fine_tuned_variant_loads_as_base_plus_adapter_and_other_specs_load_as_models(tiny_llama, tmp_path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    from emovec.drift.finetune import load_spec
+    from emovec.drift.ladder import save_checkpoint
+
+    base = save_checkpoint(tiny_llama, tmp_path / "base")
+    tuned = get_peft_model(load_spec(str(base)).model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"],
+                                                                    init_lora_weights=False))
+    tuned.save_pretrained(tmp_path / "run" / "adapter")
+    merged = load_spec(f"{base}+{tmp_path / 'run' / 'adapter'}")
+    ids = torch.tensor([[2, 5, 6, 7]])
+    assert merged.name.endswith("+run") and merged.d_model == tiny_llama.d_model
+    assert not torch.allclose(merged.model(input_ids=ids).logits, tiny_llama.model(input_ids=ids).logits)
+    assert load_spec(str(base)).source.fingerprint == tiny_llama.source.fingerprint  # a plain spec: load_model
+    from emovec.executors import ExecutorOptions
+    from emovec.studies.cross_model_run import CrossModelError, run_cross_model_study
+
+    with pytest.raises(CrossModelError, match="cannot be loaded by Ray workers"):  # before any model loads
+        run_cross_model_study(["a", "b", f"{base}+x"], "quick", tmp_path / "c", executor=ExecutorOptions(kind="ray"))

@@ -186,7 +186,8 @@ def cross_model(
     preset: Annotated[str, typer.Option(help="quick or full")] = "quick",
     out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/cross"),
     models: Annotated[str | None, typer.Option(help="comma-separated models, three or more (default: the "
-                                                    "three packaged ones)")] = None,
+                                                    "three packaged ones); a fine-tuned variant as "
+                                                    "BASE+ADAPTER_FOLDER")] = None,
     executor: ExecutorOpt = None,
     workers: WorkersOpt = 2,
     gpus_per_worker: GpusOpt = None,

@@ -287,3 +287,20 @@ def load_finetuned(base: str | LoadedModel, adapter: str | Path) -> LoadedModel:
     with _adapter_fits(path, lm):
         merged = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
     return wrap_model(merged, lm.tokenizer, name=f"{lm.name}+{path.parent.name}")
+
+
+def load_spec(spec: str) -> LoadedModel:
+    """A model by ``emovec.load_model``'s spec, or a fine-tuned variant as ``BASE+ADAPTER_FOLDER`` (the base model,
+    by any spec, with the LoRA adapter ``emovec finetune`` saved merged in), so a study can read the drift work's
+    fine-tuned models beside the packaged ones.
+
+    Example:
+        >>> lm = load_spec("smollm2-135m-instruct+runs/drift/balanced-seed0/adapter")
+    """
+    from emovec.models.loading import load_model
+
+    base, plus, adapter = spec.partition("+")
+    if plus and adapter and (Path(adapter) / "adapter_config.json").exists():
+        return load_finetuned(base, adapter)
+    return load_model(spec)
+

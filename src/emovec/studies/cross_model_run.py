@@ -112,15 +112,15 @@ def check_basis_sizes(data: Sequence[ModelData], pcs: int, ks: Sequence[int]) ->
 def _transfer(models: Sequence[str], data: Sequence[ModelData], held: Sequence[HeldOut], p: CrossPreset) -> list[
         TransferShift]:
     """Native vs mapped vs random steering on each held-out model (each model is loaded again, one at a time)."""
+    from emovec.drift.finetune import load_spec
     from emovec.evaluation.suites import redteam_suite
-    from emovec.models.loading import load_model
 
     prompts = [i.prompt for i in redteam_suite().items[: p.transfer_prompts]]
     out: list[TransferShift] = []
     for m, name in enumerate(models):
         k = next(h.k for h in held if h.model == data[m].model)
         mapped = mapped_directions(data, m, p.pcs, k)
-        lm = load_model(name)
+        lm = load_spec(name)
         out += transfer_shifts(lm, data[m], mapped, prompts, p.transfer_strength)
         del lm
     return out
@@ -132,20 +132,25 @@ def run_cross_model_study(models: Sequence[str] = DEFAULT_MODELS, preset: str | 
     """Read every model, leave each out in turn, and write ``cross_model.json`` into ``out``. ``executor``:
     where each model's reading runs (``emovec.studies.cross_model_data``); the fits run in this process."""
     from emovec.corpus import load_corpus
-    from emovec.models.loading import load_model
+    from emovec.drift.finetune import load_spec
 
     p = PRESETS[preset] if isinstance(preset, str) else preset
     if len(models) < 3:
         raise CrossModelError("a basis shared across models is fitted on at least two and tested on a third: "
                               f"give three or more models (got {len(models)})")
     check_available(executor)
+    tuned = [m for m in models if "+" in m]
+    if tuned and executor is not None and executor.kind == "ray":
+        raise CrossModelError(f"fine-tuned variants ({', '.join(tuned)}) are merged in this process and cannot be "
+                              "loaded by Ray workers; read them with the local executor, or save each merged model "
+                              "as a checkpoint folder (emovec.drift.ladder.save_checkpoint) and pass its path")
     topics = load_corpus().topics()
     root = Path(out)
     data: list[ModelData] = []
     for name in models:
         (say or print)(f"reading {name}: directions, the shared stimuli (the stories on {topics[1]!r} and "
                        f"{p.neutral} neutral texts), {p.prompts} red-team replies")
-        lm = load_model(name)
+        lm = load_spec(name)
         data.append(collect(lm, root / "models" / name.replace("/", "_"), prompts=p.prompts, neutral=p.neutral,
                             max_new_tokens=p.max_new_tokens, vector_topic=topics[0], stimulus_topic=topics[1],
                             executor=executor))
