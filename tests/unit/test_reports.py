@@ -181,3 +181,6 @@ def test_study_report_reads_the_verdict_means_and_escapes_notes(tmp_path: Path) 
     assert "different &lt;families&gt;" in page and SCRIPT not in page and ESCAPED in page
     assert page.count("data:image/png;base64,") == 6  # split, auc, modularity, two matrices, dose
     assert (tmp_path / "figures" / "matrix_1.png").is_file()
+    assert "Caveat." in page
+    ladder = report.model_copy(update={"ladder": True, "family_note": None})  # one family's rungs: no caveat
+    assert "Caveat." not in write_study_report(tmp_path / "ladder", ladder).read_text()
