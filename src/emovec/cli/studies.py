@@ -149,7 +149,8 @@ def _numbers(text: str, kind: type, flag: str) -> list[Any]:
 def drift(
     preset: Annotated[str, typer.Option(help="quick (about 15 minutes on 2 cores) or full")] = "quick",
     out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/drift"),
-    model: ModelOpt = "smollm2-135m-instruct",
+    model: Annotated[str | None, typer.Option("--model", "-m", help="comma-separated models (default: the preset's; "
+                                                                    "several: one study each in OUT/<model>/)")] = None,
     seeds: Annotated[str | None, typer.Option(help="comma-separated seeds (default: the preset's)")] = None,
     learning_rates: Annotated[str | None, typer.Option(
         help="comma-separated learning rates: one run per rate, regime and seed (default: the preset's one)")] = None,
@@ -168,16 +169,20 @@ def drift(
     p = PRESETS[preset].model_copy(update={
         **({"seeds": _numbers(seeds, int, "--seeds")} if seeds else {}),
         **({"learning_rates": _numbers(learning_rates, float, "--learning-rates")} if learning_rates else {})})
-    result = run_drift_study(p, out_dir, model=model, on_progress=lambda m: err.print(m, highlight=False),
-                             executor=executor_options(executor, workers, gpus_per_worker, address))
-    for run in result.runs:
-        lr = "" if run.learning_rate is None else f"/lr {run.learning_rate:g}"
-        out.print(f"{run.regime}{lr}/seed {run.seed}: first alert {run.first_alert}, first regressed checkpoint "
-                  f"{run.first_regression}, lead time {run.lead_time}", highlight=False)
-    for s in result.separation:
-        out.print(f"AUC {s.index}: {s.auc:.2f} [{s.low:.2f}, {s.high:.2f}] "
-                  f"({s.n_regressed} regressed / {s.n_healthy} healthy checkpoints)", highlight=False)
-    err.print(f"report: {write_drift_report(out_dir, result)}")
+    models = [m.strip() for m in model.split(",") if m.strip()] if model else list(p.models)
+    where = executor_options(executor, workers, gpus_per_worker, address)
+    for name in models:
+        folder = out_dir if len(models) == 1 else out_dir / name.replace("/", "_")
+        result = run_drift_study(p, folder, model=name, on_progress=lambda m: err.print(m, highlight=False),
+                                 executor=where)
+        for run in result.runs:
+            lr = "" if run.learning_rate is None else f"/lr {run.learning_rate:g}"
+            out.print(f"{name} {run.regime}{lr}/seed {run.seed}: first alert {run.first_alert}, first regressed "
+                      f"checkpoint {run.first_regression}, lead time {run.lead_time}", highlight=False)
+        for s in result.separation:
+            out.print(f"{name} AUC {s.index}: {s.auc:.2f} [{s.low:.2f}, {s.high:.2f}] "
+                      f"({s.n_regressed} regressed / {s.n_healthy} healthy checkpoints)", highlight=False)
+        err.print(f"report: {write_drift_report(folder, result)}")
 
 
 @study_app.command("cross-model")

@@ -22,6 +22,9 @@ class DriftStudyError(EmovecError, ValueError):
 
 class DriftPreset(BaseModel):
     name: str
+    # the models studied (each its own study in OUT/<model>/ when there are several); ``emovec study drift --model``
+    # overrides them
+    models: list[str] = Field(default_factory=lambda: ["smollm2-135m-instruct"])
     regimes: list[str] = Field(default_factory=lambda: ["balanced", "over_refusal", "regression"])
     seeds: list[int] = Field(default_factory=lambda: [0])
     steps: int = 40
@@ -42,8 +45,9 @@ class DriftPreset(BaseModel):
 
 PRESETS: dict[str, DriftPreset] = {
     "quick": DriftPreset(name="quick"),
-    "full": DriftPreset(name="full", seeds=[0, 1, 2], steps=120, save_steps=20, examples=192, stories_per_emotion=8,
-                        prompts=24, vector_topics=20, learning_rate=1e-3, all_every=60),
+    "full": DriftPreset(name="full", models=["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"], seeds=[0, 1, 2],
+                        steps=120, save_steps=20, examples=192, stories_per_emotion=8, prompts=24, vector_topics=20,
+                        learning_rate=1e-3, all_every=60),
 }
 
 

@@ -44,7 +44,8 @@ def trajectories(runs: list[RunSummary], names: tuple[str, ...], getter: Callabl
             _marks(ax, run)
         ax.set_title(name.replace("_", " "), fontsize=9)
         ax.set_xlabel("step", fontsize=8)
-    axes[0][0].legend(fontsize=7)
+    if axes[0][0].get_legend_handles_labels()[0]:  # no runs drawn, no legend
+        axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     return png_base64(fig, dpi=90)
 
