@@ -107,7 +107,8 @@ def findings(result: PaperResult) -> list[str]:
             ci = "" if e.r_low is None else f" [{e.r_low:+.2f}, {e.r_high:+.2f}]"
             pair.append(f"{name} r {e.r:+.2f}{ci} (paper {PAPER_FIGURES[name]:+.2f})")
     out.append(f"preferences: {len(beyond)} of {len(result.preference_r)} emotions correlate with the activity "
-               f"scores beyond the shuffled-activity p95 |r| {result.shuffled_r_p95:.2f}"
+               f"scores beyond the shuffled-activity p95 |r| {result.shuffled_r_p95:.2f} (about "
+               f"{round(0.05 * len(result.preference_r))} would by chance)"
                + (f"; {'; '.join(pair)}" if pair else ""))
     steered = [e for e in result.preference_r if e.shift is not None]
     if steered:
