@@ -182,5 +182,9 @@ def test_study_report_reads_the_verdict_means_and_escapes_notes(tmp_path: Path) 
     assert page.count("data:image/png;base64,") == 6  # split, auc, modularity, two matrices, dose
     assert (tmp_path / "figures" / "matrix_1.png").is_file()
     assert "Caveat." in page
+    outside = _model_result("m3", 0.5)  # a percentile interval that does not hold its point estimate still draws
+    outside.stability.split_half["calm"] = Estimate(value=0.9, low=0.92, high=0.97, n=8, method="test")
+    skewed = report.model_copy(update={"models": {**report.models, "m3": outside}})
+    assert "<h2>m3</h2>" in write_study_report(tmp_path / "skewed", skewed).read_text()
     ladder = report.model_copy(update={"ladder": True, "family_note": None})  # one family's rungs: no caveat
     assert "Caveat." not in write_study_report(tmp_path / "ladder", ladder).read_text()

@@ -45,7 +45,9 @@ def _bars(models: dict[str, ModelResult], getter: Getter, title: str, path: Path
         ests = [getter(models[m], k) for k in keys]
         vals = [e.value for e in ests]
         err = np.array([[e.value - e.low for e in ests], [e.high - e.value for e in ests]])
-        ax.bar(np.arange(len(keys)) + i * width, vals, width, yerr=np.nan_to_num(err), label=m, capsize=2)
+        # a percentile interval need not hold its point estimate (a skewed statistic): draw no negative whisker
+        ax.bar(np.arange(len(keys)) + i * width, vals, width, yerr=np.clip(np.nan_to_num(err), 0, None), label=m,
+               capsize=2)
     ax.set_xticks(np.arange(len(keys)) + width * (len(names) - 1) / 2, keys, rotation=20, fontsize=8)
     ax.set_title(title, fontsize=10)
     if ylim:
