@@ -4,15 +4,19 @@ All measures start from per-story mean activations at one layer (story tokens on
 vector is the mean of its stories minus the mean over the emotions present (the recipe's centring). With
 ``E`` emotions in the pool (the key vectors plus background emotions that set the centre):
 
-- ``split_half``: stories of each emotion are split at random into two halves; cosine between the vectors
-  from each half, over ``n_splits`` random splits (mean and percentile interval);
-- ``resample``: vectors from random subsamples (two thirds of the stories, one subsample per seed); the
-  mean pairwise cosine across seeds;
+- ``split_half``: the stories are split at random into two halves, by topic when the stories have topics (half
+  the topics to each half, the same for every emotion, so topic effects cancel as in the crossed recipe; a split
+  per emotion would give an emotion's halves different topics, and where topics outweigh emotions the halves'
+  vectors would disagree for that reason alone); cosine between the vectors from each half, over ``n_splits``
+  random splits (mean and percentile interval);
+- ``resample``: vectors from random subsamples (two thirds of the topics, or of each emotion's stories without
+  topics; one subsample per seed); the mean pairwise cosine across seeds;
 - ``template``: the same stories read inside other framings (a dialogue turn, a news report; only story
   tokens are read) against the plain story: cosine per framing, interval from bootstrapping stories;
 - ``corpus``: any two corpora (e.g. stories against model-written dialogues): cosine of their vectors;
 - ``readout_auc``: consistency of the readout on held-out stories: with vectors fitted on one half, the AUC
-  with which an emotion's vector scores that emotion's held-out stories above other emotions' stories.
+  with which an emotion's vector scores that emotion's held-out stories (on the other half's topics) above other
+  emotions' stories.
 """
 
 from __future__ import annotations
@@ -47,20 +51,23 @@ class StoryActivations:
     labels: np.ndarray  # [n_stories] index into emotions
     acts: dict[str, Tensor] = field(default_factory=dict)
     mean_norm: float = float("nan")  # mean residual norm of the plain stories' tokens at the layer
+    topics: np.ndarray | None = None  # [n_stories] topic index: halves and subsamples split by topic
 
 
 def story_activations(lm: LoadedModel, corpus: Corpus, emotions: Sequence[str], layer: int, *,
                       per_emotion: int = 6, max_length: int = 160,
                       templates: Mapping[str, str] | None = None) -> StoryActivations:
     """Capture each story's mean activation (story tokens only) under each template."""
+    order = {t: i for i, t in enumerate(corpus.topics())}
     chosen = []
-    for e in emotions:
-        stories = [r for r in corpus.stories if r.emotion == e][:per_emotion]
+    for e in emotions:  # each emotion's stories on the corpus's first topics, so every emotion shares them
+        stories = sorted((r for r in corpus.stories if r.emotion == e), key=lambda r: order[r.topic])[:per_emotion]
         if len(stories) < 4:
             raise CorpusError(f"emotion {e!r} has {len(stories)} stories in the corpus; stability needs at least 4")
         chosen += stories
     labels = np.array([list(emotions).index(str(r.emotion)) for r in chosen])
-    out = StoryActivations(layer, list(emotions), labels)
+    topics = np.array([order[r.topic] for r in chosen])
+    out = StoryActivations(layer, list(emotions), labels, topics=topics if len(set(topics)) > 1 else None)
     for name, template in (templates or {"story": "{story}"}).items():
         head = template.split("{story}")[0]
         texts = [template.format(story=r.text) for r in chosen]
@@ -84,13 +91,42 @@ def _cos(a: Tensor, b: Tensor) -> np.ndarray:
     return torch.nn.functional.cosine_similarity(a, b, dim=-1).numpy()
 
 
-def _halves(labels: np.ndarray, n_emotions: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _halves(labels: np.ndarray, n_emotions: int, rng: np.random.Generator,
+            topics: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Two halves of the stories. With ``topics``, half the topics (drawn once, the same for every emotion) go to
+    each half, so a topic's effect cannot differ between an emotion's halves: split per emotion, an emotion's
+    halves would cover different topics, and where topics outweigh emotions the two vectors would point apart
+    for that reason alone. An emotion with stories in only one half of the topics is split at random."""
+    kept = set(rng.permutation(np.unique(topics))[: len(np.unique(topics)) // 2]) if topics is not None else set()
     a, b = [], []
     for e in range(n_emotions):
         rows = rng.permutation(np.flatnonzero(labels == e))
+        if topics is not None:
+            first = np.array([r for r in rows if topics[r] in kept], dtype=int)
+            second = np.array([r for r in rows if topics[r] not in kept], dtype=int)
+            if len(first) and len(second):
+                a += list(first)
+                b += list(second)
+                continue
         a += list(rows[: len(rows) // 2])
         b += list(rows[len(rows) // 2:])
     return np.array(a), np.array(b)
+
+
+def _subsample(labels: np.ndarray, n_emotions: int, rng: np.random.Generator,
+               topics: np.ndarray | None = None) -> np.ndarray:
+    """Two thirds of the stories: of the topics (the same for every emotion) when ``topics`` are given, else of
+    each emotion's stories; an emotion left with no story keeps a random two thirds of its own."""
+    chosen = None
+    if topics is not None:
+        unique = np.unique(topics)
+        chosen = set(rng.choice(unique, size=max(2, (2 * len(unique)) // 3), replace=False))
+    rows: list[int] = []
+    for e in range(n_emotions):
+        mine = np.flatnonzero(labels == e)
+        picked = [int(r) for r in mine if topics is not None and chosen is not None and topics[r] in chosen]
+        rows += picked or [int(r) for r in rng.choice(mine, size=max(2, (2 * len(mine)) // 3), replace=False)]
+    return np.array(rows)
 
 
 def _spread(samples: np.ndarray, what: str) -> Estimate:
@@ -131,7 +167,7 @@ def stability(sa: StoryActivations, targets: Sequence[str], *, n_splits: int = 5
     base = sa.acts["story"]
     halves, aucs = [], []
     for _ in range(n_splits):
-        a, b = _halves(sa.labels, n_e, rng)
+        a, b = _halves(sa.labels, n_e, rng, sa.topics)
         va, vb = vectors_from(base, sa.labels, n_e, a), vectors_from(base, sa.labels, n_e, b)
         halves.append(_cos(va, vb)[cols])
         # readout of held-out stories (half b) by vectors from half a, centred by half a's mean
@@ -142,12 +178,7 @@ def stability(sa: StoryActivations, targets: Sequence[str], *, n_splits: int = 5
             truth = sa.labels[b] == c
             row.append(roc_auc_score(truth, scores[:, c]) if 0 < truth.sum() < len(b) else np.nan)
         aucs.append(row)
-    subs = []
-    for _ in range(n_seeds):
-        rows = np.concatenate([rng.choice(np.flatnonzero(sa.labels == e), size=max(2, (2 * int((sa.labels == e).sum()))
-                                                                               // 3), replace=False)
-                               for e in range(n_e)])
-        subs.append(vectors_from(base, sa.labels, n_e, rows))
+    subs = [vectors_from(base, sa.labels, n_e, _subsample(sa.labels, n_e, rng, sa.topics)) for _ in range(n_seeds)]
     pair = np.array([_cos(subs[i], subs[j])[cols] for i in range(n_seeds) for j in range(i + 1, n_seeds)])
     template: dict[str, dict[str, Estimate]] = {}
     full = vectors_from(base, sa.labels, n_e)
