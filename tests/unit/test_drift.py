@@ -279,3 +279,26 @@ def test_a_fine_tuned_variant_loads_as_base_plus_adapter_and_other_specs_load_as
 
     with pytest.raises(CrossModelError, match="cannot be loaded by Ray workers"):  # before any model loads
         run_cross_model_study(["a", "b", f"{base}+x"], "quick", tmp_path / "c", executor=ExecutorOptions(kind="ray"))
+
+
+def test_probe_stories_share_topics_across_emotions_and_split_half_splits_by_topic() -> None:
+    import numpy as np
+
+    from emovec.drift.measure import StoryReading, split_half
+    from emovec.drift.probes import default_probes
+
+    keys = ["worried", "calm", "eager"]
+    probes = default_probes(keys, stories_per_emotion=4, prompts=4, texts=2)
+    per_key = {k: [t for t, lab in zip(probes.story_topics, probes.story_labels, strict=True) if lab == k]
+               for k in keys}
+    assert all(len(v) == 4 and set(v) == set(per_key[keys[0]]) for v in per_key.values())  # a crossed subset
+    # topics outweigh emotions five-fold: split by topic the halves agree; split per emotion they point apart
+    rng = np.random.default_rng(0)
+    n_e, n_t, d = 6, 6, 48
+    emo, top = rng.normal(size=(n_e, d)), 5 * rng.normal(size=(n_t, d))
+    e_idx, t_idx = np.repeat(np.arange(n_e), n_t), np.tile(np.arange(n_t), n_e)
+    acts = torch.tensor(emo[e_idx] + top[t_idx] + 0.3 * rng.normal(size=(n_e * n_t, d)), dtype=torch.float32)
+    labels = tuple(f"e{i}" for i in e_idx)
+    by_topic = split_half(StoryReading(acts, labels, tuple(f"t{t}" for t in t_idx)), ["e0", "e1"])
+    per_emotion = split_half(StoryReading(acts, labels), ["e0", "e1"])
+    assert (by_topic > 0.9).all() and (per_emotion < 0).all()

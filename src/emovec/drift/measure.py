@@ -58,6 +58,7 @@ class StoryReading:
 
     acts: torch.Tensor
     labels: tuple[str, ...]
+    topics: tuple[str, ...] = ()  # each story's topic: split halves by topic when given
 
 
 def mean_activations(lm: LoadedModel, texts: Sequence[str], layer: int) -> torch.Tensor:
@@ -80,15 +81,23 @@ def reextract(reading: StoryReading, keys: Sequence[str], rows: np.ndarray | Non
 
 
 def split_half(reading: StoryReading, keys: Sequence[str], n_splits: int = 20, seed: int = 0) -> np.ndarray:
-    """Per key vector, the mean cosine between vectors re-extracted from two random halves of the stories."""
+    """Per key vector, the mean cosine between vectors re-extracted from two random halves of the stories: half
+    the topics each (the same for every emotion) when the stories have topics, so a topic's effect cannot differ
+    between an emotion's halves (``emovec.studies.stability`` explains why); else half of each emotion's stories."""
     rng = np.random.default_rng(seed)
     labels = np.asarray(reading.labels)
+    topics = np.asarray(reading.topics) if len(reading.topics) == len(labels) and len(set(reading.topics)) > 1 else None
     sims = np.zeros((n_splits, len(keys)))
     for s in range(n_splits):
         a: list[int] = []
-        for name in set(labels.tolist()):
-            rows = rng.permutation(np.flatnonzero(labels == name))
-            a.extend(rows[: len(rows) // 2].tolist())
+        if topics is not None:
+            unique = sorted(set(topics.tolist()))
+            kept = set(rng.permutation(unique)[: len(unique) // 2].tolist())
+            a = [i for i, t in enumerate(topics.tolist()) if t in kept]
+        else:
+            for name in sorted(set(labels.tolist())):
+                rows = rng.permutation(np.flatnonzero(labels == name))
+                a.extend(rows[: len(rows) // 2].tolist())
         first = np.array(sorted(a))
         second = np.setdiff1d(np.arange(len(labels)), first)
         va, vb = reextract(reading, keys, first), reextract(reading, keys, second)

