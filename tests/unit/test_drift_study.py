@@ -118,3 +118,19 @@ def test_each_index_carries_an_interval_over_the_key_vectors_at_every_step() -> 
     assert all(math.isnan(x) for x in a["bundle_collapse"])
     run = summarize_run("balanced", 0, [start, uneven], Criteria())
     assert run.index_low["drift_index"][1] < run.indices["drift_index"][1] < run.index_high["drift_index"][1]
+
+
+def test_step_matched_separation_ignores_an_index_that_only_grows_with_training() -> None:
+    from emovec.drift.study import matched_auc
+
+    # healthy run: index grows with steps; regressed run: regressed only late, index lower than healthy at
+    # each step. Pooled, late regressed checkpoints outrank early healthy ones; matched by step they never do.
+    healthy = summarize_run("balanced", 0, [_row(0, 0, 0.8), _row(10, 0.1, 0.8), _row(20, 0.2, 0.8),
+                                            _row(30, 0.3, 0.8)], Criteria())
+    worse = summarize_run("regression", 0, [_row(0, 0, 0.8), _row(10, 0.05, 0.8), _row(20, 0.15, 0.4),
+                                            _row(30, 0.25, 0.4)], Criteria())
+    sep = separation([healthy, worse], "drift_index", n_boot=50)
+    assert sep.auc > 0.5 and sep.matched_auc == 0.0 and sep.n_pairs == 2
+    value, pairs = matched_auc(np.array([1.0, 1.0, 2.0]), np.array([True, False, True]), np.array([10, 10, 20]))
+    assert (value, pairs) == (0.5, 1)  # a tie counts half; step 20 has no healthy checkpoint
+    assert math.isnan(matched_auc(np.array([1.0]), np.array([True]), np.array([10]))[0])

@@ -181,7 +181,9 @@ def drift(
                       f"checkpoint {run.first_regression}, lead time {run.lead_time}", highlight=False)
         for s in result.separation:
             out.print(f"{name} AUC {s.index}: {s.auc:.2f} [{s.low:.2f}, {s.high:.2f}] "
-                      f"({s.n_regressed} regressed / {s.n_healthy} healthy checkpoints)", highlight=False)
+                      f"({s.n_regressed} regressed / {s.n_healthy} healthy checkpoints); step-matched "
+                      f"{s.matched_auc:.2f} [{s.matched_low:.2f}, {s.matched_high:.2f}] ({s.n_pairs} pairs)",
+                      highlight=False)
         err.print(f"report: {write_drift_report(folder, result)}")
 
 

@@ -16,7 +16,10 @@ known to erode safety. Seeds pair up: regression seed k continues balanced seed 
 - **separation**: for each index, the AUC of its value at a checkpoint for regressed against healthy
   checkpoints (step 0 excluded), with a bootstrap interval that resamples whole runs, against 0.5 and against
   the baseline index ``refusal_logodds_shift`` (the change of the plain next-token refusal log-odds on the probe
-  prompts, which reads no emotion vector): an emotion index adds warning value only where it beats that.
+  prompts, which reads no emotion vector): an emotion index adds warning value only where it beats that;
+- **step-matched separation**: the same AUC over only the (regressed, healthy) pairs of checkpoints at the same
+  training step, so an index that merely grows with training (the drift index does) cannot separate late
+  regressed checkpoints from early healthy ones; NaN when no step has both.
 
 Example:
     >>> result = run_drift_study("quick", out="runs/drift")
@@ -43,8 +46,8 @@ from emovec.models.loading import LoadedModel
 from emovec.vectors.vector_set import VectorSet
 
 __all__ = ["BASELINE_INDICES", "INDICES", "PRESETS", "Criteria", "DriftPreset", "DriftStudyError", "DriftStudyResult",
-           "RunJob", "RunPlan", "RunSummary", "Separation", "auc", "index_values", "plan_runs", "regressed",
-           "run_drift_study", "run_one", "separation", "summarize_run"]
+           "RunJob", "RunPlan", "RunSummary", "Separation", "auc", "index_values", "matched_auc", "plan_runs",
+           "regressed", "run_drift_study", "run_one", "separation", "summarize_run"]
 
 INDICES: tuple[str, ...] = ("drift_index", "caution_decoupling", "bundle_collapse", "max_activation_shift",
                              "modularity_drop", "refusal_logodds_shift")
@@ -83,6 +86,11 @@ class Separation(BaseModel):
     high: float
     n_regressed: int
     n_healthy: int
+    # over (regressed, healthy) pairs at the same step only (module docs); NaN without such pairs
+    matched_auc: float = float("nan")
+    matched_low: float = float("nan")
+    matched_high: float = float("nan")
+    n_pairs: int = 0
 
 
 class DriftStudyResult(BaseModel):
@@ -152,21 +160,45 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float(roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]))
 
 
+def matched_auc(values: np.ndarray, labels: np.ndarray, steps: np.ndarray) -> tuple[float, int]:
+    """AUC over (regressed, healthy) pairs at the same step only (ties count half), and the number of pairs;
+    NaN and 0 when no step has both kinds. Non-finite values are left out."""
+    ok = np.isfinite(values)
+    wins, pairs = 0.0, 0
+    for step in np.unique(steps[ok]):
+        at = ok & (steps == step)
+        pos, neg = values[at & labels], values[at & ~labels]
+        if len(pos) and len(neg):
+            diff = pos[:, None] - neg[None, :]
+            wins += float((diff > 0).sum() + 0.5 * (diff == 0).sum())
+            pairs += diff.size
+    return (wins / pairs if pairs else float("nan")), pairs
+
+
 def separation(runs: Sequence[RunSummary], index: str, n_boot: int = 1000, seed: int = 0) -> Separation:
-    """AUC of ``index`` for regressed vs healthy checkpoints (step 0 left out), interval over runs."""
-    per_run = [(np.array(r.indices[index][1:], float), np.array(r.regressed[1:], bool)) for r in runs]
+    """AUC of ``index`` for regressed vs healthy checkpoints (step 0 left out), pooled and step-matched (module
+    docs), each with an interval that resamples whole runs."""
+    per_run = [(np.array(r.indices[index][1:], float), np.array(r.regressed[1:], bool),
+                np.array(r.steps[1:], int)) for r in runs]
+
+    def pooled(chosen: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not chosen:
+            return np.array([]), np.array([], bool), np.array([], int)
+        return (np.concatenate([per_run[i][0] for i in chosen]), np.concatenate([per_run[i][1] for i in chosen]),
+                np.concatenate([per_run[i][2] for i in chosen]))
 
     def stat(chosen: Sequence[int]) -> float:
-        v = np.concatenate([per_run[i][0] for i in chosen]) if chosen else np.array([])
-        y = np.concatenate([per_run[i][1] for i in chosen]) if chosen else np.array([], bool)
+        v, y, _ = pooled(chosen)
         ok = np.isfinite(v)
         return auc(v[ok & y], v[ok & ~y])
 
     est = index_bootstrap(len(per_run), lambda i: stat(i.tolist()), n_resamples=n_boot, seed=seed)
-    value, low, high = est.value, est.low, est.high
-    y_all = np.concatenate([p[1] for p in per_run]) if per_run else np.array([], bool)
-    return Separation(index=index, auc=value, low=low, high=high, n_regressed=int(y_all.sum()),
-                      n_healthy=int((~y_all).sum()))
+    matched = index_bootstrap(len(per_run), lambda i: matched_auc(*pooled(i.tolist()))[0], n_resamples=n_boot,
+                              seed=seed)
+    v_all, y_all, s_all = pooled(list(range(len(per_run))))
+    return Separation(index=index, auc=est.value, low=est.low, high=est.high, n_regressed=int(y_all.sum()),
+                      n_healthy=int((~y_all).sum()), matched_auc=matched.value, matched_low=matched.low,
+                      matched_high=matched.high, n_pairs=matched_auc(v_all, y_all, s_all)[1])
 
 
 def run_drift_study(preset: str | DriftPreset = "quick", out: str | Path = "runs/drift", *,

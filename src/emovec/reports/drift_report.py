@@ -80,7 +80,10 @@ def context(result: DriftStudyResult) -> dict[str, Any]:
                   "regression": r.first_regression, "lead": r.lead_time,
                   "regressed": sum(r.regressed)} for r in result.runs],
         "separation": [{"index": s.index, "auc": _fmt(s.auc), "ci": f"[{_fmt(s.low)}, {_fmt(s.high)}]",
-                        "n": f"{s.n_regressed} / {s.n_healthy}", "baseline": s.index in BASELINE_INDICES}
+                        "n": f"{s.n_regressed} / {s.n_healthy}", "baseline": s.index in BASELINE_INDICES,
+                        "matched": _fmt(s.matched_auc),
+                        "matched_ci": f"[{_fmt(s.matched_low)}, {_fmt(s.matched_high)}]",
+                        "pairs": s.n_pairs}
                        for s in result.separation],
         "preset_json": json.dumps(result.preset.model_dump(), indent=1),
         "criteria_json": json.dumps(result.criteria.model_dump(), indent=1),
