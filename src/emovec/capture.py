@@ -22,13 +22,21 @@ from emovec.errors import ActivationError, CorpusError
 from emovec.models.loading import LoadedModel
 from emovec.models.sites import block_output_hooks
 
+# The first token read when a text starts the sequence: positions 0 (the attention sink, often a BOS token) and 1
+# are left out of means (see ``TokenSelection``).
+FIRST_CONTENT_TOKEN = 2
+
 
 class TokenSelection(BaseModel):
     """Which token positions of each text are read; recorded with every vector made from them.
 
     ``kind="from_index"`` reads every token from ``start`` on (the paper uses 50); ``"last"`` reads the last
-    real token; ``"char_spans"`` reads tokens overlapping per-text character spans given to ``capture``.
-    Indices count the tokenizer's special tokens (e.g. a BOS token) as the model sees them.
+    real token; ``"char_spans"`` reads tokens overlapping per-text character spans given to ``capture``, none
+    before ``start``. Indices count the tokenizer's special tokens (e.g. a BOS token) as the model sees them.
+
+    The first position of a sequence is an attention sink in most models: its residual norm is one to two orders
+    of magnitude above the rest (about 19,500 against 150 at layer 14 of SmolLM2-135M), so a mean that includes
+    it is dominated by it. Read from ``FIRST_CONTENT_TOKEN`` on when a text starts the sequence.
     """
 
     kind: str = "from_index"
@@ -45,8 +53,10 @@ class TokenSelection(BaseModel):
         return cls(kind="last", start=0)
 
     @classmethod
-    def char_spans(cls) -> TokenSelection:
-        return cls(kind="char_spans", start=0)
+    def char_spans(cls, start: int = 0) -> TokenSelection:
+        if start < 0:
+            raise ValueError(f"token start must be >= 0, got {start}")
+        return cls(kind="char_spans", start=start)
 
 
 Span = tuple[int, int]
@@ -122,7 +132,8 @@ def _selection_row(sel: TokenSelection, n: int, offsets: list[tuple[int, int]] |
         return [i == n - 1 for i in range(n)]
     if sel.kind == "char_spans":
         assert offsets is not None and spans is not None
-        return [any(a < e and s < b and b > a for s, e in spans) for a, b in offsets]
+        return [i >= sel.start and any(a < e and s < b and b > a for s, e in spans)
+                for i, (a, b) in enumerate(offsets)]
     raise ValueError(f"unknown token selection kind {sel.kind!r}: use from_index, last or char_spans")
 
 
@@ -213,7 +224,7 @@ def capture(
         i = empty[0]
         raise CorpusError(
             f"{len(empty)} of {len(texts)} texts have no token selected by {sel.kind}"
-            f"{f' from index {sel.start}' if sel.kind == 'from_index' else ''} (text {i} has {len(ids[i])} "
+            f"{f' from index {sel.start}' if sel.start else ''} (text {i} has {len(ids[i])} "
             "tokens). Use a smaller token start, or drop texts that are too short."
         )
 

@@ -52,6 +52,19 @@ def test_char_spans_select_overlapping_tokens(tiny_llama):
     torch.testing.assert_close(res.means[0, 0], hs[1][0, 3], rtol=1e-4, atol=1e-5)  # <bos> the cat [sat]
 
 
+def test_char_spans_never_read_before_their_token_start(tiny_llama):
+    text = "the cat sat on the mat"
+    whole = [[(0, len(text))]]
+    res = capture(tiny_llama, [text], [0], selection=TokenSelection.char_spans(2), spans=whole)
+    n = len(tiny_llama.tokenizer(text)["input_ids"])
+    assert res.token_counts.tolist() == [n - 2]  # <bos> and "the" left out (the attention sink and its neighbour)
+    torch.testing.assert_close(res.means[0, 0], reference(tiny_llama, text, 0, start=2), rtol=1e-4, atol=1e-5)
+    with pytest.raises(CorpusError, match="from index 9"):
+        capture(tiny_llama, ["the cat"], [0], selection=TokenSelection.char_spans(9), spans=[[(0, 7)]])
+    with pytest.raises(ValueError, match=">= 0"):
+        TokenSelection.char_spans(-1)
+
+
 def test_groups_average_text_means_equally(tiny_llama):
     per_text = capture(tiny_llama, TEXTS, [2])
     grouped = capture(tiny_llama, TEXTS, [2], groups=["a", "b", "a", "b"])

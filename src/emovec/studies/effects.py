@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from emovec.capture import TokenSelection, capture
+from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection, capture
 from emovec.evaluation.judges.emotion import PLUTCHIK, emotion_judge_error, judge_emotions, plutchik_of
 from emovec.evaluation.judges.model_scores import refusal_logodds
 from emovec.evaluation.suites import HARMFUL_KINDS
@@ -42,15 +42,18 @@ from emovec.vectors.vector_set import VectorSet
 
 def reply_readouts(lm: LoadedModel, vectors: VectorSet, names: Sequence[str], layer: int,
                    replies: Sequence[str]) -> np.ndarray:
-    """``[n_replies, K]``: each reply read by ``lm`` as it is (call it unsteered), mean over its tokens,
-    projected on the unit vectors from the set's centre, in units of the layer's mean norm. NaN for empty."""
+    """``[n_replies, K]``: each reply read by ``lm`` as it is (call it unsteered), mean over its tokens from the
+    third on (the first position is an attention sink whose norm would dominate the mean), projected on the unit
+    vectors from the set's centre, in units of the layer's mean norm. NaN for a reply of fewer than three tokens."""
     j = vectors.layer_index(layer)
     units = torch.nn.functional.normalize(torch.stack([vectors.vector(n, layer) for n in names]), dim=-1)
     centre = vectors.center[j] if vectors.center is not None else torch.zeros(vectors.d_model)
     out = np.full((len(replies), len(names)), np.nan)
-    keep = [i for i, r in enumerate(replies) if r.strip()]
+    keep = [i for i, r in enumerate(replies)
+            if r.strip() and len(lm.tokenizer(r)["input_ids"]) > FIRST_CONTENT_TOKEN]
     if keep:
-        res = capture(lm, [replies[i] for i in keep], [layer], selection=TokenSelection.from_index(0))
+        res = capture(lm, [replies[i] for i in keep], [layer],
+                      selection=TokenSelection.from_index(FIRST_CONTENT_TOKEN))
         scores = readout(res.means[:, 0], units, centre, float(vectors.mean_norm[j]))
         out[keep] = scores.numpy()
     return out

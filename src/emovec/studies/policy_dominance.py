@@ -28,7 +28,7 @@ import torch
 
 from emovec._files import atomic_write
 from emovec._version import __version__
-from emovec.capture import TokenSelection
+from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection
 from emovec.corpus import load_corpus
 from emovec.evaluation.controls import add_directions, control_directions
 from emovec.evaluation.suite_items import SAFETY_CONTROLS
@@ -98,11 +98,11 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "quick": Preset("quick", background=10, per_emotion=6, max_length=100, templates=("story", "dialogue"),
+    "quick": Preset("quick", background=10, per_emotion=20, max_length=100, templates=("story", "dialogue"),
                     n_splits=30, n_seeds=5, n_boot=500, limits={"paired": 8, "redteam": 4, "helpful": 4},
                     max_new_tokens=16, strength=0.1, dose=(-0.2, -0.1, 0.0, 0.1, 0.2), dose_prompts=6,
                     batch_size=32),
-    "full": Preset("full", background=40, per_emotion=6, max_length=200, templates=("story", "dialogue", "report"),
+    "full": Preset("full", background=40, per_emotion=20, max_length=200, templates=("story", "dialogue", "report"),
                    n_splits=200, n_seeds=20, n_boot=2000, limits={"paired": 100, "redteam": 140, "helpful": 55},
                    max_new_tokens=64, strength=0.1, dose=(-0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.2),
                    dose_prompts=30),
@@ -127,7 +127,8 @@ def _extracted(lm: LoadedModel, sa: Any, layer: int, norm: float) -> VectorSet:
     dirs = vectors_from(sa.acts["story"], sa.labels, len(sa.emotions))
     centre = torch.stack([sa.acts["story"][sa.labels == e].mean(0) for e in range(len(sa.emotions))]).mean(0)
     prov = Provenance(model=lm.source, method="mean_diff (policy-dominance study)",
-                      token_selection=TokenSelection.char_spans(), method_params={"centre": "pool mean"})
+                      token_selection=TokenSelection.char_spans(FIRST_CONTENT_TOKEN),
+                      method_params={"centre": "pool mean"})
     return VectorSet(names=tuple(sa.emotions), layers=(layer,), directions=dirs[None], mean_norm=torch.tensor([norm]),
                      provenance=prov, center=centre[None])
 

@@ -29,7 +29,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
-from emovec.capture import TokenSelection, capture
+from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection, capture
 from emovec.corpus import Corpus
 from emovec.errors import CorpusError
 from emovec.metrics import Estimate, readout, stratified_indices
@@ -57,7 +57,8 @@ class StoryActivations:
 def story_activations(lm: LoadedModel, corpus: Corpus, emotions: Sequence[str], layer: int, *,
                       per_emotion: int = 6, max_length: int = 160,
                       templates: Mapping[str, str] | None = None) -> StoryActivations:
-    """Capture each story's mean activation (story tokens only) under each template."""
+    """Capture each story's mean activation (story tokens only, never the sequence's first two positions: the
+    attention sink would dominate the mean) under each template."""
     order = {t: i for i, t in enumerate(corpus.topics())}
     chosen = []
     for e in emotions:  # each emotion's stories on the corpus's first topics, so every emotion shares them
@@ -72,7 +73,7 @@ def story_activations(lm: LoadedModel, corpus: Corpus, emotions: Sequence[str], 
         head = template.split("{story}")[0]
         texts = [template.format(story=r.text) for r in chosen]
         spans = [[(len(head), len(head) + len(r.text))] for r in chosen]
-        res = capture(lm, texts, [layer], selection=TokenSelection.char_spans(), spans=spans,
+        res = capture(lm, texts, [layer], selection=TokenSelection.char_spans(FIRST_CONTENT_TOKEN), spans=spans,
                       max_length=max_length + len(lm.tokenizer(head)["input_ids"]) + 16)
         out.acts[name] = res.means[:, 0]
         if name == "story":

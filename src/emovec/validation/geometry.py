@@ -8,7 +8,7 @@ import torch
 from pydantic import BaseModel
 from torch import Tensor
 
-from emovec.capture import capture
+from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection, capture
 from emovec.data import Scenario, implicit_scenarios
 from emovec.metrics import readout
 from emovec.models.loading import LoadedModel
@@ -48,11 +48,12 @@ def pca_geometry(vectors: VectorSet, layer: int, k: int = 10) -> tuple[list[floa
 
 def implicit_emotion(lm: LoadedModel, vectors: VectorSet, layer: int,
                      scenarios: Sequence[Scenario] | None = None) -> ImplicitResult | None:
-    """Cosine between scenario activations (all tokens, centred) and the vectors of the implied emotions."""
+    """Cosine between scenario activations (every token from the third on, centred: the first position is an
+    attention sink that would dominate the mean) and the vectors of the implied emotions."""
     rows = [s for s in (scenarios or implicit_scenarios()) if s.emotion in vectors.names]
     if not rows:
         return None
-    res = capture(lm, [s.text for s in rows], [layer])
+    res = capture(lm, [s.text for s in rows], [layer], selection=TokenSelection.from_index(FIRST_CONTENT_TOKEN))
     j = vectors.layer_index(layer)
     acts = res.means[:, 0] - (vectors.center[j] if vectors.center is not None else 0)
     acts = torch.nn.functional.normalize(acts, dim=-1)
