@@ -32,7 +32,7 @@ class DriftPreset(BaseModel):
     examples: int = 96
     learning_rate: float = 2e-3
     batch_size: int = 8
-    stories_per_emotion: int = 4
+    stories_per_emotion: int = 20  # probe stories per key emotion: split-half needs all 20 topics (README)
     prompts: int = 12
     vector_topics: int = 4
     n_boot: int = 1000
@@ -46,7 +46,7 @@ class DriftPreset(BaseModel):
 PRESETS: dict[str, DriftPreset] = {
     "quick": DriftPreset(name="quick"),
     "full": DriftPreset(name="full", models=["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"], seeds=[0, 1, 2],
-                        steps=120, save_steps=20, examples=192, stories_per_emotion=8, prompts=24, vector_topics=20,
+                        steps=120, save_steps=20, examples=192, stories_per_emotion=20, prompts=24, vector_topics=20,
                         learning_rate=1e-3, all_every=60),
 }
 
