@@ -49,7 +49,7 @@ class ProbeSet:
                 raise ProbeError(f"the probe set has {n} {field} prompts; intervals need at least {min_prompts}")
 
 
-def default_probes(keys: Sequence[str], *, stories_per_emotion: int = 6, prompts: int = 8, texts: int = 12,
+def default_probes(keys: Sequence[str], *, stories_per_emotion: int = 20, prompts: int = 8, texts: int = 12,
                    seed: int = 0) -> ProbeSet:
     """Probe sets from the shipped corpus and the held-out suites (``prompts`` of each kind)."""
     from emovec.corpus import load_corpus
