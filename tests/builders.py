@@ -4,7 +4,8 @@ these."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import torch
@@ -143,3 +144,19 @@ def blackmail_manifest(name: str = "tiny") -> BlackmailManifest:
 
     return BlackmailManifest(emovec_version="0", model=model_source(name), settings={}, judge=None, variants=[],
                              conditions=[])
+
+
+@contextmanager
+def attention_sink(lm: LoadedModel, layer: int) -> Iterator[None]:
+    """Blow up the first two positions of ``layer``'s output a thousandfold (text-dependent), as the attention
+    sink of a real model does (its first position has ~100x the norm of the rest)."""
+    def hook(_module, _inputs, output):  # type: ignore[no-untyped-def]
+        hidden = (output[0] if isinstance(output, tuple) else output).clone()
+        hidden[:, :2] *= 1000
+        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+    handle = lm.blocks[layer].register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()

@@ -62,6 +62,16 @@ class TokenSelection(BaseModel):
 Span = tuple[int, int]
 
 
+def readable(lm: LoadedModel, texts: Sequence[str], start: int = FIRST_CONTENT_TOKEN) -> list[bool]:
+    """Which texts have a token to read from ``start`` on, counted as ``capture`` tokenizes them (special tokens
+    included; one batched tokenizer call); blank texts never do. Filter with it before a ``from_index`` capture of
+    texts that may be short (replies, snippets), which would otherwise raise."""
+    if not texts:
+        return []
+    ids = lm.tokenizer(list(texts))["input_ids"]
+    return [bool(t.strip()) and len(i) > start for t, i in zip(texts, ids, strict=True)]
+
+
 @dataclass
 class CaptureResult:
     """Aggregated activations.

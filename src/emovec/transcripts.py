@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, ValidationError
 
-from emovec.capture import FIRST_CONTENT_TOKEN
 from emovec.errors import CorpusError
 from emovec.models.loading import LoadedModel
 from emovec.monitor import monitoring
@@ -135,9 +134,8 @@ def score_conversation(lm: LoadedModel, vectors: VectorSet, messages: Sequence[M
     with monitoring(lm, vectors, names=names, layers=[chosen]) as trace, torch.inference_mode():
         lm.model(**enc.to(lm.device))
     owner = []
-    for k, (a, b) in enumerate(offsets):
-        # the first positions (the attention sink) belong to no message, so no mean is dominated by them
-        hit = -1 if k < FIRST_CONTENT_TOKEN else next((i for i, (s, e) in enumerate(spans) if a < e and b > s), -1)
+    for a, b in offsets:
+        hit = next((i for i, (s, e) in enumerate(spans) if a < e and b > s), -1)
         owner.append(hit)
     return ScoredConversation(
         messages=list(messages), tokens=lm.tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist()),

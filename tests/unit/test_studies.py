@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,34 +25,23 @@ from emovec.studies.effects import CausalInfluence, Modularity
 from emovec.studies.stability import StabilityResult
 
 
-@contextmanager
-def attention_sink(lm, layer: int):  # type: ignore[no-untyped-def]
-    """Blow up the first two positions of ``layer``'s output a thousandfold (text-dependent), as the attention
-    sink of a real model does (its first position has ~100x the norm of the rest)."""
-    def hook(_module, _inputs, output):  # type: ignore[no-untyped-def]
-        hidden = (output[0] if isinstance(output, tuple) else output).clone()
-        hidden[:, :2] *= 1000
-        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
-
-    handle = lm.blocks[layer].register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
 def test_story_and_reply_readings_leave_the_attention_sink_out(tiny_llama, write_corpus):
     from emovec.studies.effects import reply_readouts
-    from tests.builders import make_set
+    from emovec.validation.geometry import implicit_emotion
+    from tests.builders import attention_sink, make_set
 
     corpus = load_corpus(write_corpus(emotions=("happy", "sad"), per=4, length=20))
     plain = story_activations(tiny_llama, corpus, ["happy", "sad"], 1, per_emotion=4)
     replies = ["the sea was calm at night .", "she walked to the train and waited", "ok", ""]
     vs = make_set(tiny_llama, layers=(1,))
     read = reply_readouts(tiny_llama, vs, ["calm", "happy"], 1, replies)
+    implicit = implicit_emotion(tiny_llama, vs, 1)
     with attention_sink(tiny_llama, 1):
         sunk = story_activations(tiny_llama, corpus, ["happy", "sad"], 1, per_emotion=4)
         read_sunk = reply_readouts(tiny_llama, vs, ["calm", "happy"], 1, replies)
+        implicit_sunk = implicit_emotion(tiny_llama, vs, 1)
+    assert implicit is not None and implicit_sunk is not None
+    np.testing.assert_allclose(implicit_sunk.matrix, implicit.matrix, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(sunk.acts["story"], plain.acts["story"])
     np.testing.assert_allclose(read_sunk, read, rtol=1e-5, equal_nan=True)
     assert np.isfinite(read[:2]).all() and np.isnan(read[2:]).all()  # too short to read past the sink, empty

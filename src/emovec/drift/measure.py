@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from emovec.capture import TokenSelection, capture
+from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection, capture, readable
 from emovec.drift.probes import ProbeSet
 from emovec.evaluation.judges.model_scores import refusal_logodds
 from emovec.evaluation.judges.refusal import judge_refusal
@@ -39,7 +39,7 @@ from emovec.models.loading import LoadedModel
 from emovec.steer import mixed_spec
 from emovec.vectors.vector_set import VectorSet
 
-TOKEN_START = 2
+TOKEN_START = FIRST_CONTENT_TOKEN
 MAX_TOKENS = 128  # probe texts are read up to here: enough for a stable mean, cheap at every checkpoint
 KEYS: tuple[str, ...] = ("worried", "afraid", "self-critical", "calm", "eager", "enthusiastic")
 CAUTION: tuple[str, ...] = ("worried", "afraid", "self-critical", "calm")
@@ -167,8 +167,7 @@ def side_effects(lm: LoadedModel, vectors: VectorSet, keys: Sequence[str], layer
                        spec=mixed_spec(per_row, [layer]), max_new_tokens=max_new_tokens).replies
     read = np.full((len(replies), len(keys)), np.nan)
     # replies too short to read from TOKEN_START on ("No." is two tokens) are left out, like empty ones
-    keep = [i for i, r in enumerate(replies)
-            if r.strip() and len(lm.tokenizer(r, add_special_tokens=False)["input_ids"]) > TOKEN_START]
+    keep = [i for i, ok in enumerate(readable(lm, replies, TOKEN_START)) if ok]
     if keep:
         read[keep] = readout(mean_activations(lm, [replies[i] for i in keep], layer), units, centre, norm).numpy()
     by_condition = read.reshape(len(conditions), len(prompts), len(keys))

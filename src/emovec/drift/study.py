@@ -168,10 +168,9 @@ def matched_auc(values: np.ndarray, labels: np.ndarray, steps: np.ndarray) -> tu
     for step in np.unique(steps[ok]):
         at = ok & (steps == step)
         pos, neg = values[at & labels], values[at & ~labels]
-        if len(pos) and len(neg):
-            diff = pos[:, None] - neg[None, :]
-            wins += float((diff > 0).sum() + 0.5 * (diff == 0).sum())
-            pairs += diff.size
+        if len(pos) and len(neg):  # each step's AUC, weighted by its number of pairs
+            wins += auc(pos, neg) * len(pos) * len(neg)
+            pairs += len(pos) * len(neg)
     return (wins / pairs if pairs else float("nan")), pairs
 
 
@@ -196,9 +195,10 @@ def separation(runs: Sequence[RunSummary], index: str, n_boot: int = 1000, seed:
     matched = index_bootstrap(len(per_run), lambda i: matched_auc(*pooled(i.tolist()))[0], n_resamples=n_boot,
                               seed=seed)
     v_all, y_all, s_all = pooled(list(range(len(per_run))))
+    n_pairs = matched_auc(v_all, y_all, s_all)[1]
     return Separation(index=index, auc=est.value, low=est.low, high=est.high, n_regressed=int(y_all.sum()),
                       n_healthy=int((~y_all).sum()), matched_auc=matched.value, matched_low=matched.low,
-                      matched_high=matched.high, n_pairs=matched_auc(v_all, y_all, s_all)[1])
+                      matched_high=matched.high, n_pairs=n_pairs)
 
 
 def run_drift_study(preset: str | DriftPreset = "quick", out: str | Path = "runs/drift", *,

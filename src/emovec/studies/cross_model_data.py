@@ -31,7 +31,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from emovec._files import atomic_write, temp_path
-from emovec.capture import TokenSelection, capture
+from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection, capture
 from emovec.errors import ArtifactExistsError
 from emovec.evaluation.suite_items import CONTROL_CONCEPTS
 from emovec.executors import ExecutorOptions, make_executor
@@ -39,7 +39,7 @@ from emovec.models.loading import LoadedModel
 from emovec.vectors.vector_set import Provenance, VectorSet
 
 CONTROLS: tuple[str, ...] = CONTROL_CONCEPTS
-TOKEN_START = 2
+TOKEN_START = FIRST_CONTENT_TOKEN
 MAX_TOKENS = 160
 REPLY_BATCH = 16  # red-team prompts per part (and per generation batch)
 

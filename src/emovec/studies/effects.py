@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection, capture
+from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection, capture, readable
 from emovec.evaluation.judges.emotion import PLUTCHIK, emotion_judge_error, judge_emotions, plutchik_of
 from emovec.evaluation.judges.model_scores import refusal_logodds
 from emovec.evaluation.suites import HARMFUL_KINDS
@@ -49,8 +49,7 @@ def reply_readouts(lm: LoadedModel, vectors: VectorSet, names: Sequence[str], la
     units = torch.nn.functional.normalize(torch.stack([vectors.vector(n, layer) for n in names]), dim=-1)
     centre = vectors.center[j] if vectors.center is not None else torch.zeros(vectors.d_model)
     out = np.full((len(replies), len(names)), np.nan)
-    keep = [i for i, r in enumerate(replies)
-            if r.strip() and len(lm.tokenizer(r)["input_ids"]) > FIRST_CONTENT_TOKEN]
+    keep = [i for i, ok in enumerate(readable(lm, replies)) if ok]
     if keep:
         res = capture(lm, [replies[i] for i in keep], [layer],
                       selection=TokenSelection.from_index(FIRST_CONTENT_TOKEN))

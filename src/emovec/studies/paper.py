@@ -36,7 +36,7 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 from scipy.stats import t as student_t
 
-from emovec.capture import TokenSelection, capture
+from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection, capture
 from emovec.data import data_path
 from emovec.executors import ExecutorOptions, make_executor
 from emovec.metrics import Estimate, bootstrap, index_bootstrap, pearson_estimate, readout
@@ -67,7 +67,7 @@ def readouts(lm: LoadedModel, vectors: VectorSet, texts: Sequence[str], layer: i
     dirs = vectors.at_layer(layer).float() if directions is None else directions.float()
     units = torch.nn.functional.normalize(dirs, dim=-1)
     centre = vectors.center[j].float() if vectors.center is not None else torch.zeros(vectors.d_model)
-    res = capture(lm, list(texts), [layer], selection=TokenSelection.from_index(2), max_length=128)
+    res = capture(lm, list(texts), [layer], selection=TokenSelection.from_index(FIRST_CONTENT_TOKEN), max_length=128)
     return readout(res.means[:, 0].float(), units, centre, float(vectors.mean_norm[j])).numpy()
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from torch import Tensor
 
 from emovec._files import sha256_of
-from emovec.capture import TokenSelection, capture
+from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection, capture, readable
 from emovec.corpus import load_corpus
 from emovec.errors import CorpusError
 from emovec.metrics import Estimate, cluster_bootstrap, percentile, readout
@@ -48,7 +48,7 @@ from emovec.vectors.extract import LabeledActivations, extract_emotion_vectors
 from emovec.vectors.story_cache import load_stories, tensors_hash
 from emovec.vectors.vector_set import VectorSet
 
-SNIPPET_TOKEN_START = 2
+SNIPPET_TOKEN_START = FIRST_CONTENT_TOKEN
 
 
 class LayerCV(BaseModel):
@@ -198,8 +198,8 @@ def _external(lm: LoadedModel, vectors: VectorSet, layer: int, per_subset: int |
     )
     # The first tokens of every text carry the model's attention-sink activations (norms far above the rest),
     # which swamp a mean over a 20-token snippet; they are skipped (measured in the README).
-    lengths = [len(ids) for ids in lm.tokenizer([s.text for s in snippets])["input_ids"]]
-    snippets = [s for s, n in zip(snippets, lengths, strict=True) if n > SNIPPET_TOKEN_START]
+    snippets = [s for s, ok in zip(snippets, readable(lm, [s.text for s in snippets], SNIPPET_TOKEN_START),
+                                   strict=True) if ok]
     res = capture(lm, [s.text for s in snippets], [layer], selection=TokenSelection.from_index(SNIPPET_TOKEN_START))
     centre = vectors.center[j] if vectors.center is not None else res.means[:, 0].mean(0)
     gen = torch.Generator().manual_seed(seed)
