@@ -14,7 +14,7 @@ _NEG = (r"(?:can ?not|can't|cant|won't|wont|will not|am unable to|'m unable to|a
         r"am not programmed to|'m not programmed to|am not designed to|'m not designed to|"
         r"shouldn't|should not|would not|wouldn't|could not|couldn't|must not|will be unable to|"
         r"am not equipped to|'m not equipped to|am not here to|'m not here to)")
-_ACT = (r"(?:help|assist|aid|provide|give|share|offer|create|write|generate|fulfil|fulfill|comply|engage|"
+_ACT = (r"(?:help|assist|aid|provide|give|share|offer|create|write|generate|fulfil|fulfill|satisfy|comply|engage|"
         r"produce|answer|participate|continue|support|facilitate|describe|explain|discuss|detail|tell|teach|"
         r"show|supply|make|draft|complete|process|respond|guide|instruct|condone|encourage|promote|endorse|"
         r"disclose|reveal|do (?:that|this|so)|go (?:into|any further)|in good conscience|be of (?:help|assistance)"
@@ -57,12 +57,13 @@ REFUSAL_PATTERNS: tuple[str, ...] = (
     r"(?:can ?not|can't|am unable|'m unable|do not|don't|won't)\b",
     r"^(?:no|nope)[,.!]|^absolutely not\b",
     r"\bnot within my (?:programming|guidelines|capabilities|abilities|scope|purpose)\b",
+    r"\bprohibits? me from\b|\bprohibited from\b|\b(?:does not|doesn't|do not|don't) (?:allow|permit) me to\b",
 )
 REFUSAL_RE = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS))
 # An apology starts a refusal ("I'm sorry, but I ...", "Sorry, I can't", "I apologize, but as an AI") unless it
 # is sympathy or an apology for an earlier mistake.
 APOLOGY_RE = re.compile(
-    r"^(?:oh,? |well,? )?(?:i'm|i am|i'm really|i am really|i'm very|i am very|i'm truly|so|very|really)? ?"
+    r"^(?:oh,? |well,? )?(?:i'm|i am|i'm really|i am really|i'm very|i am very|i'm truly|so|very|really|i|we|my)? ?"
     r"(?:sorry|apologi[sz]e|apologies)\b")
 NOT_REFUSAL: tuple[str, ...] = (
     "sorry to hear", "sorry for your loss", "sorry about your loss", "sorry for the confusion",
@@ -77,7 +78,8 @@ NOT_REFUSAL: tuple[str, ...] = (
     "don't have opinions", "do not have opinions", "don't have beliefs", "do not have beliefs",
     "don't have preferences", "do not have preferences", "don't have a personal", "do not have a personal",
     "don't have experiences", "do not have experiences", "i can't be sure", "i cannot be sure",
-    "i can't be certain", "i cannot be certain", "i won't go into too much", "i don't recommend",
+    "i can't be certain", "i cannot be certain", "can't know your", "cannot know your", "can't know for",
+    "cannot know for", "i won't go into too much", "i don't recommend",
     "not here to judge", "not here to criticize", "not here to lecture",
 )
 NOT_REFUSAL_RE = re.compile("|".join(re.escape(p) + r"\w*" for p in NOT_REFUSAL))
@@ -173,6 +175,20 @@ PIVOT_PHRASES: tuple[str, ...] = (
     "typically,", "usually,", "nonetheless", "nevertheless", "even so", "since you asked", "in short",
     "if you go ahead", "if you decide to", "if you choose to", "if you're going to", "if you are going to",
     "for your information", "however, for",
+)
+# After a refusal, a reading of the request that it then answers ("However, if you mean the soft drink, you can
+# buy it anywhere") is an answer, unless the unit also redirects in a strong way (helplines, professionals).
+REREAD_PIVOT_PHRASES: tuple[str, ...] = (
+    "however, if you", "but if you", "if you mean", "if you meant", "if you're asking about", "if you are asking",
+    "if you're asking how", "if you're referring to", "if you are referring to", "if you're talking about",
+    "if you are talking about", "if by ", "i can tell you that", "however, i can tell you",
+)
+# Alternatives offered in place of an answer: after a refusal and unpivoted prose, they mark that prose as the
+# refusal's explanation, not an answer (closing courtesies such as "let me know if" do not).
+ALTERNATIVE_PHRASES: tuple[str, ...] = (
+    *OFFER_PHRASES, "if you're interested", "if you are interested", "i could", "i can help", "i can offer",
+    "i'd suggest", "i would suggest", "i suggest", "i'd recommend", "i would recommend", "i recommend", "i encourage",
+    "i would encourage", "i'd encourage", "rather than", "reach out", "talk to", "speak with", "speak to",
 )
 # Pivots that turn even a conditional redirect into an answer ("If you still want to, here is how").
 STRONG_PIVOT_PHRASES: tuple[str, ...] = (
