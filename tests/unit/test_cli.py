@@ -52,3 +52,17 @@ def test_export_reports_malformed_layers(tmp_path, tiny_llama):
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "'0-x' is not a layer or range" in result.output and "0-29:2" in result.output
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_study_stability_prints_the_table_and_keeps_an_existing_file(tmp_path, tiny_llama, monkeypatch):
+    monkeypatch.setattr("emovec.models.load_model", lambda *a, **k: tiny_llama)
+    path = tmp_path / "curve.json"
+    args = ["study", "stability", "--model", "tiny", "--counts", "4,6", "--background", "2", "--n-splits", "10",
+            "--layer", "1", "--out", str(path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "stories/emotion" in result.output and path.is_file()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    bad = runner.invoke(app, [*args[:4], "--counts", "4,x", "--out", str(tmp_path / "other.json")])
+    assert bad.exit_code == 2 and "comma-separated numbers" in bad.output

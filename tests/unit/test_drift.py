@@ -284,7 +284,7 @@ def test_a_fine_tuned_variant_loads_as_base_plus_adapter_and_other_specs_load_as
 def test_probe_stories_share_topics_across_emotions_and_split_half_splits_by_topic() -> None:
     import numpy as np
 
-    from emovec.drift.measure import StoryReading, split_half
+    from emovec.drift.measure import StoryReading, split_half, split_half_null
     from emovec.drift.probes import default_probes
 
     keys = ["worried", "calm", "eager"]
@@ -302,3 +302,6 @@ def test_probe_stories_share_topics_across_emotions_and_split_half_splits_by_top
     by_topic = split_half(StoryReading(acts, labels, tuple(f"t{t}" for t in t_idx)), ["e0", "e1"])
     per_emotion = split_half(StoryReading(acts, labels), ["e0", "e1"])
     assert (by_topic > 0.9).all() and (per_emotion < 0).all()
+    # labels shuffled within topics: no emotion left, so even the null's upper bound stays far below split-half
+    null = split_half_null(StoryReading(acts, labels, tuple(f"t{t}" for t in t_idx)), ["e0", "e1"])
+    assert null.shape == (2,) and (null < 0.7).all() and (by_topic > null + 0.2).all()

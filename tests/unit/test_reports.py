@@ -130,8 +130,9 @@ def _estimate(value: float, lo: float | None = None, hi: float | None = None) ->
             "method": "test"}
 
 
-def _model_result(name: str, split: float) -> ModelResult:
+def _model_result(name: str, split: float, null: float | None = None) -> ModelResult:
     keys = {"desperate": "desperate", "calm": "calm"}
+    nulls = {} if null is None else {"split_half_null": {k: _estimate(0.0, -null, null) for k in keys}}
     criteria = {
         "poor_stability": {"met": False, "figures": {"mean_split_half_cosine": split,
                                                      "mean_template_cosine": float("nan")},
@@ -146,7 +147,7 @@ def _model_result(name: str, split: float) -> ModelResult:
         "preset": "quick", "emovec_version": "0.0", "baseline_length": 10.0, "n_rows": 20, "seconds": 1.0,
         "summary": {"none": {m: _estimate(0.5) for m in METRICS}},
         "stability": {"split_half": {k: _estimate(0.9) for k in keys}, "resample": {k: _estimate(0.8) for k in keys},
-                      "template": {}, "readout_auc": {"desperate": _estimate(0.7), "calm": _estimate(0.9)}},
+                      "template": {}, "readout_auc": {"desperate": _estimate(0.7), "calm": _estimate(0.9)}, **nulls},
         "modularity": {"names": ["desperate", "calm"], "strength": 0.1,
                        "matrix": [[_estimate(0.5), _estimate(0.1)], [_estimate(-0.1), _estimate(0.4)]],
                        "index": {k: _estimate(0.6) for k in keys},
@@ -162,21 +163,24 @@ def _model_result(name: str, split: float) -> ModelResult:
                              "auc_with_emotions": 0.62, "note": SCRIPT},
         "verdict": {"text": "inconclusive", "criteria": criteria, "met": ["broad_side_effects"], "adds_value": []},
         "overview": {"mean_split_half_cosine": split, "mean_template_cosine": float("nan"), "mean_readout_auc": 0.8,
-                     "mean_modularity_index": 0.3141, "mean_abs_refusal_slope": 0.3},
+                     "mean_modularity_index": 0.3141, "mean_abs_refusal_slope": 0.3,
+                     **({} if null is None else {"mean_split_half_null_high": null})},
     })
 
 
 def test_study_report_reads_the_verdict_means_and_escapes_notes(tmp_path: Path) -> None:
     report = StudyReport(preset="quick", plan={"rows": 10}, key_vectors={"desperate": "desperate", "calm": "calm"},
                          ladder=False, family_note="different <families>", emovec_version="0.0",
-                         models={"m1": _model_result("m1", 0.8765), "m2": _model_result("m2", 0.1234)})
+                         models={"m1": _model_result("m1", 0.8765, null=0.1357), "m2": _model_result("m2", 0.1234)})
     page = write_study_report(tmp_path, report).read_text()
     for section in ("Overview", "Stability", "Modularity", "Causal influence on refusal", "<h2>m1</h2>",
                     "<h2>m2</h2>"):
         assert section in page
-    # the study's overview means: split-half, template n/a (NaN), AUC, modularity, |slope|
-    assert "<td>0.88</td><td>n/a</td><td>0.80</td><td>0.31</td><td>0.30</td>" in page
-    assert "<td>0.12</td>" in page and "0.05 [-0.01, 0.11]" in page
+    # the study's overview means: split-half, its shuffled-label null's upper bound, template n/a (NaN), AUC,
+    # modularity, |slope|; a result from before the null was measured says so
+    assert "<td>0.88</td><td>0.14</td><td>n/a</td><td>0.80</td><td>0.31</td><td>0.30</td>" in page
+    assert "<td>0.12</td><td>n/a</td><td>n/a</td>" in page and "0.05 [-0.01, 0.11]" in page
+    assert "0.00 [-0.14, 0.14]" in page and "not measured" in page
     assert "desperate &rarr; <code>desperate</code>, calm &rarr; <code>calm</code>" in page
     assert "different &lt;families&gt;" in page and SCRIPT not in page and ESCAPED in page
     assert page.count("data:image/png;base64,") == 6  # split, auc, modularity, two matrices, dose

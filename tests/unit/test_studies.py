@@ -59,6 +59,10 @@ def test_stability_sees_real_structure_and_not_shuffled_labels(tiny_llama, write
         est = real.split_half[name]
         assert est.low <= est.value <= est.high and est.n == 20
         assert est.value > noise.split_half[name].value + 0.2
+        # the null is computed by the study itself: the same halvings with labels shuffled (no topics: globally)
+        null = real.split_half_null
+        assert null is not None and null[name].n == 20 and est.value > null[name].high
+        assert abs(null[name].value) < 0.3  # averaged over 20 shuffles, noise halves agree on nothing
         assert real.readout_auc[name].value > 0.8
         assert -1 <= real.template["dialogue"][name].value <= 1
     with pytest.raises(KeyError, match="not among"):
@@ -83,6 +87,8 @@ def test_split_halves_follow_topics_so_topic_effects_cannot_pull_an_emotions_hal
     for name in names[:3]:
         assert by_topic.split_half[name].value > 0.9 and by_topic.readout_auc[name].value > 0.75
         assert by_topic.resample[name].value > 0.9
+        # labels shuffled within topics keep the topic structure and lose the emotion: split-half falls to ~0
+        assert by_topic.split_half_null is not None and abs(by_topic.split_half_null[name].value) < 0.2
         # the confound the topic split removes: halves on different topics point apart, and held-out stories of
         # the emotion read lower than others (what the Gemma ladder showed before this fix: -0.19 and 0.34)
         assert per_emotion.split_half[name].value < 0 and per_emotion.readout_auc[name].value < 0.5
@@ -212,3 +218,32 @@ def test_study_bad_input(tiny_llama, tmp_path: Path):
                   loaded={"tiny": tiny_llama})
     with pytest.raises(StudyError, match="not one of the corpus"):
         run_study([ModelPlan("tiny")], PRESET, tmp_path / "s", keys={"joy": "joyous"})
+
+
+def test_stability_curve_reads_once_and_matches_the_study_at_each_count(tiny_llama, write_corpus, tmp_path) -> None:
+    from emovec.studies.policy_results import StudyError
+    from emovec.studies.stability_curve import stability_curve, write_curve
+
+    names = ["happy", "sad", "angry", "calm"]
+    corpus = load_corpus(write_corpus(emotions=tuple(names), per=8, length=24))
+    curve = stability_curve(tiny_llama, ["happy", "calm"], names, 1, counts=(6, 4), corpus=corpus, n_splits=10,
+                            log=lambda _: None)
+    assert [r.per_emotion for r in curve.rows] == [4, 6] and [r.n_stories for r in curve.rows] == [16, 24]
+    # a count's figures are the study's own with that many stories (the same stories, read the same way)
+    direct = stability(story_activations(tiny_llama, corpus, names, 1, per_emotion=4, max_length=100),
+                       ["happy", "calm"], n_splits=10, n_seeds=3)
+    for k in ("happy", "calm"):
+        assert curve.rows[0].split_half[k].value == pytest.approx(direct.split_half[k].value, abs=1e-5)
+        assert direct.split_half_null is not None
+        assert curve.rows[0].split_half_null[k].high == pytest.approx(direct.split_half_null[k].high, abs=1e-5)
+    assert "stories/emotion" in curve.table() and len(curve.table().splitlines()) == 3
+    path = write_curve(curve, tmp_path / "curve.json")
+    assert json.loads(path.read_text())["rows"][1]["per_emotion"] == 6
+    with pytest.raises(StudyError, match="--overwrite"):
+        write_curve(curve, path)
+    with pytest.raises(StudyError, match="at least 4"):
+        stability_curve(tiny_llama, ["happy"], names, 1, counts=(2, 6), corpus=corpus)
+    with pytest.raises(StudyError, match="not in the pool"):
+        stability_curve(tiny_llama, ["proud"], names, 1, corpus=corpus)
+    with pytest.raises(StudyError, match="out of range"):
+        stability_curve(tiny_llama, ["happy"], names, 99, corpus=corpus)

@@ -144,6 +144,41 @@ def _numbers(text: str, kind: type, flag: str) -> list[Any]:
         raise DriftStudyError(f"{flag} {text!r}: give comma-separated numbers, e.g. 0,1,2 or 1e-3,4e-3") from None
 
 
+@study_app.command("stability")
+@friendly
+def stability_by_count(
+    model: ModelOpt = "smollm2-135m-instruct",
+    counts: Annotated[str, typer.Option(help="stories per emotion, comma-separated")] = "6,12,20",
+    layer: Annotated[int | None, typer.Option(help="layer read (default: two thirds of the depth, as the "
+                                                   "policy-dominance study without --vectors)")] = None,
+    background: Annotated[int, typer.Option(help="emotions besides the key ones, setting the centre")] = 10,
+    n_splits: Annotated[int, typer.Option(help="random halvings per count")] = 50,
+    out_file: Annotated[Path | None, typer.Option("--out", help="JSON file (default: "
+                                                                "runs/stability/MODEL.json)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
+    seed: int = 0,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+) -> None:
+    """Split-half cosine of the policy-dominance study's key vectors, its shuffled-label null and the held-out
+    readout AUC at several counts of stories per emotion: is the corpus large enough for stable vectors?"""
+    from emovec.corpus import load_corpus
+    from emovec.studies.policy_dominance import KEY_VECTORS, pool_emotions, study_layer
+    from emovec.studies.stability_curve import stability_curve, write_curve
+
+    numbers = [int(c) for c in _numbers(counts, int, "--counts")]
+    lm = _load(model, device, dtype)
+    keys = list(KEY_VECTORS.values())
+    pool = pool_emotions(load_corpus().emotions(), keys, background, seed)
+    curve = stability_curve(lm, keys, pool, study_layer(lm, None) if layer is None else layer, counts=numbers,
+                            n_splits=n_splits, seed=seed, log=lambda m: err.print(m, highlight=False))
+    path = out_file or Path("runs/stability") / f"{model.replace('/', '_')}.json"
+    write_curve(curve, path, overwrite=overwrite)
+    out.print(f"{curve.model}, layer {curve.layer}, key vectors {', '.join(keys)}", highlight=False)
+    out.print(curve.table(), highlight=False)
+    err.print(f"written: {path}")
+
+
 @study_app.command("drift")
 @friendly
 def drift(

@@ -80,11 +80,9 @@ def reextract(reading: StoryReading, keys: Sequence[str], rows: np.ndarray | Non
     return torch.stack([acts[torch.as_tensor(np.flatnonzero(labels == k))].mean(0) - grand for k in keys])
 
 
-def split_half(reading: StoryReading, keys: Sequence[str], n_splits: int = 20, seed: int = 0) -> np.ndarray:
-    """Per key vector, the mean cosine between vectors re-extracted from two random halves of the stories: half
-    the topics each (the same for every emotion) when the stories have topics, so a topic's effect cannot differ
-    between an emotion's halves (``emovec.studies.stability`` explains why); else half of each emotion's stories."""
-    rng = np.random.default_rng(seed)
+def _halving_cosines(reading: StoryReading, keys: Sequence[str], n_splits: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """``[n_splits, K]`` cosines between vectors from two random halves of the stories (see ``split_half``)."""
     labels = np.asarray(reading.labels)
     topics = np.asarray(reading.topics) if len(reading.topics) == len(labels) and len(set(reading.topics)) > 1 else None
     sims = np.zeros((n_splits, len(keys)))
@@ -102,7 +100,33 @@ def split_half(reading: StoryReading, keys: Sequence[str], n_splits: int = 20, s
         second = np.setdiff1d(np.arange(len(labels)), first)
         va, vb = reextract(reading, keys, first), reextract(reading, keys, second)
         sims[s] = torch.nn.functional.cosine_similarity(va, vb, dim=-1).numpy()
-    return np.asarray(sims.mean(0))
+    return sims
+
+
+def split_half(reading: StoryReading, keys: Sequence[str], n_splits: int = 20, seed: int = 0) -> np.ndarray:
+    """Per key vector, the mean cosine between vectors re-extracted from two random halves of the stories: half
+    the topics each (the same for every emotion) when the stories have topics, so a topic's effect cannot differ
+    between an emotion's halves (``emovec.studies.stability`` explains why); else half of each emotion's stories."""
+    return np.asarray(_halving_cosines(reading, keys, n_splits, np.random.default_rng(seed)).mean(0))
+
+
+def split_half_null(reading: StoryReading, keys: Sequence[str], n_shuffles: int = 20, n_splits: int = 10,
+                    seed: int = 0) -> np.ndarray:
+    """Per key vector, the 97.5th percentile of ``split_half`` (the mean over ``n_splits`` halvings) over
+    ``n_shuffles`` shufflings of the story labels within topics (among all stories without topics): what
+    ``split_half`` gives without emotion, which a stable vector must beat (a one-sided permutation test at 2.5%)."""
+    rng = np.random.default_rng([seed, 1])
+    labels = np.asarray(reading.labels)
+    topics = np.asarray(reading.topics) if len(reading.topics) == len(labels) and len(set(reading.topics)) > 1 else None
+    groups = [np.arange(len(labels))] if topics is None else [np.flatnonzero(topics == t) for t in np.unique(topics)]
+    means = []
+    for _ in range(n_shuffles):
+        drawn = labels.copy()
+        for rows in groups:
+            drawn[rows] = labels[rng.permutation(rows)]
+        view = StoryReading(reading.acts, tuple(drawn.tolist()), reading.topics)
+        means.append(_halving_cosines(view, keys, n_splits, rng).mean(0))
+    return np.asarray(np.percentile(np.array(means), 97.5, axis=0))
 
 
 @dataclass

@@ -41,6 +41,7 @@ from emovec.drift.measure import (
     reextract,
     side_effects,
     split_half,
+    split_half_null,
 )
 from emovec.drift.probes import ProbeSet, default_probes
 from emovec.drift.rows import DriftRow, DriftStoreError, append_row, read_rows
@@ -245,6 +246,7 @@ class DriftMonitor(TrainerCallback):
             direction_drift=dict(zip(keys, drift.tolist(), strict=True)),
             drift_to_locked=dict(zip(keys, indices.direction_drift(ref.units.numpy(), now).tolist(), strict=True)),
             stability=dict(zip(keys, split_half(stories, keys).tolist(), strict=True)),
+            stability_null=dict(zip(keys, split_half_null(stories, keys).tolist(), strict=True)),
             coupling={k: dict(zip(("refusal", "hedge"), coup.slopes[i].tolist(), strict=True))
                       for i, k in enumerate(keys)},
             drift_index=float(drift.mean()),

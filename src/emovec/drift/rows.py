@@ -31,6 +31,8 @@ class DriftRow(BaseModel):
         direction_drift: key vector -> ``1 - cos`` to its step-0 re-extraction from the same probe stories.
         drift_to_locked: key vector -> ``1 - cos`` to the locked vector from the full vector set.
         stability: key vector -> split-half cosine at this checkpoint.
+        stability_null: key vector -> the 97.5th percentile of split-half cosine with the probe stories' labels
+            shuffled within topics (what ``stability`` must beat; empty in rows written before it was measured).
         coupling: key vector -> behaviour (refusal, hedge) -> log-odds slope per unit strength.
         side_effects: steered key vector -> read key vector -> readout change of the replies written under the
             steer (``emovec.drift.measure.side_effects``); ``modularity_index`` is the mean share on the target.
@@ -51,6 +53,7 @@ class DriftRow(BaseModel):
     direction_drift: dict[str, float]
     drift_to_locked: dict[str, float]
     stability: dict[str, float]
+    stability_null: dict[str, float] = Field(default_factory=dict)
     coupling: dict[str, dict[str, float]]
     drift_index: float
     caution_decoupling: float

@@ -103,9 +103,10 @@ def _overview_row(name: str, res: ModelResult) -> list[Any]:
     means = res.overview  # computed once, by the study
     verdict = res.verdict.text if res.verdict else ""
     if means is None:
-        return [name, res.policy_level, res.layer, *["n/a"] * 5, _est(res.steering_value.value),
+        return [name, res.policy_level, res.layer, *["n/a"] * 6, _est(res.steering_value.value),
                 _est(res.monitoring_value.value), verdict]
-    return [name, res.policy_level, res.layer, _num(means.mean_split_half_cosine), _num(means.mean_template_cosine),
+    return [name, res.policy_level, res.layer, _num(means.mean_split_half_cosine),
+            _num(means.mean_split_half_null_high), _num(means.mean_template_cosine),
             _num(means.mean_readout_auc), _num(means.mean_modularity_index), _num(means.mean_abs_refusal_slope),
             _est(res.steering_value.value), _est(res.monitoring_value.value), verdict]
 
@@ -130,7 +131,8 @@ def _target_judge(res: ModelResult, name: str) -> str:
 
 def _vector_row(res: ModelResult, k: str) -> list[Any]:
     stab, causal, off = res.stability, res.causal_influence[k], res.modularity.off_target[k]
-    return [k, _est(stab.split_half[k]), _est(stab.resample[k]), _est(stab.readout_auc[k]),
+    null = "not measured" if stab.split_half_null is None else _est(stab.split_half_null[k])
+    return [k, _est(stab.split_half[k]), null, _est(stab.resample[k]), _est(stab.readout_auc[k]),
             _est(res.modularity.index[k]), _target_readout(res, k), _target_judge(res, k),
             _est(causal.slope), f"{causal.wrong_way:.2f}", f"{off['refuse_harmful_change']:+.2f}",
             f"{off['kl_benign']:.3f}", f"{off['length_change']:+.1f}"]

@@ -55,7 +55,7 @@ from emovec.studies.stability import (
 from emovec.vectors.vector_set import Provenance, VectorSet
 
 __all__ = ["DEFAULT_MODELS", "KEY_VECTORS", "PRESETS", "ModelPlan", "ModelResult", "Preset", "StudyError",
-           "StudyReport", "StudyResult", "run_model", "run_study", "study_layer"]
+           "StudyReport", "StudyResult", "pool_emotions", "run_model", "run_study", "study_layer"]
 
 # The study's key vectors and the emotion word of the 171 that stands for each.
 KEY_VECTORS: dict[str, str] = {
@@ -117,7 +117,9 @@ class ModelPlan:
     policy_level: str | None = None  # e.g. "base", "instruct SFT", "safety SFT" for a ladder rung given by path
 
 
-def _pool(corpus_emotions: Sequence[str], keys: Sequence[str], background: int, seed: int) -> list[str]:
+def pool_emotions(corpus_emotions: Sequence[str], keys: Sequence[str], background: int, seed: int) -> list[str]:
+    """The key emotions and ``background`` others drawn with ``seed``: every emotion read, whose mean centres
+    the vectors."""
     rest = [e for e in corpus_emotions if e not in keys]
     rng = np.random.default_rng(seed)
     return [*keys, *[rest[i] for i in sorted(rng.choice(len(rest), size=min(background, len(rest)), replace=False))]]
@@ -159,7 +161,7 @@ def run_model(spec: ModelPlan, preset: Preset, out: Path, *, keys: Mapping[str, 
                                  "extract it, or leave --vectors out to extract from the study's stories")
     layer = study_layer(lm, given)
     corpus = load_corpus()
-    pool = _pool(corpus.emotions(), targets, preset.background, seed)
+    pool = pool_emotions(corpus.emotions(), targets, preset.background, seed)
     log(f"[{spec.name}] layer {layer}: reading {preset.per_emotion} stories x {len(pool)} emotions x "
         f"{len(preset.templates)} framings")
     sa = story_activations(lm, corpus, pool, layer, per_emotion=preset.per_emotion, max_length=preset.max_length,

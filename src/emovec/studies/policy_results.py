@@ -26,6 +26,7 @@ class Overview(BaseModel):
 
     mean_split_half_cosine: float
     mean_template_cosine: float
+    mean_split_half_null_high: float = float("nan")  # mean over key vectors of the null's 97.5th percentile
     mean_readout_auc: float
     mean_modularity_index: float
     mean_abs_refusal_slope: float
@@ -88,6 +89,8 @@ def overview(res: ModelResult) -> Overview:
     aucs = [v.value for v in stab.readout_auc.values()]
     return Overview(
         mean_split_half_cosine=float(np.mean([v.value for v in stab.split_half.values()])),
+        mean_split_half_null_high=float("nan") if stab.split_half_null is None
+        else float(np.mean([v.high for v in stab.split_half_null.values()])),
         mean_template_cosine=float(np.mean(tmpl)) if tmpl else float("nan"),
         mean_readout_auc=float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan"),
         mean_modularity_index=float(np.nanmean([v.value for v in res.modularity.index.values()])),
@@ -128,7 +131,8 @@ def _criteria(res: ModelResult) -> dict[str, Criterion]:
                  "steer moves reply length (relative) or hedging/confidence markers by >= 0.1"),
         "poor_stability": Criterion(
             met=bool(split < 0.5 or template < 0.5),
-            figures={"mean_split_half_cosine": split, "mean_template_cosine": template},
+            figures={"mean_split_half_cosine": split, "mean_split_half_null_high": means.mean_split_half_null_high,
+                     "mean_template_cosine": template},
             rule="mean split-half or cross-template cosine < 0.5"),
         "broad_side_effects": Criterion(
             met=bool(modular < 0.5), figures={"mean_modularity_index": modular},

@@ -9,6 +9,10 @@ vector is the mean of its stories minus the mean over the emotions present (the 
   per emotion would give an emotion's halves different topics, and where topics outweigh emotions the halves'
   vectors would disagree for that reason alone); cosine between the vectors from each half, over ``n_splits``
   random splits (mean and percentile interval);
+- ``split_half_null``: what split-half gives without emotion, as a permutation test: the emotion labels are
+  shuffled within each topic (so topic structure and story counts stay as they are), ``n_splits`` times, and
+  each shuffle's split-half is the mean over ``NULL_HALVINGS`` halvings, like the reported figure; split-half
+  means something only above this null's 97.5th percentile (``high``);
 - ``resample``: vectors from random subsamples (two thirds of the topics, or of each emotion's stories without
   topics; one subsample per seed); the mean pairwise cosine across seeds;
 - ``template``: the same stories read inside other framings (a dialogue turn, a news report; only story
@@ -40,6 +44,8 @@ TEMPLATES: dict[str, str] = {
     "dialogue": "A: You look like something happened. What's going on?\nB: {story}\nA: I see.",
     "report": "The following account was submitted to the local newspaper.\n\n{story}\n\n(End of account.)",
 }
+
+NULL_HALVINGS = 10  # halvings averaged per shuffle in the split-half null
 
 
 @dataclass
@@ -114,6 +120,17 @@ def _halves(labels: np.ndarray, n_emotions: int, rng: np.random.Generator,
     return np.array(a), np.array(b)
 
 
+def shuffled_within_topics(labels: np.ndarray, rng: np.random.Generator,
+                           topics: np.ndarray | None = None) -> np.ndarray:
+    """The labels permuted among the stories of each topic (among all stories without topics): emotion is gone,
+    while each topic keeps its stories and each emotion its count per topic."""
+    out = labels.copy()
+    groups = [np.arange(len(labels))] if topics is None else [np.flatnonzero(topics == t) for t in np.unique(topics)]
+    for rows in groups:
+        out[rows] = labels[rng.permutation(rows)]
+    return out
+
+
 def _subsample(labels: np.ndarray, n_emotions: int, rng: np.random.Generator,
                topics: np.ndarray | None = None) -> np.ndarray:
     """Two thirds of the stories: of the topics (the same for every emotion) when ``topics`` are given, else of
@@ -145,13 +162,16 @@ class StabilityResult:
     template: dict[str, dict[str, Estimate]]  # framing -> emotion -> estimate
     readout_auc: dict[str, Estimate]
     genre: dict[str, Estimate] | None = None  # stories vs another genre (corpus_stability), when measured
+    split_half_null: dict[str, Estimate] | None = None  # labels shuffled within topics (absent in old results)
 
     def as_dict(self) -> dict[str, object]:
         return {"split_half": {k: v.as_dict() for k, v in self.split_half.items()},
                 "resample": {k: v.as_dict() for k, v in self.resample.items()},
                 "template": {t: {k: v.as_dict() for k, v in d.items()} for t, d in self.template.items()},
                 "readout_auc": {k: v.as_dict() for k, v in self.readout_auc.items()},
-                "genre": None if self.genre is None else {k: v.as_dict() for k, v in self.genre.items()}}
+                "genre": None if self.genre is None else {k: v.as_dict() for k, v in self.genre.items()},
+                "split_half_null": None if self.split_half_null is None
+                else {k: v.as_dict() for k, v in self.split_half_null.items()}}
 
 
 def stability(sa: StoryActivations, targets: Sequence[str], *, n_splits: int = 50, n_seeds: int = 10,
@@ -179,6 +199,14 @@ def stability(sa: StoryActivations, targets: Sequence[str], *, n_splits: int = 5
             truth = sa.labels[b] == c
             row.append(roc_auc_score(truth, scores[:, c]) if 0 < truth.sum() < len(b) else np.nan)
         aucs.append(row)
+    null, null_rng = [], np.random.default_rng([seed, 1])  # its own stream: the other measures' draws stay put
+    for _ in range(n_splits):  # one shuffle per draw; each draw is split-half as reported: a mean over halvings
+        shuffled = shuffled_within_topics(sa.labels, null_rng, sa.topics)
+        draws = []
+        for _ in range(NULL_HALVINGS):
+            a, b = _halves(shuffled, n_e, null_rng, sa.topics)
+            draws.append(_cos(vectors_from(base, shuffled, n_e, a), vectors_from(base, shuffled, n_e, b))[cols])
+        null.append(np.mean(draws, axis=0))
     subs = [vectors_from(base, sa.labels, n_e, _subsample(sa.labels, n_e, rng, sa.topics)) for _ in range(n_seeds)]
     pair = np.array([_cos(subs[i], subs[j])[cols] for i in range(n_seeds) for j in range(i + 1, n_seeds)])
     template: dict[str, dict[str, Estimate]] = {}
@@ -195,12 +223,15 @@ def stability(sa: StoryActivations, targets: Sequence[str], *, n_splits: int = 5
         template[name] = {t: Estimate.from_draws(float(point[k]), arr[:, k], len(arr),
                                                  "percentile bootstrap over stories within each emotion")
                           for k, t in enumerate(targets)}
-    h, au = np.array(halves), np.array(aucs)
+    h, au, nu = np.array(halves), np.array(aucs), np.array(null)
     return StabilityResult(
         split_half={t: _spread(h[:, k], f"{n_splits} random halvings") for k, t in enumerate(targets)},
         resample={t: _spread(pair[:, k], f"{len(pair)} seed pairs") for k, t in enumerate(targets)},
         template=template,
         readout_auc={t: _spread(au[:, k], f"{n_splits} random halvings") for k, t in enumerate(targets)},
+        split_half_null={t: _spread(nu[:, k], f"{n_splits} shuffles of the labels within topics, "
+                                              f"{NULL_HALVINGS} halvings each")
+                         for k, t in enumerate(targets)},
     )
 
 

@@ -1,0 +1,133 @@
+"""Stability against sample size: how split-half cosine, its shuffled-label null and the held-out readout AUC
+grow with the number of stories per emotion.
+
+The stories are read once, at the largest count; a smaller count keeps each emotion's stories on the corpus's
+first topics, exactly the stories ``story_activations`` would pick for that count. Each count is then measured
+by ``emovec.studies.stability.stability`` (topic halvings, labels shuffled within topics for the null), so the
+figures are those the policy-dominance study would report with that many stories. ``emovec study stability``
+prints the table and writes it as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from emovec._files import atomic_write
+from emovec._version import __version__
+from emovec.corpus import Corpus, load_corpus
+from emovec.metrics import Estimate
+from emovec.models.loading import LoadedModel
+from emovec.studies.policy_results import StudyError
+from emovec.studies.stability import StoryActivations, stability, story_activations
+
+
+class CountRow(BaseModel):
+    """The stability figures at one count of stories per emotion, per key emotion and as means over them."""
+
+    per_emotion: int
+    n_stories: int
+    split_half: dict[str, Estimate]
+    split_half_null: dict[str, Estimate]
+    readout_auc: dict[str, Estimate]
+    mean_split_half: float
+    mean_null_high: float  # mean over key emotions of the null's 97.5th percentile: what split-half must beat
+    above_null: int  # key emotions whose split-half is above their own null's 97.5th percentile
+    mean_readout_auc: float  # chance is 0.5
+
+
+class StabilityCurve(BaseModel):
+    """Stability at several counts of stories per emotion, with what it was measured on."""
+
+    model: str
+    fingerprint: str
+    layer: int
+    keys: list[str]
+    pool: list[str]
+    n_splits: int
+    seed: int
+    emovec_version: str
+    rows: list[CountRow]
+
+    def table(self) -> str:
+        """A plain-text table, one line per count."""
+        lines = ["stories/emotion  split-half  null 97.5%  above null  readout AUC (chance 0.5)"]
+        lines += [f"{r.per_emotion:>15}  {r.mean_split_half:>10.2f}  {r.mean_null_high:>10.2f}  "
+                  f"{r.above_null:>6}/{len(self.keys):<3}  {r.mean_readout_auc:>11.2f}" for r in self.rows]
+        return "\n".join(lines)
+
+
+def _first(sa: StoryActivations, count: int) -> np.ndarray:
+    """Rows of each emotion's first ``count`` stories in topic order (the stories ``story_activations`` picks)."""
+    rows: list[int] = []
+    for e in range(len(sa.emotions)):
+        mine = np.flatnonzero(sa.labels == e)
+        if sa.topics is not None:
+            mine = mine[np.argsort(sa.topics[mine], kind="stable")]
+        rows += mine[:count].tolist()
+    return np.array(sorted(rows))
+
+
+def _subset(sa: StoryActivations, rows: np.ndarray) -> StoryActivations:
+    topics = None if sa.topics is None else sa.topics[rows]
+    return StoryActivations(sa.layer, sa.emotions, sa.labels[rows], {k: v[rows] for k, v in sa.acts.items()},
+                            sa.mean_norm, topics if topics is not None and len(set(topics.tolist())) > 1 else None)
+
+
+def stability_curve(lm: LoadedModel, keys: Sequence[str], pool: Sequence[str], layer: int, *,
+                    counts: Sequence[int] = (6, 12, 20), corpus: Corpus | None = None, max_length: int = 100,
+                    n_splits: int = 50, seed: int = 0,
+                    log: Callable[[str], None] = print) -> StabilityCurve:
+    """Split-half cosine, its null and the held-out readout AUC of ``keys`` at each count in ``counts``.
+
+    Args:
+        lm: the model.
+        keys: the emotions measured (each must be in ``pool``).
+        pool: every emotion read; the vectors are centred on their mean, as in the policy-dominance study.
+        layer: the layer read.
+        counts: stories per emotion, each at least 4 (the halves need two each).
+        corpus: the story corpus (default: the packaged one).
+        max_length: tokens per story.
+        n_splits: random halvings per count (at least 10).
+        seed: the halvings' seed.
+        log: progress lines.
+    """
+    if not counts or min(counts) < 4:
+        raise StudyError(f"counts {list(counts)}: give stories-per-emotion counts of at least 4 each")
+    missing = [k for k in keys if k not in pool]
+    if missing:
+        raise StudyError(f"key emotion {missing[0]!r} is not in the pool {list(pool)}")
+    if not 0 <= layer < lm.n_layers:
+        raise StudyError(f"layer {layer} is out of range: {lm.source.name} has layers 0-{lm.n_layers - 1}")
+    corpus = corpus if corpus is not None else load_corpus()
+    top = max(counts)
+    log(f"reading {top} stories x {len(pool)} emotions at layer {layer}")
+    sa = story_activations(lm, corpus, pool, layer, per_emotion=top, max_length=max_length)
+    rows = []
+    for count in sorted(set(counts)):
+        part = _subset(sa, _first(sa, count))
+        res = stability(part, keys, n_splits=n_splits, n_seeds=3, seed=seed)
+        null = res.split_half_null or {}
+        aucs = [v.value for v in res.readout_auc.values()]
+        rows.append(CountRow(
+            per_emotion=count, n_stories=len(part.labels), split_half=res.split_half, split_half_null=null,
+            readout_auc=res.readout_auc, mean_split_half=float(np.mean([v.value for v in res.split_half.values()])),
+            mean_null_high=float(np.mean([v.high for v in null.values()])) if null else float("nan"),
+            above_null=sum(res.split_half[k].value > null[k].high for k in keys if k in null),
+            mean_readout_auc=float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")))
+        row = rows[-1]
+        log(f"{count} stories per emotion: split-half {row.mean_split_half:.2f} (null 97.5% "
+            f"{row.mean_null_high:.2f}; {row.above_null} of {len(keys)} above), readout AUC {row.mean_readout_auc:.2f}")
+    return StabilityCurve(model=lm.source.name, fingerprint=lm.source.fingerprint, layer=layer, keys=list(keys),
+                          pool=list(pool), n_splits=n_splits, seed=seed, emovec_version=__version__, rows=rows)
+
+
+def write_curve(curve: StabilityCurve, path: Path, *, overwrite: bool = False) -> Path:
+    """Write the curve as JSON (atomically); an existing file is kept unless ``overwrite``."""
+    if path.exists() and not overwrite:
+        raise StudyError(f"{path} exists; pass --overwrite to replace it, or choose another --out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, curve.model_dump_json(indent=2))
