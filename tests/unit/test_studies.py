@@ -65,6 +65,9 @@ def test_stability_sees_real_structure_and_not_shuffled_labels(tiny_llama, write
         assert abs(null[name].value) < 0.3  # averaged over 20 shuffles, noise halves agree on nothing
         assert real.readout_auc[name].value > 0.8
         assert -1 <= real.template["dialogue"][name].value <= 1
+    pooled = real.split_half_null_pooled  # the null of the mean over targets, which the mean must beat
+    assert pooled is not None and pooled.n == 20
+    assert np.mean([real.split_half[k].value for k in ("happy", "calm")]) > pooled.high
     with pytest.raises(KeyError, match="not among"):
         stability(sa, ["proud"])
     with pytest.raises(ValueError, match="at least 10 splits"):

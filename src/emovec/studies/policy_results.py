@@ -26,7 +26,7 @@ class Overview(BaseModel):
 
     mean_split_half_cosine: float
     mean_template_cosine: float
-    mean_split_half_null_high: float = float("nan")  # mean over key vectors of the null's 97.5th percentile
+    mean_split_half_null_high: float = float("nan")  # 97.5th percentile of the mean split-half's null
     mean_readout_auc: float
     mean_modularity_index: float
     mean_abs_refusal_slope: float
@@ -89,8 +89,8 @@ def overview(res: ModelResult) -> Overview:
     aucs = [v.value for v in stab.readout_auc.values()]
     return Overview(
         mean_split_half_cosine=float(np.mean([v.value for v in stab.split_half.values()])),
-        mean_split_half_null_high=float("nan") if stab.split_half_null is None
-        else float(np.mean([v.high for v in stab.split_half_null.values()])),
+        mean_split_half_null_high=float("nan") if stab.split_half_null_pooled is None
+        else stab.split_half_null_pooled.high,
         mean_template_cosine=float(np.mean(tmpl)) if tmpl else float("nan"),
         mean_readout_auc=float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan"),
         mean_modularity_index=float(np.nanmean([v.value for v in res.modularity.index.values()])),

@@ -12,7 +12,9 @@ vector is the mean of its stories minus the mean over the emotions present (the 
 - ``split_half_null``: what split-half gives without emotion, as a permutation test: the emotion labels are
   shuffled within each topic (so topic structure and story counts stay as they are), ``n_splits`` times, and
   each shuffle's split-half is the mean over ``NULL_HALVINGS`` halvings, like the reported figure; split-half
-  means something only above this null's 97.5th percentile (``high``);
+  means something only above this null's 97.5th percentile (``high``); ``split_half_null_pooled`` is the same
+  null for the mean split-half over the targets (per shuffle, the mean over targets), against which the mean is
+  tested (it is narrower than each target's null when the targets' draws are not all alike);
 - ``resample``: vectors from random subsamples (two thirds of the topics, or of each emotion's stories without
   topics; one subsample per seed); the mean pairwise cosine across seeds;
 - ``template``: the same stories read inside other framings (a dialogue turn, a news report; only story
@@ -163,6 +165,7 @@ class StabilityResult:
     readout_auc: dict[str, Estimate]
     genre: dict[str, Estimate] | None = None  # stories vs another genre (corpus_stability), when measured
     split_half_null: dict[str, Estimate] | None = None  # labels shuffled within topics (absent in old results)
+    split_half_null_pooled: Estimate | None = None  # the null of the mean split-half over the targets
 
     def as_dict(self) -> dict[str, object]:
         return {"split_half": {k: v.as_dict() for k, v in self.split_half.items()},
@@ -171,7 +174,9 @@ class StabilityResult:
                 "readout_auc": {k: v.as_dict() for k, v in self.readout_auc.items()},
                 "genre": None if self.genre is None else {k: v.as_dict() for k, v in self.genre.items()},
                 "split_half_null": None if self.split_half_null is None
-                else {k: v.as_dict() for k, v in self.split_half_null.items()}}
+                else {k: v.as_dict() for k, v in self.split_half_null.items()},
+                "split_half_null_pooled": None if self.split_half_null_pooled is None
+                else self.split_half_null_pooled.as_dict()}
 
 
 def stability(sa: StoryActivations, targets: Sequence[str], *, n_splits: int = 50, n_seeds: int = 10,
@@ -232,6 +237,8 @@ def stability(sa: StoryActivations, targets: Sequence[str], *, n_splits: int = 5
         split_half_null={t: _spread(nu[:, k], f"{n_splits} shuffles of the labels within topics, "
                                               f"{NULL_HALVINGS} halvings each")
                          for k, t in enumerate(targets)},
+        split_half_null_pooled=_spread(nu.mean(1), f"{n_splits} shuffles of the labels within topics, mean over "
+                                                   f"the {len(targets)} targets"),
     )
 
 

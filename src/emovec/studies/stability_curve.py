@@ -34,7 +34,7 @@ class CountRow(BaseModel):
     split_half_null: dict[str, Estimate]
     readout_auc: dict[str, Estimate]
     mean_split_half: float
-    mean_null_high: float  # mean over key emotions of the null's 97.5th percentile: what split-half must beat
+    mean_null_high: float  # 97.5th percentile of the mean split-half's null: what ``mean_split_half`` must beat
     above_null: int  # key emotions whose split-half is above their own null's 97.5th percentile
     mean_readout_auc: float  # chance is 0.5
 
@@ -115,7 +115,7 @@ def stability_curve(lm: LoadedModel, keys: Sequence[str], pool: Sequence[str], l
         rows.append(CountRow(
             per_emotion=count, n_stories=len(part.labels), split_half=res.split_half, split_half_null=null,
             readout_auc=res.readout_auc, mean_split_half=float(np.mean([v.value for v in res.split_half.values()])),
-            mean_null_high=float(np.mean([v.high for v in null.values()])) if null else float("nan"),
+            mean_null_high=res.split_half_null_pooled.high if res.split_half_null_pooled else float("nan"),
             above_null=sum(res.split_half[k].value > null[k].high for k in keys if k in null),
             mean_readout_auc=float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")))
         row = rows[-1]
