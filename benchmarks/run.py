@@ -323,10 +323,37 @@ def bench_robust_adversary(lm: LoadedModel, steps: int = 4) -> None:
 
             optimize_direction(lm, vs, cfg, n_prompts=16, on_step=stamp)  # type: ignore[arg-type]
             rates[kind] = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    # Under any adversary a step also reads the harmful batch without the attack (the stability term), so the
+    # ablation step does a third read besides hooks: the hooks alone are measured by bench_ablation_hooks.
     for kind in ("ablate_refusal", "embedding"):
         emit(f"robust_step_{kind}", rates[kind], "steps/s", rates["none"] / rates[kind],
              "recorded; ratio: this adversary's step time over the plain step's, "
-             + ("<= 1.2x (hooks only)" if kind == "ablate_refusal" else "<= 4x (2 ascent steps per step)"))
+             + ("<= 1.5x (hooks on every block, plus one read of the harmful batch without the attack)"
+                if kind == "ablate_refusal" else "<= 4x (2 ascent steps per step)"))
+
+
+def bench_ablation_hooks(lm: LoadedModel, repeats: int = 3) -> None:
+    """Forward and backward (to the input embeddings) of 16 prompts with the refusal-ablation hooks on every
+    block vs without: the cost of the hooks alone."""
+    from contextlib import nullcontext
+
+    from emovec.robust.adversary import refusal_ablation
+
+    enc = lm.tokenizer([f"Explain step {i} of making bread at home." for i in range(16)], return_tensors="pt",
+                       padding=True)
+    direction = torch.randn(lm.d_model, generator=torch.Generator().manual_seed(0))
+
+    def run(ablate: bool) -> None:
+        emb = lm.model.get_input_embeddings()(enc["input_ids"]).detach().requires_grad_(True)
+        with refusal_ablation(lm, direction) if ablate else nullcontext():
+            logits = lm.model(inputs_embeds=emb, attention_mask=enc["attention_mask"]).logits
+        logits[:, -1].float().logsumexp(-1).sum().backward()
+
+    run(False)
+    plain, hooked = best_of(lambda: run(False), repeats), best_of(lambda: run(True), repeats)
+    emit("refusal_ablation_hooks", hooked * 1000, "ms", hooked / plain,
+         "ratio: forward+backward with the refusal direction projected out after every block over without, "
+         "<= 1.2x (hooks only)")
 
 
 def main() -> None:
@@ -347,6 +374,7 @@ def main() -> None:
     bench_drift_monitor(lm)
     bench_robust_step(lm)
     bench_robust_adversary(lm)
+    bench_ablation_hooks(lm)
     bench_ray_sweep(lm, timing_vectors(lm), emit)
     if not args.quick:
         bench_full_extraction(lm)
