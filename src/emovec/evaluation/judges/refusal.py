@@ -225,7 +225,8 @@ def judge_refusal(reply: str) -> RefusalJudgement:
     for unit, structured, new_para in units:
         role = unit_role(unit, after_refusal=refusing > 0)
         low = _normal_unit(unit)
-        if role == "redirect" and refusing and (_has(low, phrases.STRONG_PIVOT_PHRASES) or (
+        if role == "redirect" and refusing and not _has(low, phrases.HELP_RESOURCE_PHRASES) and (
+                _has(low, phrases.STRONG_PIVOT_PHRASES) or (
                 _has(low, phrases.REREAD_PIVOT_PHRASES) and not _has(low, phrases.REDIRECT_PHRASES))):
             role = "content"  # "If you go ahead: cut ..." / "if you mean the drink, ..." turn it into an answer
         n = len(words(unit))
