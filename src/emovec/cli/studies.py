@@ -1,4 +1,4 @@
-"""Study commands of the ``emovec`` CLI (study policy-dominance, drift, cross-model, robustify, paper): thin
+"""Study commands of the ``emovec`` CLI (study policy-dominance, stability, drift, cross-model, robustify, paper): thin
 shells over ``emovec.studies`` and ``emovec.drift.study``. Registered on the shared ``study`` group when
 ``emovec.cli`` imports this module."""
 
