@@ -225,7 +225,7 @@ def test_study_bad_input(tiny_llama, tmp_path: Path):
 
 def test_stability_curve_reads_once_and_matches_the_study_at_each_count(tiny_llama, write_corpus, tmp_path) -> None:
     from emovec.studies.policy_results import StudyError
-    from emovec.studies.stability_curve import stability_curve, write_curve
+    from emovec.studies.stability_curve import StabilityCurve, stability_curve, write_curve
 
     names = ["happy", "sad", "angry", "calm"]
     corpus = load_corpus(write_corpus(emotions=tuple(names), per=8, length=24))
@@ -242,6 +242,8 @@ def test_stability_curve_reads_once_and_matches_the_study_at_each_count(tiny_lla
     assert "stories/emotion" in curve.table() and len(curve.table().splitlines()) == 3
     path = write_curve(curve, tmp_path / "curve.json")
     assert json.loads(path.read_text())["rows"][1]["per_emotion"] == 6
+    back = StabilityCurve.model_validate_json(path.read_text())  # the derived means are written and recomputed
+    assert back.rows[1].mean_split_half == pytest.approx(json.loads(path.read_text())["rows"][1]["mean_split_half"])
     with pytest.raises(StudyError, match="--overwrite"):
         write_curve(curve, path)
     with pytest.raises(StudyError, match="at least 4"):

@@ -34,7 +34,7 @@ from emovec.evaluation.judges.model_scores import refusal_logodds
 from emovec.evaluation.judges.refusal import judge_refusal
 from emovec.evaluation.judges.text import judge_helpful
 from emovec.generation import format_prompt, generate
-from emovec.metrics import Estimate, finite_mean, readout, target_share, wilson
+from emovec.metrics import Estimate, finite_mean, permuted_within, readout, target_share, wilson
 from emovec.models.loading import LoadedModel
 from emovec.steer import mixed_spec
 from emovec.vectors.vector_set import VectorSet
@@ -80,11 +80,18 @@ def reextract(reading: StoryReading, keys: Sequence[str], rows: np.ndarray | Non
     return torch.stack([acts[torch.as_tensor(np.flatnonzero(labels == k))].mean(0) - grand for k in keys])
 
 
+def _topics(reading: StoryReading) -> np.ndarray | None:
+    """The stories' topics when every story has one and there are at least two, else None."""
+    if len(reading.topics) == len(reading.labels) and len(set(reading.topics)) > 1:
+        return np.asarray(reading.topics)
+    return None
+
+
 def _halving_cosines(reading: StoryReading, keys: Sequence[str], n_splits: int,
                      rng: np.random.Generator) -> np.ndarray:
     """``[n_splits, K]`` cosines between vectors from two random halves of the stories (see ``split_half``)."""
     labels = np.asarray(reading.labels)
-    topics = np.asarray(reading.topics) if len(reading.topics) == len(labels) and len(set(reading.topics)) > 1 else None
+    topics = _topics(reading)
     sims = np.zeros((n_splits, len(keys)))
     for s in range(n_splits):
         a: list[int] = []
@@ -116,14 +123,10 @@ def split_half_null(reading: StoryReading, keys: Sequence[str], n_shuffles: int 
     ``n_shuffles`` shufflings of the story labels within topics (among all stories without topics): what
     ``split_half`` gives without emotion, which a stable vector must beat (a one-sided permutation test at 2.5%)."""
     rng = np.random.default_rng([seed, 1])
-    labels = np.asarray(reading.labels)
-    topics = np.asarray(reading.topics) if len(reading.topics) == len(labels) and len(set(reading.topics)) > 1 else None
-    groups = [np.arange(len(labels))] if topics is None else [np.flatnonzero(topics == t) for t in np.unique(topics)]
+    labels, topics = np.asarray(reading.labels), _topics(reading)
     means = []
     for _ in range(n_shuffles):
-        drawn = labels.copy()
-        for rows in groups:
-            drawn[rows] = labels[rng.permutation(rows)]
+        drawn = permuted_within(labels, topics, rng)
         view = StoryReading(reading.acts, tuple(drawn.tolist()), reading.topics)
         means.append(_halving_cosines(view, keys, n_splits, rng).mean(0))
     return np.asarray(np.percentile(np.array(means), 97.5, axis=0))

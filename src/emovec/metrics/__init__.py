@@ -14,6 +14,7 @@ from emovec.metrics.intervals import (
     index_bootstrap,
     pearson_estimate,
     percentile,
+    permuted_within,
     stratified_bootstrap,
     stratified_indices,
     vector_index_bootstrap,
@@ -23,6 +24,6 @@ from emovec.metrics.readout import readout, readout_weights, target_share
 
 __all__ = [
     "Estimate", "auc_estimate", "balanced_accuracy", "balanced_rate", "bootstrap", "cluster_bootstrap", "finite_mean",
-    "index_bootstrap", "kl_logprobs", "pearson_estimate", "percentile", "readout", "readout_weights",
+    "index_bootstrap", "kl_logprobs", "pearson_estimate", "percentile", "permuted_within", "readout", "readout_weights",
     "stratified_bootstrap", "stratified_indices", "target_share", "vector_index_bootstrap", "wilson",
 ]

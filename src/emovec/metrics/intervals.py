@@ -211,6 +211,18 @@ def stratified_indices(labels: ArrayLike, rng: np.random.Generator) -> NDArray[n
     return np.concatenate([rng.choice(np.flatnonzero(lab == v), size=int((lab == v).sum())) for v in np.unique(lab)])
 
 
+def permuted_within(labels: ArrayLike, groups: ArrayLike | None, rng: np.random.Generator) -> NDArray[Any]:
+    """The labels permuted among the units of each group (among all units without groups): a permutation null
+    that keeps the design (each group its units, each label its count per group) and breaks the label-unit link."""
+    lab = np.asarray(labels)
+    out = lab.copy()
+    parts = [np.arange(len(lab))] if groups is None else [np.flatnonzero(np.asarray(groups) == g)
+                                                          for g in np.unique(np.asarray(groups))]
+    for rows in parts:
+        out[rows] = lab[rng.permutation(rows)]
+    return out
+
+
 def cluster_bootstrap(
     values: ArrayLike,
     clusters: Sequence[object] | None = None,

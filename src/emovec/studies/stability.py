@@ -38,7 +38,7 @@ from torch import Tensor
 from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection, capture
 from emovec.corpus import Corpus
 from emovec.errors import CorpusError
-from emovec.metrics import Estimate, readout, stratified_indices
+from emovec.metrics import Estimate, permuted_within, readout, stratified_indices
 from emovec.models.loading import LoadedModel
 
 TEMPLATES: dict[str, str] = {
@@ -122,17 +122,6 @@ def _halves(labels: np.ndarray, n_emotions: int, rng: np.random.Generator,
     return np.array(a), np.array(b)
 
 
-def shuffled_within_topics(labels: np.ndarray, rng: np.random.Generator,
-                           topics: np.ndarray | None = None) -> np.ndarray:
-    """The labels permuted among the stories of each topic (among all stories without topics): emotion is gone,
-    while each topic keeps its stories and each emotion its count per topic."""
-    out = labels.copy()
-    groups = [np.arange(len(labels))] if topics is None else [np.flatnonzero(topics == t) for t in np.unique(topics)]
-    for rows in groups:
-        out[rows] = labels[rng.permutation(rows)]
-    return out
-
-
 def _subsample(labels: np.ndarray, n_emotions: int, rng: np.random.Generator,
                topics: np.ndarray | None = None) -> np.ndarray:
     """Two thirds of the stories: of the topics (the same for every emotion) when ``topics`` are given, else of
@@ -206,7 +195,7 @@ def stability(sa: StoryActivations, targets: Sequence[str], *, n_splits: int = 5
         aucs.append(row)
     null, null_rng = [], np.random.default_rng([seed, 1])  # its own stream: the other measures' draws stay put
     for _ in range(n_splits):  # one shuffle per draw; each draw is split-half as reported: a mean over halvings
-        shuffled = shuffled_within_topics(sa.labels, null_rng, sa.topics)
+        shuffled = permuted_within(sa.labels, sa.topics, null_rng)
         draws = []
         for _ in range(NULL_HALVINGS):
             a, b = _halves(shuffled, n_e, null_rng, sa.topics)

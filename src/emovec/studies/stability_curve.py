@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from emovec._files import atomic_write
 from emovec._version import __version__
@@ -26,17 +26,39 @@ from emovec.studies.stability import StoryActivations, stability, story_activati
 
 
 class CountRow(BaseModel):
-    """The stability figures at one count of stories per emotion, per key emotion and as means over them."""
+    """The stability figures at one count of stories per emotion, per key emotion; the means over them are
+    derived (and written to JSON with the rest)."""
 
     per_emotion: int
     n_stories: int
     split_half: dict[str, Estimate]
     split_half_null: dict[str, Estimate]
+    split_half_null_pooled: Estimate  # the null of the mean split-half over the key emotions
     readout_auc: dict[str, Estimate]
-    mean_split_half: float
-    mean_null_high: float  # 97.5th percentile of the mean split-half's null: what ``mean_split_half`` must beat
-    above_null: int  # key emotions whose split-half is above their own null's 97.5th percentile
-    mean_readout_auc: float  # chance is 0.5
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def mean_split_half(self) -> float:
+        return float(np.mean([v.value for v in self.split_half.values()]))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def mean_null_high(self) -> float:
+        """What ``mean_split_half`` must beat: the 97.5th percentile of its null."""
+        return self.split_half_null_pooled.high
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def above_null(self) -> int:
+        """Key emotions whose split-half is above their own null's 97.5th percentile."""
+        return sum(v.value > self.split_half_null[k].high for k, v in self.split_half.items())
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def mean_readout_auc(self) -> float:
+        """Chance is 0.5."""
+        aucs = [v.value for v in self.readout_auc.values()]
+        return float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")
 
 
 class StabilityCurve(BaseModel):
@@ -110,14 +132,10 @@ def stability_curve(lm: LoadedModel, keys: Sequence[str], pool: Sequence[str], l
     for count in sorted(set(counts)):
         part = _subset(sa, _first(sa, count))
         res = stability(part, keys, n_splits=n_splits, n_seeds=3, seed=seed)
-        null = res.split_half_null or {}
-        aucs = [v.value for v in res.readout_auc.values()]
-        rows.append(CountRow(
-            per_emotion=count, n_stories=len(part.labels), split_half=res.split_half, split_half_null=null,
-            readout_auc=res.readout_auc, mean_split_half=float(np.mean([v.value for v in res.split_half.values()])),
-            mean_null_high=res.split_half_null_pooled.high if res.split_half_null_pooled else float("nan"),
-            above_null=sum(res.split_half[k].value > null[k].high for k in keys if k in null),
-            mean_readout_auc=float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")))
+        assert res.split_half_null is not None and res.split_half_null_pooled is not None  # stability() measures it
+        rows.append(CountRow(per_emotion=count, n_stories=len(part.labels), split_half=res.split_half,
+                             split_half_null=res.split_half_null, split_half_null_pooled=res.split_half_null_pooled,
+                             readout_auc=res.readout_auc))
         row = rows[-1]
         log(f"{count} stories per emotion: split-half {row.mean_split_half:.2f} (null 97.5% "
             f"{row.mean_null_high:.2f}; {row.above_null} of {len(keys)} above), readout AUC {row.mean_readout_auc:.2f}")
