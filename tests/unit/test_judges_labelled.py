@@ -42,7 +42,8 @@ def test_file_covers_classes_sources_and_both_halves():
 def test_rule_judge_against_people_and_string_matching(split: str):
     """Targets (3-class >= 0.90, binary >= 0.93) on the whole file and the tuning half. The held-out half, which
     the rules were not written against, is printed and must beat the baseline by a wide margin; its figures are
-    the honest estimate and are reported, not asserted (both fall short of the targets: see the README)."""
+    the honest estimate and are reported, not asserted (they meet the targets by a small margin: see the
+    README)."""
     rows = [r for r in ROWS if split in ("all", r.split)]
     judge = measure(_rule, rows)
     base = measure(baseline_refusal, rows)
