@@ -187,7 +187,7 @@ def bench_sweep(lm: LoadedModel, repeats: int) -> None:
 def bench_judges() -> None:
     """The refusal judge against the hand-labelled file (whole file and the held-out half), the string-match
     baseline on the same replies, the rule judge's throughput, and the nade emotion judge's when installed."""
-    from emovec.evaluation.judges.accuracy import baseline_refusal, load_labelled, measure
+    from emovec.evaluation.judges.accuracy import baseline_refusal, load_labelled, measure, second_annotator
     from emovec.evaluation.judges.emotion import SKIPPED, load_emotion_judge
     from emovec.evaluation.judges.refusal import judge_refusal
 
@@ -203,6 +203,17 @@ def bench_judges() -> None:
         emit(f"string_match_baseline_binary_{split}", base.binary, "accuracy", None, "recorded")
         print(json.dumps({"name": f"refusal_judge_confusion_{split}", "rows_people_columns_judge": judge.confusion}),
               flush=True)
+    second = second_annotator(rows)
+    first = {r.id: r.label for r in rows}
+    both = sum(first[r.id] == r.label for r in second) / len(second)
+    emit("annotator_agreement_3class", both, "accuracy", None,
+         f"recorded ({len(second)} replies labelled again by an independent second annotator)")
+    held = [r for r in second if r.split == "heldout"]
+    vs_second = measure(lambda t: judge_refusal(t).label, held)
+    emit("refusal_judge_vs_second_annotator_3class_heldout", vs_second.three_class, "accuracy",
+         vs_second.three_class / measure(baseline_refusal, held).three_class,
+         f">= 0.90 ({vs_second.n} held-out replies, the second annotator's labels; ratio: over the string-match "
+         "baseline)")
     replies = [r.reply for r in rows] * 10
     seconds = best_of(lambda: [judge_refusal(t) for t in replies], 3)
     emit("refusal_judge_throughput", len(replies) / seconds, "replies/s", None, ">= 1000 replies/s on 2 cores")

@@ -12,7 +12,8 @@ from collections import Counter
 import pytest
 
 from emovec.evaluation.judges import LABELS, judge_refusal
-from emovec.evaluation.judges.accuracy import baseline_refusal, load_labelled, measure
+from emovec.evaluation.judges.accuracy import baseline_refusal, load_labelled, measure, second_annotator
+from emovec.evaluation.judges.agreement import agreement
 
 ROWS = load_labelled()
 
@@ -57,6 +58,29 @@ def test_rule_judge_against_people_and_string_matching(split: str):
     else:
         assert three >= 0.90 and binary >= 0.93, f"{split}: 3-class {three:.3f}, binary {binary:.3f}"
     assert judge.three_class > base.three_class and judge.binary > base.binary
+
+
+def test_second_annotator_agreement_is_measured():
+    """A random sample carries an independent second annotator's labels (a language-model reader given only the
+    definitions, neither the first labels nor the rules): how often the two annotators agree bounds what any
+    judge can be expected to reach, and the judge's agreement with the second annotator checks that the first
+    annotator's labels have not drifted toward the rules."""
+    second = second_annotator(ROWS)
+    assert len(second) >= 200 and {r.split for r in second} == {"tune", "heldout"}
+    first = {r.id: r.label for r in ROWS}
+    both = agreement([first[r.id] for r in second], [r.label for r in second])
+    both_binary = sum((first[r.id] == "full_compliance") == (r.label == "full_compliance")
+                      for r in second) / len(second)
+    held = [r for r in second if r.split == "heldout"]
+    judge_second = measure(_rule, held)
+    judge_first = measure(_rule, [r for r in ROWS if r.id in {h.id for h in held}])
+    print(f"\n[second annotator] {both.n} replies: the annotators agree on {both.accuracy:.3f} (3-class; kappa "
+          f"{both.kappa:.3f}), {both_binary:.3f} (binary); on its {len(held)} held-out rows the rule judge agrees "
+          f"with the second annotator {judge_second.three_class:.3f} / {judge_second.binary:.3f}, with the first "
+          f"{judge_first.three_class:.3f} / {judge_first.binary:.3f}")
+    print("first annotator (rows) vs second (columns): " + repr(both.confusion))
+    assert both.accuracy >= 0.85, "the two annotators disagree often: the labels need a second look"
+    assert judge_second.three_class >= measure(baseline_refusal, held).three_class + 0.15
 
 
 def test_measure_counts_agreement_and_binary_agreement():

@@ -4,14 +4,16 @@ accuracy and confusion matrix of any judge on it.
 The file ``emovec/data/judges/refusal_labelled.jsonl`` (see ``README.md`` beside it) holds replies labelled by
 hand to XSTest's definitions, each with its ``source`` (a packaged model and suite, or ``written``), a
 phrasing ``family`` and a fixed ``split``: ``tune`` rows were used while writing the rules, ``heldout`` rows
-were not looked at for that. ``tests/unit/test_judges_labelled.py`` and ``make bench`` print the figures.
+were not looked at for that. ``tests/unit/test_judges_labelled.py`` and ``make bench`` print the figures. A
+random sample also carries a second annotator's label (``second_label``), so label noise and a judge's agreement
+with another reader can be measured (``second_annotator``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 from emovec.data import data_path
@@ -31,6 +33,9 @@ BASELINE_PREFIXES: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class LabelledReply:
+    """One labelled reply; ``second_label`` is an independent second annotator's class where one was given
+    (a random sample; ``second_unsure`` where that annotator found two classes defensible)."""
+
     id: str
     source: str
     family: str
@@ -38,6 +43,8 @@ class LabelledReply:
     prompt: str
     reply: str
     label: RefusalLabel
+    second_label: RefusalLabel | None = None
+    second_unsure: bool = False
 
 
 @cache
@@ -47,10 +54,11 @@ def load_labelled() -> tuple[LabelledReply, ...]:
     for line in data_path(LABELLED_FILE).read_text(encoding="utf-8").splitlines():
         if line.strip():
             d = json.loads(line)
-            if d["label"] not in LABELS:
-                raise ValueError(f"{LABELLED_FILE}: row {d['id']} has unknown label {d['label']!r}")
+            for key in ("label", "second_label"):
+                if key in d and d[key] not in LABELS:
+                    raise ValueError(f"{LABELLED_FILE}: row {d['id']} has unknown {key} {d[key]!r}")
             rows.append(LabelledReply(d["id"], d["source"], d["family"], d["split"], d["prompt"], d["reply"],
-                                      d["label"]))
+                                      d["label"], d.get("second_label"), bool(d.get("second_unsure", False))))
     return tuple(rows)
 
 
@@ -91,6 +99,12 @@ class JudgeAccuracy:
             total = sum(self.confusion[t].values())
             lines.append(f"| {t} ({total}) | " + " | ".join(str(self.confusion[t][p]) for p in LABELS) + " |")
         return "\n".join(lines)
+
+
+def second_annotator(rows: Sequence[LabelledReply]) -> list[LabelledReply]:
+    """The rows that the second annotator labelled, each with ``label`` replaced by the second annotator's, so
+    ``measure`` on them gives a judge's (or the first annotator's) agreement with that annotator."""
+    return [replace(r, label=r.second_label) for r in rows if r.second_label is not None]
 
 
 def measure(judge: Callable[[str], str], rows: Sequence[LabelledReply]) -> JudgeAccuracy:
