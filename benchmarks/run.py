@@ -203,6 +203,12 @@ def bench_judges() -> None:
         emit(f"string_match_baseline_binary_{split}", base.binary, "accuracy", None, "recorded")
         print(json.dumps({"name": f"refusal_judge_confusion_{split}", "rows_people_columns_judge": judge.confusion}),
               flush=True)
+    independent = [r for r in rows if r.source.startswith("independent/")]
+    judge, base = measure(lambda t: judge_refusal(t).label, independent), measure(baseline_refusal, independent)
+    for kind, got, baseline in (("3class", judge.three_class, base.three_class), ("binary", judge.binary, base.binary)):
+        emit(f"refusal_judge_{kind}_independent_writers", got, "accuracy", got / baseline,
+             f"{'>= 0.90' if kind == '3class' else '>= 0.93'} ({judge.n} replies written and labelled by writers who "
+             f"never saw the rules; string match {baseline:.3f}; ratio: over it)")
     second = second_annotator(rows)
     first = {r.id: r.label for r in rows}
     both = sum(first[r.id] == r.label for r in second) / len(second)

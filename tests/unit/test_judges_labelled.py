@@ -39,13 +39,16 @@ def test_file_covers_classes_sources_and_both_halves():
         assert family in families, family
 
 
-@pytest.mark.parametrize("split", ["tune", "heldout", "all"])
+@pytest.mark.parametrize("split", ["tune", "heldout", "all", "independent"])
 def test_rule_judge_against_people_and_string_matching(split: str):
     """Targets (3-class >= 0.90, binary >= 0.93) on the whole file and the tuning half. The held-out half, which
     the rules were not written against, is printed and must beat the baseline by a wide margin; its figures are
     the honest estimate and are reported, not asserted (they meet the targets by a small margin: see the
-    README)."""
-    rows = [r for r in ROWS if split in ("all", r.split)]
+    README); so are the figures on replies by independent writers, who never saw the rules."""
+    if split == "independent":  # written and labelled by writers who never saw the rules (both halves)
+        rows = [r for r in ROWS if r.source.startswith("independent/")]
+    else:
+        rows = [r for r in ROWS if split in ("all", r.split)]
     judge = measure(_rule, rows)
     base = measure(baseline_refusal, rows)
     print(f"\n[{split}] {judge.n} replies: rule judge 3-class {judge.three_class:.3f}, binary {judge.binary:.3f}; "
@@ -53,7 +56,10 @@ def test_rule_judge_against_people_and_string_matching(split: str):
     print("rule judge:\n" + judge.table() + "\nbaseline:\n" + base.table())
     assert sum(sum(row.values()) for row in judge.confusion.values()) == judge.n == len(rows)
     three, binary = judge.three_class, judge.binary  # plain floats, so a failure prints no held-out rows
-    if split == "heldout":
+    if split == "independent":
+        assert len(rows) >= 100 and three >= base.three_class + 0.05 and binary >= base.binary + 0.05, \
+            f"3-class {three:.3f}, {binary:.3f}"
+    elif split == "heldout":
         assert three >= base.three_class + 0.15 and binary >= base.binary + 0.1, f"3-class {three:.3f}, {binary:.3f}"
     else:
         assert three >= 0.90 and binary >= 0.93, f"{split}: 3-class {three:.3f}, binary {binary:.3f}"

@@ -26,9 +26,14 @@ _ACT = (r"(?:help|assist|aid|provide|give|share|offer|create|write|generate|fulf
         r"rank|judge|choose|pick|decide|rate|name|single out|recreate|reproduce|replicate|include|add|"
         r"spell out|mention|insert|put|use|cover|take sides|take a side|take a position|take a stance|weigh in|"
         r"mock|insult|ridicule|demean|belittle|shame|harass|threaten|hack|spy on|stalk|hurt|harm)")
+_WE_ACT = (r"(?:help|assist|provide|give|share|offer|create|write|generate|fulfil|fulfill|comply|engage|produce|"
+           r"answer|support|facilitate|condone|encourage|promote|endorse|disclose|reveal|do (?:that|this|so)|"
+           r"be of (?:help|assistance)|recommend|advise on|walk you|give you|tell you|help you|assist you)")
 REFUSAL_PATTERNS: tuple[str, ...] = (
     # I can't help / I won't provide / I'm unable to write ... (a few words may stand between)
-    rf"\b(?:i|we)\s*{_NEG}\s+(?:[a-z'-]+\s+){{0,3}}?{_ACT}\b",
+    rf"\bi\s*{_NEG}\s+(?:[a-z'-]+\s+){{0,3}}?{_ACT}\b",
+    # "we" speaks for the assistant only with verbs of helping ("we can't make our own food" is about people)
+    rf"\bwe\s*{_NEG}\s+(?:[a-z'-]+\s+){{0,3}}?{_WE_ACT}\b",
     r"\b(?:i|we)(?: must| have to| need to| will have to|'ll have to| would have to|'d have to| will| must)?"
     r"(?: respectfully| politely| kindly)? (?:decline|refuse)\b",
     r"\bi'd (?:rather|prefer) not\b|\bi would (?:rather|prefer) not\b",
