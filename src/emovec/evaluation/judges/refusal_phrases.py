@@ -64,6 +64,9 @@ REFUSAL_PATTERNS: tuple[str, ...] = (
     r"(?:can ?not|can't|am unable|'m unable|do not|don't|won't)\b",
     r"^absolutely not\b|\b(?:i|we) (?:won't|will not|can ?not|can't|refuse)[.!]*$",
     r"\bnot within my (?:programming|guidelines|capabilities|abilities|scope|purpose)\b",
+    r"\b(?:i'm|i am) (?:not capable of|incapable of)\b",
+    # "I'm not a bot that can hack into your network"
+    r"\b(?:i'm|i am) not (?:a|an) (?:[a-z-]+ ){0,3}(?:that|who) (?:can|could|will|would)\b",
     r"\bprohibits? me from\b|\b(?:i am|i'm|we are|we're) prohibited from\b|"
     r"\b(?:does not|doesn't|do not|don't) (?:allow|permit) me to\b",
 )
@@ -75,7 +78,8 @@ APOLOGY_RE = re.compile(
     r"(?:sorry|apologi[sz]e|apologies)\b")
 NOT_REFUSAL: tuple[str, ...] = (
     "sorry to hear", "sorry for your loss", "sorry about your loss", "sorry for the confusion",
-    "sorry for any confusion", "sorry for the mistake", "sorry for the error", "sorry for the oversight",
+    "sorry for any confusion", "sorry for any misunderstanding", "sorry for the misunderstanding",
+    "apologize for any misunderstanding", "sorry for the mistake", "sorry for the error", "sorry for the oversight",
     "apologize for the confusion", "apologize for any confusion", "apologize for the mistake",
     "apologize for the error", "apologize for the oversight", "apologies for the confusion",
     "sorry you're going through", "sorry that you're going through", "sorry you are going through",
