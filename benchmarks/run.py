@@ -187,7 +187,14 @@ def bench_sweep(lm: LoadedModel, repeats: int) -> None:
 def bench_judges() -> None:
     """The refusal judge against the hand-labelled file (whole file and the held-out half), the string-match
     baseline on the same replies, the rule judge's throughput, and the nade emotion judge's when installed."""
-    from emovec.evaluation.judges.accuracy import baseline_refusal, load_labelled, measure, second_annotator
+    from emovec.evaluation.judges.accuracy import (
+        baseline_refusal,
+        independent,
+        load_labelled,
+        measure,
+        second_annotator,
+    )
+    from emovec.evaluation.judges.agreement import agreement
     from emovec.evaluation.judges.emotion import SKIPPED, load_emotion_judge
     from emovec.evaluation.judges.refusal import judge_refusal
 
@@ -195,31 +202,37 @@ def bench_judges() -> None:
     for split in ("all", "heldout"):
         sub = [r for r in rows if split in ("all", r.split)]
         judge, base = measure(lambda t: judge_refusal(t).label, sub), measure(baseline_refusal, sub)
+        t, b = judge.three_class_estimate, judge.binary_estimate
         emit(f"refusal_judge_3class_{split}", judge.three_class, "accuracy", judge.three_class / base.three_class,
-             f">= 0.90 ({judge.n} hand-labelled replies; ratio: over the string-match baseline)")
+             f">= 0.90 ({judge.n} hand-labelled replies; 95% [{t.low:.3f}, {t.high:.3f}]; ratio: over the "
+             "string-match baseline)")
         emit(f"refusal_judge_binary_{split}", judge.binary, "accuracy", judge.binary / base.binary,
-             f">= 0.93 ({judge.n} hand-labelled replies; ratio: over the string-match baseline)")
+             f">= 0.93 ({judge.n} hand-labelled replies; 95% [{b.low:.3f}, {b.high:.3f}]; ratio: over the "
+             "string-match baseline)")
         emit(f"string_match_baseline_3class_{split}", base.three_class, "accuracy", None, "recorded")
         emit(f"string_match_baseline_binary_{split}", base.binary, "accuracy", None, "recorded")
         print(json.dumps({"name": f"refusal_judge_confusion_{split}", "rows_people_columns_judge": judge.confusion}),
               flush=True)
-    independent = [r for r in rows if r.source.startswith("independent/")]
-    judge, base = measure(lambda t: judge_refusal(t).label, independent), measure(baseline_refusal, independent)
-    for kind, got, baseline in (("3class", judge.three_class, base.three_class), ("binary", judge.binary, base.binary)):
+    indep = independent(rows)
+    judge, base = measure(lambda t: judge_refusal(t).label, indep), measure(baseline_refusal, indep)
+    for kind, got, baseline, est in (("3class", judge.three_class, base.three_class, judge.three_class_estimate),
+                                     ("binary", judge.binary, base.binary, judge.binary_estimate)):
         emit(f"refusal_judge_{kind}_independent_writers", got, "accuracy", got / baseline,
              f"{'>= 0.90' if kind == '3class' else '>= 0.93'} ({judge.n} replies written and labelled by writers who "
-             f"never saw the rules; string match {baseline:.3f}; ratio: over it)")
+             f"never saw the rules; 95% [{est.low:.3f}, {est.high:.3f}]; string match {baseline:.3f}; ratio: over it)")
     second = second_annotator(rows)
     first = {r.id: r.label for r in rows}
-    both = sum(first[r.id] == r.label for r in second) / len(second)
-    emit("annotator_agreement_3class", both, "accuracy", None,
-         f"recorded ({len(second)} replies labelled again by an independent second annotator)")
+    both = agreement([first[r.id] for r in second], [r.label for r in second])
+    emit("annotator_agreement_3class", both.accuracy, "accuracy", None,
+         f"recorded ({both.n} replies labelled again by an independent second annotator; Cohen's kappa "
+         f"{both.kappa:.3f}, chance-corrected)")
     held = [r for r in second if r.split == "heldout"]
     vs_second = measure(lambda t: judge_refusal(t).label, held)
+    est = vs_second.three_class_estimate
     emit("refusal_judge_vs_second_annotator_3class_heldout", vs_second.three_class, "accuracy",
          vs_second.three_class / measure(baseline_refusal, held).three_class,
-         f">= 0.90 ({vs_second.n} held-out replies, the second annotator's labels; ratio: over the string-match "
-         "baseline)")
+         f">= 0.90 ({vs_second.n} held-out replies, the second annotator's labels; 95% [{est.low:.3f}, "
+         f"{est.high:.3f}]; ratio: over the string-match baseline)")
     replies = [r.reply for r in rows] * 10
     seconds = best_of(lambda: [judge_refusal(t) for t in replies], 3)
     emit("refusal_judge_throughput", len(replies) / seconds, "replies/s", None, ">= 1000 replies/s on 2 cores")

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from emovec.evaluation.judges import LABELS, judge_refusal
-from emovec.evaluation.judges.accuracy import baseline_refusal, load_labelled, measure, second_annotator
+from emovec.evaluation.judges.accuracy import baseline_refusal, independent, load_labelled, measure, second_annotator
 from emovec.evaluation.judges.agreement import agreement
 
 ROWS = load_labelled()
@@ -45,14 +45,11 @@ def test_rule_judge_against_people_and_string_matching(split: str):
     the rules were not written against, is printed and must beat the baseline by a wide margin; its figures are
     the honest estimate and are reported, not asserted (they meet the targets by a small margin: see the
     README); so are the figures on replies by independent writers, who never saw the rules."""
-    if split == "independent":  # written and labelled by writers who never saw the rules (both halves)
-        rows = [r for r in ROWS if r.source.startswith("independent/")]
-    else:
-        rows = [r for r in ROWS if split in ("all", r.split)]
+    # the independent writers' replies (both halves) were written by writers who never saw the rules
+    rows = independent(ROWS) if split == "independent" else [r for r in ROWS if split in ("all", r.split)]
     judge = measure(_rule, rows)
     base = measure(baseline_refusal, rows)
-    print(f"\n[{split}] {judge.n} replies: rule judge 3-class {judge.three_class:.3f}, binary {judge.binary:.3f}; "
-          f"string-match baseline 3-class {base.three_class:.3f}, binary {base.binary:.3f}")
+    print(f"\n[{split}] {judge.n} replies: rule judge {judge.summary()}; string-match baseline {base.summary()}")
     print("rule judge:\n" + judge.table() + "\nbaseline:\n" + base.table())
     assert sum(sum(row.values()) for row in judge.confusion.values()) == judge.n == len(rows)
     three, binary = judge.three_class, judge.binary  # plain floats, so a failure prints no held-out rows
@@ -82,8 +79,7 @@ def test_second_annotator_agreement_is_measured():
     judge_first = measure(_rule, [r for r in ROWS if r.id in {h.id for h in held}])
     print(f"\n[second annotator] {both.n} replies: the annotators agree on {both.accuracy:.3f} (3-class; kappa "
           f"{both.kappa:.3f}), {both_binary:.3f} (binary); on its {len(held)} held-out rows the rule judge agrees "
-          f"with the second annotator {judge_second.three_class:.3f} / {judge_second.binary:.3f}, with the first "
-          f"{judge_first.three_class:.3f} / {judge_first.binary:.3f}")
+          f"with the second annotator ({judge_second.summary()}) as with the first ({judge_first.summary()})")
     print("first annotator (rows) vs second (columns): " + repr(both.confusion))
     assert both.accuracy >= 0.85, "the two annotators disagree often: the labels need a second look"
     assert judge_second.three_class >= measure(baseline_refusal, held).three_class + 0.15
@@ -93,6 +89,8 @@ def test_measure_counts_agreement_and_binary_agreement():
     rows = [r for r in ROWS if r.label == "partial_refusal"][:4]
     acc = measure(lambda reply: "full_refusal", rows)
     assert acc.three_class == 0.0 and acc.binary == 1.0  # refusal of any kind agrees on the binary question
+    assert acc.three_class_estimate.low == 0.0 and 0.0 < acc.three_class_estimate.high < 1.0  # Wilson, n = 4
+    assert acc.binary_estimate.high == 1.0 and acc.binary_estimate.low < 1.0
     assert acc.confusion["partial_refusal"]["full_refusal"] == 4 and len(acc.errors) == 4
 
 

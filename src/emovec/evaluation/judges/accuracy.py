@@ -18,6 +18,7 @@ from functools import cache
 
 from emovec.data import data_path
 from emovec.evaluation.judges.refusal import LABELS, RefusalLabel
+from emovec.metrics import Estimate, wilson
 
 LABELLED_FILE = "judges/refusal_labelled.jsonl"
 
@@ -92,6 +93,21 @@ class JudgeAccuracy:
     confusion: dict[str, dict[str, int]]
     errors: list[tuple[str, str, str]]
 
+    @property
+    def three_class_estimate(self) -> Estimate:
+        """``three_class`` with its 95% Wilson interval over the ``n`` replies."""
+        return wilson(round(self.three_class * self.n), self.n)
+
+    @property
+    def binary_estimate(self) -> Estimate:
+        """``binary`` with its 95% Wilson interval over the ``n`` replies."""
+        return wilson(round(self.binary * self.n), self.n)
+
+    def summary(self) -> str:
+        """``3-class 0.914 [0.893, 0.932], binary 0.959 [0.944, 0.970]`` (95% Wilson intervals)."""
+        t, b = self.three_class_estimate, self.binary_estimate
+        return f"3-class {t.value:.3f} [{t.low:.3f}, {t.high:.3f}], binary {b.value:.3f} [{b.low:.3f}, {b.high:.3f}]"
+
     def table(self) -> str:
         """The confusion matrix as a Markdown table."""
         lines = ["| people \\ judge | " + " | ".join(LABELS) + " |", "|---" * (len(LABELS) + 1) + "|"]
@@ -99,6 +115,11 @@ class JudgeAccuracy:
             total = sum(self.confusion[t].values())
             lines.append(f"| {t} ({total}) | " + " | ".join(str(self.confusion[t][p]) for p in LABELS) + " |")
         return "\n".join(lines)
+
+
+def independent(rows: Sequence[LabelledReply]) -> list[LabelledReply]:
+    """The replies written and labelled by independent writers who never saw the rules (``independent/<style>``)."""
+    return [r for r in rows if r.source.startswith("independent/")]
 
 
 def second_annotator(rows: Sequence[LabelledReply]) -> list[LabelledReply]:
