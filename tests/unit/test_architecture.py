@@ -14,7 +14,7 @@ RANK: dict[str, int] = {
     "_version": 0, "_files": 0, "errors": 0, "data": 0, "metrics": 0,
     "models": 1,
     "capture": 2, "executors": 2, "corpus": 2,
-    "corpus_writer": 3,
+    "corpus_writer": 3, "corpus_check": 3, "corpus_build": 3,
     "vectors": 4,
     "steer": 5, "monitor": 5, "validation": 5,
     "generation": 6, "transcripts": 6, "export": 6, "parsing": 6,

@@ -13,7 +13,7 @@ from emovec.cli.shared import app
 
 # registers every command on ``app``; the import order is the order of ``emovec --help``
 # isort: off
-from emovec.cli import vectors, steering, evaluate, finetune, studies  # noqa: F401
+from emovec.cli import vectors, corpus, steering, evaluate, finetune, studies  # noqa: F401
 # isort: on
 
 __all__ = ["app", "main"]

@@ -53,7 +53,23 @@ def implicit_scenarios() -> tuple[Scenario, ...]:
     return tuple(Scenario(**json.loads(r)) for r in rows if r.strip())
 
 
+CORPORA: dict[str, str] = {
+    "writers": "corpus/writers.jsonl.gz",  # 171 emotions x 26 topics by independent frontier-model writers
+    "smollm2": "corpus/smollm2.jsonl.gz",  # 171 emotions x 20 topics written by SmolLM2-135M-Instruct
+}
+DEFAULT_CORPUS = "smollm2"
+
+
+def corpus_path(name_or_path: str | Path | None = None) -> Path:
+    """The file of a shipped corpus named in ``CORPORA`` (default ``DEFAULT_CORPUS``), or ``name_or_path`` itself
+    when it is not such a name; see ``corpus/README.md``."""
+    if name_or_path is None:
+        name_or_path = DEFAULT_CORPUS
+    if isinstance(name_or_path, str) and name_or_path in CORPORA:
+        return data_path(CORPORA[name_or_path])
+    return Path(name_or_path)
+
+
 def default_corpus_path() -> Path:
-    """The shipped story corpus (gzipped JSONL, crossed design), written by the default model; see
-    ``corpus/README.md``."""
-    return data_path("corpus/stories.jsonl.gz")
+    """The default shipped story corpus (gzipped JSONL, crossed design); see ``corpus/README.md``."""
+    return corpus_path(DEFAULT_CORPUS)
