@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from emovec.errors import CorpusError
 
-__all__ = ["CheckRow", "CheckSettings", "CorpusCheck", "Problem", "check_corpus", "emotion_word_pattern",
+__all__ = ["CheckRow", "CheckSettings", "CorpusCheck", "Problem", "check_corpus", "corpus_warning", "emotion_word_pattern", "emotions_named",
            "word_count"]
 
 _META = re.compile(
@@ -137,7 +137,20 @@ def _raw_lines(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, line
 
 
+def _generator(path: Path) -> str | None:
+    """The model that generated a corpus (its meta file's ``model``), which stands as the writer of its records."""
+    from emovec.corpus import GenerationSettings, meta_path, read_meta
+
+    meta = meta_path(path)
+    if meta.is_file():
+        settings = read_meta(meta)
+        if isinstance(settings, GenerationSettings):
+            return settings.model
+    return None
+
+
 def _parse(path: Path, problems: list[Problem]) -> list[_Row]:
+    generator = _generator(path)
     rows: list[_Row] = []
     for number, line in _raw_lines(path):
         where = f"line {number}"
@@ -152,7 +165,8 @@ def _parse(path: Path, problems: list[Problem]) -> list[_Row]:
         topic = d.get("topic_id") or d.get("topic")
         try:
             row = _Row(ref=ref, kind=d.get("kind", ""), emotion=d.get("emotion"), topic=topic,
-                       text=d.get("text", ""), writer=d.get("writer"), brief=d.get("brief"))
+                       text=d.get("text", ""), writer=d.get("writer") or generator,
+                       brief=d.get("brief") or (generator and "meta file"))
         except ValidationError as exc:
             problems.append(Problem(record=ref, check="records", detail=f"bad field: {exc.errors()[0]['msg']}"))
             continue
@@ -241,16 +255,48 @@ def _check_texts(rows: Sequence[_Row], settings: CheckSettings, problems: list[P
     return failed
 
 
+@cache
+def _word_emotions(word: str, emotions: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(e for e in emotions if emotion_word_pattern(e).fullmatch(word))
+
+
+def emotions_named(text: str, emotions: Sequence[str]) -> set[str]:
+    """The emotions among ``emotions`` whose word family occurs in ``text`` (word by word, each distinct word
+    looked up once; multi-word forms such as "at ease" are searched whole)."""
+    names = tuple(emotions)
+    found: set[str] = set()
+    words = {w.lower() for w in _WORD.findall(text)}
+    for word in words | {part for w in words for part in re.split(r"['\u2019-]", w)}:
+        found |= _word_emotions(word, names)
+    found |= {e for e in _multiword(names) if emotion_word_pattern(e).search(text)}
+    return found
+
+
+@cache
+def _multiword(emotions: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(e for e in emotions if any(" " in form for form in _families().get(e, [e])))
+
+
 def _other_words(rows: Iterable[_Row], emotions: Sequence[str]) -> tuple[list[int], int]:
     per_story: list[int] = []
     neutral_hits = 0
     for r in rows:
-        hits = sum(1 for e in emotions if e != r.emotion and emotion_word_pattern(e).search(r.text))
+        hits = len(emotions_named(r.text, emotions) - {r.emotion})
         if r.kind == "story":
             per_story.append(hits)
         elif hits:
             neutral_hits += 1
     return per_story, neutral_hits
+
+
+def corpus_warning(path: str | Path) -> str | None:
+    """One line naming the failed checks and their counts, or ``None`` when the corpus passes."""
+    result = check_corpus(path, CheckSettings(min_neutral=0))
+    if result.ok:
+        return None
+    failed = ", ".join(f"{r.check} {r.failed}" for r in result.rows if r.failed)
+    return (f"{path} fails `emovec corpus check` ({failed} of {result.n_stories} stories and {result.n_neutral} "
+            "neutral texts); vectors from it may carry those faults: run `emovec corpus check` for the records")
 
 
 def check_corpus(path: str | Path, settings: CheckSettings | None = None) -> CorpusCheck:

@@ -122,6 +122,11 @@ def _extract(model: str, corpus: Path | None, out_dir: Path, recipe: Recipe, ove
     if (out_dir / "vectors.json").exists() and not overwrite:
         raise ArtifactExistsError(f"{out_dir} already holds a vector set; pass --overwrite or choose another --out")
     corp = load_corpus(corpus)
+    from emovec.corpus_check import corpus_warning
+
+    warning = corpus_warning(corp.source)
+    if warning:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     lm = _load(model, device, dtype)
     start = time.perf_counter()
     ext = extract_emotion_vectors(

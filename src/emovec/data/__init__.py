@@ -65,8 +65,9 @@ def corpus_path(name_or_path: str | Path | None = None) -> Path:
     when it is not such a name; see ``corpus/README.md``."""
     if name_or_path is None:
         name_or_path = DEFAULT_CORPUS
-    if isinstance(name_or_path, str) and name_or_path in CORPORA:
-        return data_path(CORPORA[name_or_path])
+    name = str(name_or_path)
+    if name in CORPORA and not Path(name).exists():
+        return data_path(CORPORA[name])
     return Path(name_or_path)
 
 
