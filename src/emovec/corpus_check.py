@@ -23,8 +23,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from emovec.errors import CorpusError
 
-__all__ = ["CheckRow", "CheckSettings", "CorpusCheck", "Problem", "check_corpus", "corpus_warning", "emotion_word_pattern", "emotions_named",
-           "word_count"]
+__all__ = ["CheckRow", "CheckSettings", "CorpusCheck", "Problem", "check_corpus", "corpus_warning",
+           "emotion_word_pattern", "emotions_named", "word_count"]
 
 _META = re.compile(
     r"^\s*(?:\*\*|#|title\s*:|story\s*\d*\s*:)|\bhere(?:'s| is) (?:a|an|the|your|my)\b|\b(?:as an ai|language model)\b|"
