@@ -298,3 +298,24 @@ def capture(
         layers=chosen, groups=list(group_ids), means=means_out, counts=counts, token_counts=token_counts,
         mean_norm=mean_norm, tokens=[t for t in kept if t is not None] if keep_tokens else None,
     )
+
+
+def embedding_means(lm: LoadedModel, texts: Sequence[str], *, token_start: int, max_length: int | None = None
+                    ) -> Tensor:
+    """Per-text mean of the input token embeddings ``[n, d]`` (float32, CPU) over the tokens ``capture`` would read
+    from ``token_start`` on, with no forward pass: the words alone, as the model's first layer receives them.
+
+    Raises:
+        CorpusError: a text has no token from ``token_start`` on.
+    """
+    from emovec.models.architectures import get_module
+
+    table = get_module(lm.model, lm.arch.embed).weight.detach()
+    ids = _tokenize(lm, texts, max_length, offsets=False)["input_ids"]
+    out = torch.zeros(len(texts), table.shape[1])
+    for i, row in enumerate(ids):
+        chosen = row[token_start:]
+        if not chosen:
+            raise CorpusError(f"text {i} has {len(row)} tokens, none from token {token_start} on; drop short texts")
+        out[i] = table[torch.tensor(chosen, device=table.device)].float().mean(0).cpu()
+    return out

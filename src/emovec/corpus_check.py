@@ -27,9 +27,12 @@ __all__ = ["CheckRow", "CheckSettings", "CorpusCheck", "Problem", "check_corpus"
            "emotion_word_pattern", "emotions_named", "word_count"]
 
 _META = re.compile(
-    r"^\s*(?:\*\*|#|title\s*:|story\s*\d*\s*:)|\bhere(?:'s| is) (?:a|an|the|your|my)\b|\b(?:as an ai|language model)\b|"
-    r"\bI (?:can(?:no|')t|won't|am unable to|'m unable to) (?:write|create|help|do that)\b|\bword count\b|"
-    r"\b(?:the )?emotion (?:of|is|being)\b|^\s*(?:sure|certainly)[,!.]", re.I | re.M)
+    r"^\s*(?:\*\*|#|title\s*:|story\s*\d*\s*:|here(?:['\u2019]s| is) |sure[,!.]|certainly[,!.])|"
+    r"\bhere(?:['\u2019]s| is) (?:a|an|the|your|my) (?:short |brief )?(?:story|text|paragraph|version|draft)\b|"
+    r"\b(?:as an ai|language model)\b|\bword count\b|^\s*\(?note\s*:|"
+    r"\bI (?:cannot|can['\u2019]t|can not|won['\u2019]t|am unable to|['\u2019]m unable to) "
+    r"(?:write|create|help with|assist|comply)\b",
+    re.I | re.M)
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['\u2019-][A-Za-z0-9]+)*")
 
 

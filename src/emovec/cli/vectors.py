@@ -260,6 +260,7 @@ def summary_lines(report: Any) -> str:
     if tb is not None:
         lines.append(f"  the stories' words alone (no model; TF-IDF + linear SVM, same folds): top-1 {tb.top1.fmt()}, "
                      f"top-5 {tb.top5.fmt()}; {tb.names_own_emotion:.1%} of stories name their emotion")
+    lines += _identity_lines(report)
     ext = report.external
     if ext.axis is not None:
         lines.append(f"valence axis PC{ext.axis.component}: emotion words vs NRC polarity r {ext.axis.word_r.fmt()}")
@@ -271,6 +272,26 @@ def summary_lines(report: Any) -> str:
     pc = ", ".join(report.pc1_top[:4]) + " ... " + ", ".join(report.pc1_bottom[:4])
     lines.append(f"PC1 ({report.pca_explained[0]:.1%}): {pc}")
     return "\n".join(lines)
+
+
+def _identity_lines(report: Any) -> list[str]:
+    ident = report.identity
+    if ident is None:
+        return []
+    lines = []
+    if ident.embedding_top1 is not None:
+        lines.append(f"  input embeddings alone (same recipe, no forward pass): top-1 {ident.embedding_top1.fmt()}, "
+                     f"top-5 {ident.embedding_top5.fmt()}")
+    for g in ident.groups:
+        lines.append(f"  {g.k} emotion groups (clusters of the vectors): top-1 in the true group "
+                     f"{g.accuracy.fmt()} (chance {g.chance:.3f})")
+    if ident.learning_curve:
+        curve = ", ".join(f"{p.topics}: {p.top1.value:.3f}/{p.top5.value:.3f}" for p in ident.learning_curve)
+        lines.append(f"  top-1/top-5 by topics in the corpus: {curve}")
+    if ident.confusions:
+        pairs = ", ".join(f"{c.truth}->{c.predicted} {c.count}" for c in ident.confusions[:6])
+        lines.append(f"  most confused: {pairs}")
+    return lines
 
 
 ReadoutOpt = Annotated[str, typer.Option(help="how CV scores a story: projection (as monitoring) or lda")]

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from torch import Tensor
 
 from emovec._files import sha256_of
-from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection, capture, readable
+from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection, capture, embedding_means, readable
 from emovec.corpus import load_corpus
 from emovec.errors import CorpusError
 from emovec.metrics import Estimate, cluster_bootstrap, percentile, readout
@@ -43,8 +43,9 @@ from emovec.validation.external import (
     valence_axis,
 )
 from emovec.validation.geometry import ImplicitResult, implicit_emotion, logit_lens, pca_geometry
+from emovec.validation.identity import IdentityFigures, identity_figures
 from emovec.validation.text_baseline import TextBaseline, text_baseline
-from emovec.vectors.extract import LabeledActivations, extract_emotion_vectors
+from emovec.vectors.extract import LabeledActivations, extract_emotion_vectors, long_enough, neutral_subspace
 from emovec.vectors.story_cache import load_stories, tensors_hash
 from emovec.vectors.vector_set import VectorSet
 
@@ -122,6 +123,7 @@ class ValidationReport(BaseModel):
     logit_lens: dict[str, list[str]]
     logit_lens_suppressed: dict[str, list[str]]
     external: ExternalChecks
+    identity: IdentityFigures | None = None
     provenance: dict[str, object]
 
     def cv_at(self, layer: int) -> LayerCV:
@@ -145,6 +147,35 @@ def stories_from_corpus(lm: LoadedModel, vectors: VectorSet, show_progress: bool
         max_length=int(max_length) if isinstance(max_length, int) else None, skip_short=bool(params.get("skip_short")),
     )
     return ext.stories, ext.bases
+
+
+def _embedding_inputs(lm: LoadedModel, vectors: VectorSet, labels: Sequence[str]) -> tuple[
+        Tensor | None, Tensor | None]:
+    """Per-story means of the input embeddings for the embedding-layer null (the stories the activations hold, in
+    their order) and the neutral texts' basis; ``(None, None)`` when the corpus cannot be read back unchanged."""
+    info = vectors.provenance.corpus
+    if info is None:
+        return None, None
+    try:
+        if sha256_of([info.path]) != info.sha256:
+            return None, None
+        corpus = load_corpus(info.path).subset(info.stories_per_emotion, info.neutral_limit, info.topics_limit)
+    except (CorpusError, OSError):
+        return None, None
+    params = vectors.provenance.method_params
+    start = vectors.provenance.token_selection.start
+    limit = params.get("max_length")
+    max_length = limit if isinstance(limit, int) else None
+    stories = long_enough(lm, corpus.stories, start, max_length)
+    if [str(r.emotion) for r in stories] != list(labels):
+        return None, None
+    acts = embedding_means(lm, [r.text for r in stories], token_start=start, max_length=max_length)
+    denoise = params.get("denoise_variance")
+    neutral = long_enough(lm, corpus.neutral, start, max_length)
+    if not isinstance(denoise, float) or len(neutral) < 2:
+        return acts, None
+    n_acts = embedding_means(lm, [r.text for r in neutral], token_start=start, max_length=max_length)
+    return acts, neutral_subspace(n_acts, denoise)[0]
 
 
 def _estimates(ranks: Tensor, topics: Sequence[str], n_resamples: int, seed: int) -> tuple[Estimate, ...]:
@@ -305,6 +336,10 @@ def validate(
             skipped=["external checks not requested"])
     n = len(names)
     words, words_skipped = _text_baseline(vectors, folds, n_resamples, seed)
+    emb_acts, emb_basis = _embedding_inputs(lm, vectors, stories.labels)
+    identity = identity_figures(stories.acts[:, best], stories.labels, topics, layer_bases[best], recipe, layer,
+                                embedding_acts=emb_acts, embedding_basis=emb_basis, n_folds=folds,
+                                n_resamples=n_resamples // 2, seed=seed)
     return ValidationReport(
         model=vectors.provenance.model.name, layers=list(stories.layers), n_emotions=n, n_stories=len(stories.labels),
         n_topics=n_topics, n_folds=folds,
@@ -320,5 +355,5 @@ def validate(
         pc2_top=[names[i] for i in order2[:10]], pc2_bottom=[names[i] for i in order2[-10:][::-1]],
         nearest={nm: vectors.nearest(nm, layer, k=5) for nm in names},
         implicit=implicit_emotion(lm, vectors, layer), logit_lens=promoted, logit_lens_suppressed=suppressed,
-        external=ext, provenance=vectors.provenance.model_dump(mode="json"),
+        external=ext, identity=identity, provenance=vectors.provenance.model_dump(mode="json"),
     )
