@@ -137,3 +137,21 @@ def test_writer_ids_are_required(tmp_path):
     assert meta_path(out).is_file()
     with pytest.raises(CorpusError, match="writer id"):
         load_corpus(out)
+
+
+def test_extract_warning_names_the_counts(tmp_path):
+    from emovec.corpus_check import corpus_warning
+
+    rows = _rows()
+    rows[0]["text"] = "She shouted in anger. " + str(rows[0]["text"])
+    rows[1]["text"] = "Short."
+    warning = corpus_warning(_write(tmp_path / "bad.jsonl", rows))
+    assert warning is not None and "own word 1" in warning and "length 1" in warning
+
+
+def test_shipped_corpora_by_name():
+    from emovec.data import CORPORA, corpus_path
+
+    assert {"writers", "smollm2"} <= set(CORPORA)
+    assert corpus_path("smollm2").name == "smollm2.jsonl.gz" and corpus_path("smollm2").is_file()
+    assert corpus_path("elsewhere/my.jsonl") == Path("elsewhere/my.jsonl")
