@@ -27,7 +27,7 @@ __all__ = ["CheckRow", "CheckSettings", "CorpusCheck", "Problem", "check_corpus"
            "emotion_word_pattern", "emotions_named", "word_count"]
 
 _META = re.compile(
-    r"^\s*(?:\*\*|#|title\s*:|story\s*\d*\s*:|here(?:['\u2019]s| is) |sure[,!.]|certainly[,!.])|"
+    r"^\s*(?:\*\*|#|title\s*:|story\s*\d*\s*:|sure[,!.]|certainly[,!.])|"
     r"\bhere(?:['\u2019]s| is) (?:a|an|the|your|my) (?:short |brief )?(?:story|text|paragraph|version|draft)\b|"
     r"\b(?:as an ai|language model)\b|\bword count\b|^\s*\(?note\s*:|"
     r"\bI (?:cannot|can['\u2019]t|can not|won['\u2019]t|am unable to|['\u2019]m unable to) "
