@@ -122,6 +122,9 @@ def test_validate_end_to_end_writes_report(tiny_llama, write_corpus, tmp_path):
         ["happy", "sad", "angry", "calm", "afraid", "proud"])
     assert all(len(toks) == 8 for toks in report.logit_lens.values())
     assert report.external.skipped == ["external checks not requested"]
+    # the stories repeat their emotion word, so even the input embeddings alone (no forward pass) find them
+    assert report.identity is not None and report.identity.layer == report.recommended_layer
+    assert report.identity.embedding_top1 is not None and report.identity.embedding_top1.value > 0.5
     # re-reading the stories from the recorded corpus gives the same figures
     ext.vectors.save(tmp_path / "v")
     again = validate(tiny_llama, VectorSet.load(tmp_path / "v"), n_permutations=5, external=False, n_resamples=50)

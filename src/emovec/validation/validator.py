@@ -159,9 +159,11 @@ def _embedding_inputs(lm: LoadedModel, vectors: VectorSet, labels: Sequence[str]
     try:
         if sha256_of([info.path]) != info.sha256:
             return None, None
-        corpus = load_corpus(info.path).subset(info.stories_per_emotion, info.neutral_limit, info.topics_limit)
+        corpus = load_corpus(info.path)
     except (CorpusError, OSError):
         return None, None
+    if any(x is not None for x in (info.stories_per_emotion, info.neutral_limit, info.topics_limit)):
+        corpus = corpus.subset(info.stories_per_emotion, info.neutral_limit, info.topics_limit)  # as extraction did
     params = vectors.provenance.method_params
     start = vectors.provenance.token_selection.start
     limit = params.get("max_length")
