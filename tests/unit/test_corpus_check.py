@@ -155,3 +155,12 @@ def test_shipped_corpora_by_name():
     assert {"writers", "smollm2"} <= set(CORPORA)
     assert corpus_path("smollm2").name == "smollm2.jsonl.gz" and corpus_path("smollm2").is_file()
     assert corpus_path("elsewhere/my.jsonl") == Path("elsewhere/my.jsonl")
+
+
+def test_the_default_corpus_follows_the_environment(monkeypatch):
+    from emovec.data import DEFAULT_CORPUS, corpus_path
+
+    monkeypatch.delenv("EMOVEC_CORPUS", raising=False)
+    assert corpus_path() == corpus_path(DEFAULT_CORPUS)
+    monkeypatch.setenv("EMOVEC_CORPUS", "smollm2")
+    assert corpus_path().name == "smollm2.jsonl.gz"

@@ -136,6 +136,7 @@ def test_validate_end_to_end_writes_report(tiny_llama, write_corpus, tmp_path):
     # the synthetic stories repeat their emotion word, so the word classifier finds every one
     assert report.text_baseline is not None and report.text_baseline.n_stories == 24
     assert report.text_baseline.top1.value == 1.0 and report.text_baseline.names_own_emotion == 1.0
+    assert "What the words alone carry" in html and "input embeddings alone" in html
     assert "What the words alone carry" in html and "contain\ntheir own emotion word" in html
     data = json.loads((tmp_path / "v" / "report.json").read_text())
     for key in ("model", "layers", "recommended_layer", "cv", "nested", "permutation", "diagnostic", "external"):

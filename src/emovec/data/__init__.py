@@ -4,6 +4,7 @@ default story corpus."""
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -61,10 +62,10 @@ DEFAULT_CORPUS = "smollm2"
 
 
 def corpus_path(name_or_path: str | Path | None = None) -> Path:
-    """The file of a shipped corpus named in ``CORPORA`` (default ``DEFAULT_CORPUS``), or ``name_or_path`` itself
-    when it is not such a name; see ``corpus/README.md``."""
+    """The file of a shipped corpus named in ``CORPORA`` (default: ``$EMOVEC_CORPUS`` if set, else
+    ``DEFAULT_CORPUS``), or ``name_or_path`` itself when it is not such a name; see ``corpus/README.md``."""
     if name_or_path is None:
-        name_or_path = DEFAULT_CORPUS
+        name_or_path = os.environ.get("EMOVEC_CORPUS") or DEFAULT_CORPUS
     name = str(name_or_path)
     if name in CORPORA and not Path(name).exists():
         return data_path(CORPORA[name])

@@ -105,7 +105,7 @@ def validation_context(vectors: VectorSet, report: ValidationReport,
         "cv_rows": [[c.layer, c.top1.fmt(), c.top5.fmt(), c.mean_rank.fmt(1)] for c in report.cv],
         "diagnostic_rows": [[d.layer, f"{d.same_emotion:+.4f}", f"{d.same_topic:+.4f}", f"{d.unrelated:+.4f}"]
                             for d in report.diagnostic],
-        "text_baseline": _text_baseline(report),
+        "text_baseline": _text_baseline(report), "identity": _identity(report),
         "text_baseline_skipped": report.text_baseline_skipped or "not run",
         "figures": {k: file_base64(v) for k, v in figures.items()},
         "provenance_json": json.dumps(prov.model_dump(mode="json"), indent=1),
@@ -120,6 +120,20 @@ def _text_baseline(report: ValidationReport) -> dict[str, str] | None:
         return None
     return {"method": tb.method, "n": str(tb.n_stories), "folds": str(tb.n_folds), "top1": tb.top1.fmt(),
             "top5": tb.top5.fmt(), "mean_rank": tb.mean_rank.fmt(1), "named": f"{tb.names_own_emotion:.1%}"}
+
+
+def _identity(report: ValidationReport) -> dict[str, Any] | None:
+    ident = report.identity
+    if ident is None:
+        return None
+    embedding = None
+    if ident.embedding_top1 is not None and ident.embedding_top5 is not None:
+        embedding = {"top1": ident.embedding_top1.fmt(), "top5": ident.embedding_top5.fmt()}
+    return {"layer": ident.layer, "top1": ident.top1.fmt(), "top5": ident.top5.fmt(), "embedding": embedding,
+            "groups": [[g.k, g.accuracy.fmt(), f"{g.chance:.3f}"] for g in ident.groups],
+            "curve": [[p.topics, p.top1.fmt(), p.top5.fmt()] for p in ident.learning_curve],
+            "confusions": [[c.truth, c.predicted, c.count, f"{c.share:.0%}", f"{c.cosine:.2f}"]
+                           for c in ident.confusions]}
 
 
 def render_validation(vectors: VectorSet, report: ValidationReport, figures: dict[str, Path | None]) -> str:
