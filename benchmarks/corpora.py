@@ -106,10 +106,45 @@ def confusions(rows: list[tuple[str, dict[str, Any]]], top: int = 12) -> list[st
     return out
 
 
+def refresh_identity(folder: Path) -> None:
+    """Recompute a report's identity figures (confusions, groups, learning curve, embedding-layer null) as
+    ``emovec inspect`` does, from the saved story activations, and rewrite its report.json (for a report written
+    before the figures existed; the rest of the report is unchanged)."""
+    from emovec import load_model
+    from emovec._files import atomic_write
+    from emovec.validation.crossval import Recipe
+    from emovec.validation.identity import identity_figures
+    from emovec.validation.validator import _embedding_inputs
+    from emovec.vectors import VectorSet
+    from emovec.vectors.story_cache import load_stories, tensors_hash
+
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    vs = VectorSet.load(folder)
+    cached = load_stories(folder, tensors_hash(folder))
+    if cached is None:
+        raise SystemExit(f"{folder} has no story activations of these vectors; run emovec inspect instead")
+    stories, bases = cached
+    assert stories.topics is not None
+    lm = load_model(vs.provenance.model.name)
+    j = stories.layers.index(report["recommended_layer"])
+    emb, emb_basis = _embedding_inputs(lm, vs, stories.labels)
+    recipe = Recipe(topic_removal=bool(report["recipe"]["topic_removal"]), readout=report["recipe"]["readout"])
+    ident = identity_figures(stories.acts[:, j], stories.labels, stories.topics, bases[j], recipe,
+                             report["recommended_layer"], embedding_acts=emb, embedding_basis=emb_basis,
+                             n_folds=report["n_folds"], n_resamples=500, seed=0)
+    report["identity"] = json.loads(ident.model_dump_json())
+    atomic_write(folder / "report.json", json.dumps(report, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", type=Path, help="vector set folders inspected by `emovec inspect`")
+    parser.add_argument("--refresh-identity", action="store_true",
+                        help="recompute each report's identity figures first (reports written before them)")
     args = parser.parse_args()
+    if args.refresh_identity:
+        for folder in args.folders:
+            refresh_identity(folder)
     rows = []
     for folder in args.folders:
         report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
