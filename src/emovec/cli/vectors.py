@@ -151,7 +151,8 @@ def _extract(model: str, corpus: Path | None, out_dir: Path, recipe: Recipe, ove
 def extract(
     out_dir: Annotated[Path, typer.Option("--out", help="vector set directory to write")],
     model: ModelOpt = "smollm2-135m-instruct",
-    corpus: Annotated[Path | None, typer.Option(help="corpus JSONL (default: the shipped corpus)")] = None,
+    corpus: Annotated[Path | None, typer.Option(help="corpus JSONL, or a shipped corpus by name: writers (the "
+                                                "default, or $EMOVEC_CORPUS) or smollm2")] = None,
     layers: LayersOpt = None,
     token_start: Annotated[int, typer.Option(help="first token averaged in each story (paper: 50)")] = 50,
     denoise: Annotated[float, typer.Option(help="neutral-text variance to project out (0: off)")] = 0.5,

@@ -58,7 +58,7 @@ CORPORA: dict[str, str] = {
     "writers": "corpus/writers.jsonl.gz",  # 171 emotions x 26 topics by independent frontier-model writers
     "smollm2": "corpus/smollm2.jsonl.gz",  # 171 emotions x 20 topics written by SmolLM2-135M-Instruct
 }
-DEFAULT_CORPUS = "smollm2"
+DEFAULT_CORPUS = "writers"
 
 
 def corpus_path(name_or_path: str | Path | None = None) -> Path:
