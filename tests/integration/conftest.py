@@ -12,8 +12,11 @@ EMOTIONS = ("afraid", "angry", "calm", "desperate", "happy", "sad", "proud", "ne
 
 
 def small_corpus(per: int = 3) -> Corpus:
+    """The stories of ``EMOTIONS`` on the shipped corpus's first ``per`` topics (one story per emotion and topic),
+    and 30 neutral texts."""
     full = load_corpus()
-    keep = [r for r in full.records if (r.kind == "story" and r.emotion in EMOTIONS and r.index < per)]
+    topics = set(full.topics()[:per])
+    keep = [r for r in full.records if (r.kind == "story" and r.emotion in EMOTIONS and r.topic in topics)]
     keep += full.neutral[:30]
     return Corpus(tuple(keep), full.source)
 
