@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from emovec import IncompatibleVectorsError, TokenSelection, VectorSet, capture, load_corpus
 from emovec.cli import app
+from emovec.corpus import GenerationSettings, WrittenCorpusMeta
+from emovec.corpus_check import check_corpus
 from emovec.data import implicit_scenarios
 from emovec.models.registry import builtin
 from emovec.validation import classify, validate
@@ -97,10 +99,17 @@ def test_vectors_refused_by_a_model_of_another_width(real_model, tiny_llama, tmp
         ext.vectors.check_compatible(tiny_llama)
 
 
-def test_shipped_corpus_is_crossed_and_complete():
-    corpus = load_corpus()
+@pytest.mark.parametrize("name", ["writers", "smollm2"])
+def test_shipped_corpus_is_crossed_and_complete(name):
+    corpus = load_corpus(name)
     assert corpus.source.endswith(".jsonl.gz") and corpus.design == "crossed"
-    assert corpus.settings is not None and corpus.settings.model == "smollm2-135m-instruct"
+    if name == "writers":  # the default: by independent writers, every record naming its writer and brief
+        assert load_corpus().source == corpus.source
+        assert isinstance(corpus.settings, WrittenCorpusMeta) and len(corpus.settings.writers) >= 4
+        assert all(r.writer and r.brief for r in corpus.records) and len(corpus.neutral) >= 150
+        assert len(corpus.topics()) >= 25 and check_corpus(name).ok
+    else:
+        assert isinstance(corpus.settings, GenerationSettings) and corpus.settings.model == "smollm2-135m-instruct"
     assert len(corpus.emotions()) == 171 and len(corpus.neutral) >= 60
     cells = {(r.emotion, r.topic) for r in corpus.stories}
     assert len(corpus.topics()) >= 20 and len(cells) == 171 * len(corpus.topics())
