@@ -1,6 +1,6 @@
 """The Markdown tables of a ``TrainingReport`` (``emovec judge train --report``): every judge overall, per model and
-per prompt type on the calibration half (grouped CV, 95% Wilson intervals), the default judge's confusion matrix,
-the learning curve and the settings chosen."""
+per prompt type on the calibration half (grouped CV, 95% Wilson intervals), the learned judges' paired differences
+from the others, the default judge's confusion matrix, the learning curve and the settings chosen."""
 
 from __future__ import annotations
 
@@ -22,8 +22,11 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def overall_table(report: TrainingReport) -> list[str]:
     """One row per judge: 3-class and binary agreement, and the calibration error of P(refusal) where known."""
     rows = [[j.judge, str(j.overall.n), _cell(j.overall.three_class), _cell(j.overall.binary),
-             "" if j.calibration_error is None else f"{j.calibration_error:.3f}"] for j in report.judges]
-    return _table(["judge", "replies", "3-class [95%]", "binary [95%]", "ECE of P(refusal)"], rows)
+             "" if j.calibration_error is None else f"{j.calibration_error:.3f}",
+             "" if j.project_heldout is None else f"{_cell(j.project_heldout.three_class)} / "
+                                                  f"{_cell(j.project_heldout.binary)}"] for j in report.judges]
+    return _table(["judge", "replies", "3-class [95%]", "binary [95%]", "ECE of P(refusal)",
+                   "project held-out: 3-class / binary"], rows)
 
 
 def breakdown_table(report: TrainingReport, key: Callable[[JudgeFigures], dict[str, AccuracyFigure]],
@@ -32,6 +35,16 @@ def breakdown_table(report: TrainingReport, key: Callable[[JudgeFigures], dict[s
     groups = sorted({g for j in report.judges for g in key(j)})
     rows = [[g, str(key(report.judges[0])[g].n), *[_cell(metric(key(j)[g])) for j in report.judges]] for g in groups]
     return _table([what, "n", *[j.judge for j in report.judges]], rows)
+
+
+def paired_table(report: TrainingReport) -> list[str]:
+    """Each learned judge minus each other judge, on the same replies (bootstrap over prompts)."""
+    rows = [[p.judge, p.against, _signed(p.three_class), _signed(p.binary)] for p in report.paired]
+    return _table(["judge", "minus", "3-class difference [95%]", "binary difference [95%]"], rows)
+
+
+def _signed(e: Estimate) -> str:
+    return f"{e.value:+.3f} [{e.low:+.3f}, {e.high:+.3f}]"
 
 
 def confusion_table(figures: JudgeFigures) -> list[str]:
@@ -59,9 +72,10 @@ def settings_table(report: TrainingReport) -> list[str]:
 def report_markdown(report: TrainingReport) -> str:
     """All the tables, with a line on how they were made."""
     default = next((j for j in reversed(report.judges) if j.judge.startswith("learned")), None)
-    lines = [f"Calibration half: {report.calibration_rows} replies, {report.project_rows} project rows for training, "
+    lines = [f"Calibration half: {report.calibration_rows} replies, {report.project_rows} project rows, "
              f"{report.prompt_groups} prompt groups; nested cross-validation grouped by prompt ({report.folds} outer "
-             f"folds, {report.inner_folds} inner, seed {report.seed}); 95% Wilson intervals; {report.seconds:.0f}s.",
+             f"folds, {report.inner_folds} inner, seed {report.seed}); settings chosen on: {report.criterion}; 95% "
+             f"Wilson intervals; {report.seconds:.0f}s.",
              "", "Overall:", "", *overall_table(report)]
     if report.judges:
         lines += ["", "3-class by model:", "", *breakdown_table(report, lambda j: j.per_model, lambda f: f.three_class,
@@ -70,6 +84,9 @@ def report_markdown(report: TrainingReport) -> str:
                                                                 "model")]
         lines += ["", "3-class by prompt type:", "", *breakdown_table(report, lambda j: j.per_type,
                                                                        lambda f: f.three_class, "type")]
+    if report.paired:
+        lines += ["", "Paired differences (same replies; 95% bootstrap resampling whole prompts):", "",
+                  *paired_table(report)]
     if default is not None:
         lines += ["", f"Confusion of {default.judge}:", "", *confusion_table(default)]
     if report.learning_curve:

@@ -7,11 +7,18 @@ for the benign one, ``unknown`` otherwise). Every row belongs to a prompt group:
 project row, the id of the XSTest prompt with the same words if there is one, else its own prompt's words.
 
 Everything is chosen by cross-validation grouped by prompt: no prompt is ever in a fold's training and test rows.
-Only calibration rows are scored; project rows are training rows in every fold whose test prompts they do not share.
-The figures are nested: in each outer fold the fit's settings (``FitSettings``: C, the weight of partial refusals)
-are chosen by an inner grouped cross-validation on that fold's training rows only, so every reported prediction
-comes from a model that never saw the prompt, nor chose its settings on it. The shipped models' settings are then
-chosen the same way on all rows, and the models fitted on all rows.
+The scored rows are the calibration rows and the project file's ``heldout`` rows (those the rules were not written
+against; its ``tune`` rows only ever train). What decides between settings is the ``criterion``: ``calibration`` (the
+default, the issue's yardstick) takes the 3-class agreement on the calibration rows alone; ``both`` the mean of the
+agreement on the calibration rows and on the project's held-out rows (each domain weighs the same). A judge chosen on
+XSTest's five chat models alone fits their phrasing and falls far below the rules on the project's replies; ``both``
+trades a little agreement on XSTest for a judge that holds on both (figures: ``emovec/data/judges/README.md``).
+
+The figures are nested: in each outer fold the fit's settings (``FitSettings``: C, the weight of partial refusals,
+the rule block's weight, the project rows' weight) are chosen by an inner grouped cross-validation on that fold's
+training rows only, so every reported prediction comes from a model that never saw the prompt, nor chose its
+settings on it. The shipped models' settings are then chosen the same way on all rows, and the models fitted on all
+rows.
 """
 
 from __future__ import annotations
@@ -48,15 +55,16 @@ from emovec.evaluation.judges.refusal_learned import (
     fit_classifier,
     mode_config,
 )
-from emovec.metrics import Estimate, wilson
+from emovec.metrics import Estimate, cluster_bootstrap, wilson
 
 SETTINGS_GRID: tuple[FitSettings, ...] = tuple(
-    FitSettings(C=c, partial_weight=w, block_weights={"rules": r}, project_weight=p)
-    for c in (8.0, 32.0) for w in (1.0, 2.0) for r in (0.0, 0.3) for p in (0.0, 1.0))
+    FitSettings(C=32.0, partial_weight=w, block_weights={"rules": r}, project_weight=p)
+    for w in (1.0, 2.0) for r in (0.0, 0.3) for p in (0.0, 0.3, 1.0))
 BASELINE_GRID: tuple[FitSettings, ...] = tuple(FitSettings(C=c, project_weight=p) for c in (4.0, 16.0, 64.0)
                                                for p in (0.0, 1.0))
 CALIBRATION_COLUMNS = ("prompt", "completion", "label", "id", "prompt_label")
 LEARNING_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
+Criterion = Literal["both", "calibration"]
 
 
 class TrainingError(CorpusError):
@@ -75,6 +83,7 @@ class TrainingRow:
     origin: Literal["calibration", "project"]
     model: str = ""
     type: str = ""
+    split: str = ""  # a project row's split (tune / heldout)
 
 
 def prompt_key(prompt: str) -> str:
@@ -112,7 +121,7 @@ def project_rows(calibration: Sequence[TrainingRow]) -> list[TrainingRow]:
     groups = {prompt_key(r.prompt): r.group for r in calibration}
     return [TrainingRow(prompt=r.prompt, reply=r.reply, label=r.label, prompt_label=_suite_label(r.source),
                         group=groups.get(prompt_key(r.prompt), f"project:{prompt_key(r.prompt)}"), origin="project",
-                        model=r.source, type=r.family)
+                        model=r.source, type=r.family, split=r.split)
             for r in load_labelled()]
 
 
@@ -122,10 +131,24 @@ class Dataset:
 
     rows: list[TrainingRow]
     inputs: list[PairInputs]
+    criterion: Criterion = "calibration"
 
     @classmethod
-    def build(cls, rows: Sequence[TrainingRow]) -> Dataset:
-        return cls(list(rows), [pair_inputs(r.prompt, r.reply) for r in rows])
+    def build(cls, rows: Sequence[TrainingRow], criterion: Criterion = "calibration") -> Dataset:
+        return cls(list(rows), [pair_inputs(r.prompt, r.reply) for r in rows], criterion)
+
+    def subset(self, idx: NDArray[np.int64]) -> Dataset:
+        return Dataset([self.rows[i] for i in idx], [self.inputs[i] for i in idx], self.criterion)
+
+    @property
+    def project_scored(self) -> NDArray[np.bool_]:
+        """The project rows cross-validation scores: its held-out split."""
+        return np.asarray([r.origin == "project" and r.split == "heldout" for r in self.rows])
+
+    @property
+    def scored(self) -> NDArray[np.bool_]:
+        """The rows cross-validation scores: the calibration rows and the ``project_scored`` ones."""
+        return self.calibration | self.project_scored
 
     @property
     def y(self) -> NDArray[np.str_]:
@@ -196,23 +219,30 @@ def grid_predictions(data: Dataset, train: NDArray[np.int64], test: NDArray[np.i
 
 def select_settings(data: Dataset, idx: NDArray[np.int64], config: FeatureConfig, grid: Sequence[FitSettings],
                     k: int, seed: int) -> tuple[FitSettings, list[float]]:
-    """The settings with the best 3-class accuracy over a grouped ``k``-fold cross-validation within rows ``idx``
-    (ties: the earlier in ``grid``); also each setting's accuracy."""
-    sub = Dataset([data.rows[i] for i in idx], [data.inputs[i] for i in idx])
-    right = np.zeros(len(grid))
-    scored = 0
-    for train, test in grouped_folds(sub.groups, sub.calibration, k, seed):
-        truth = sub.y[test]
-        for j, pred in enumerate(grid_predictions(sub, train, test, config, grid)):
-            right[j] += int((pred == truth).sum())
-        scored += len(test)
-    accuracy = (right / max(scored, 1)).tolist()
-    return grid[int(np.argmax(right))], accuracy
+    """The settings with the best score over a grouped ``k``-fold cross-validation within rows ``idx`` (the mean of
+    the 3-class agreement on each scored domain; see the module docs; ties: the earlier in ``grid``); also each
+    setting's score."""
+    sub = data.subset(idx)
+    pred = [np.full(len(sub.rows), "", dtype=object) for _ in grid]
+    for train, test in grouped_folds(sub.groups, sub.scored, k, seed):
+        for j, p in enumerate(grid_predictions(sub, train, test, config, grid)):
+            pred[j][test] = p
+    scores = [domain_score(sub, np.asarray(p, dtype=str)) for p in pred]
+    return grid[int(np.argmax(scores))], scores
+
+
+def domain_score(data: Dataset, pred: NDArray[np.str_]) -> float:
+    """The criterion's score: 3-class agreement on the calibration rows, or (``both``) its mean with that on the
+    scored project rows where there are any."""
+    right = pred == data.y
+    domains = [data.calibration, *([data.project_scored] if data.criterion == "both" else [])]
+    domains = [m for m in domains if m.any()]
+    return float(np.mean([right[m].mean() for m in domains]))
 
 
 @dataclass
 class CrossValidated:
-    """Out-of-fold predictions for the calibration rows, and the settings each outer fold chose."""
+    """Out-of-fold predictions for the scored rows, and the settings each outer fold chose."""
 
     predictions: NDArray[np.str_]  # over all rows; empty string for rows never scored
     scores: NDArray[np.float64]  # P(any refusal), NaN where not scored
@@ -225,7 +255,7 @@ def nested_predictions(data: Dataset, config: FeatureConfig, grid: Sequence[FitS
     pred = np.full(len(data.rows), "", dtype=object)
     score = np.full(len(data.rows), math.nan)
     chosen = []
-    for train, test in grouped_folds(data.groups, data.calibration, k, seed):
+    for train, test in grouped_folds(data.groups, data.scored, k, seed):
         settings, _ = select_settings(data, train, config, grid, inner_k, seed + 1)
         model = data.fit(train, config, settings)
         proba = model.proba(*data.take(test))
@@ -276,10 +306,12 @@ def expected_calibration_error(truth: Sequence[str], score: Sequence[float], bin
 
 
 class JudgeFigures(BaseModel):
-    """One judge's agreement with people on the calibration half: overall, per model, per prompt type."""
+    """One judge's agreement with people on the calibration half: overall, per model, per prompt type; and on the
+    project file's held-out rows where they were scored (``project_heldout``)."""
 
     judge: str
     overall: AccuracyFigure
+    project_heldout: AccuracyFigure | None = None
     per_model: dict[str, AccuracyFigure]
     per_type: dict[str, AccuracyFigure]
     confusion: dict[str, dict[str, int]]  # people -> judge
@@ -317,6 +349,16 @@ class LearningPoint(BaseModel):
     figure: AccuracyFigure
 
 
+class PairedDifference(BaseModel):
+    """``judge``'s agreement minus ``against``'s on the same replies (3-class and binary), 95% bootstrap interval
+    over prompts."""
+
+    judge: str
+    against: str
+    three_class: Estimate
+    binary: Estimate
+
+
 class TrainingReport(BaseModel):
     """What ``emovec judge train`` measured: each judge's grouped-CV figures on the calibration half, the learning
     curve, and the settings the shipped models were fitted with."""
@@ -324,10 +366,12 @@ class TrainingReport(BaseModel):
     seed: int
     folds: int
     inner_folds: int
+    criterion: str = "calibration"
     calibration_rows: int
     project_rows: int
     prompt_groups: int
     judges: list[JudgeFigures] = []
+    paired: list[PairedDifference] = []
     learning_curve: list[LearningPoint] = []
     final_settings: dict[str, FitSettings] = {}
     selection_accuracy: dict[str, list[float]] = {}
@@ -353,28 +397,62 @@ def fit_final(data: Dataset, mode: Mode, k: int, seed: int, grid: Sequence[FitSe
 def evaluate(data: Dataset, report: TrainingReport, modes: Sequence[Mode], learning_curve: bool,
              log: Callable[[str], None], grid: Sequence[FitSettings] = SETTINGS_GRID) -> None:
     """Fill ``report`` with the nested grouped-CV figures of string match, the rules, the n-gram baseline and each
-    mode, and the learning curve."""
-    cal = np.flatnonzero(data.calibration)
+    mode, the learned modes' paired differences from the others, and the learning curve."""
+    cal, held = np.flatnonzero(data.calibration), np.flatnonzero(data.project_scored)
     rows = [data.rows[i] for i in cal]
-    report.judges.append(judge_figures("string match", rows, [baseline_refusal(r.reply) for r in rows]))
-    report.judges.append(judge_figures("rules", rows, [judge_refusal(r.reply).label for r in rows]))
+    predictions: dict[str, list[str]] = {}
+
+    def add(name: str, pred: NDArray[np.str_], score: NDArray[np.float64] | None = None,
+            chosen: Sequence[FitSettings] = ()) -> None:
+        predictions[name] = pred[cal].tolist()
+        figures = judge_figures(name, rows, predictions[name], None if score is None else score[cal].tolist(), chosen)
+        if len(held):
+            figures.project_heldout = accuracy_figure(data.y[held].tolist(), pred[held].tolist())
+        report.judges.append(figures)
+
+    add("string match", np.asarray([baseline_refusal(r.reply) for r in data.rows]))
+    add("rules", np.asarray([judge_refusal(r.reply).label for r in data.rows]))
     k, inner, seed = report.folds, report.inner_folds, report.seed
-    for name, config, grid in [("n-gram LR", baseline_config(), BASELINE_GRID),
-                               *[(f"learned ({m})", mode_config(m), grid) for m in modes]]:
+    for name, config, choices in [("n-gram LR", baseline_config(), BASELINE_GRID),
+                                  *[(f"learned ({m})", mode_config(m), grid) for m in modes]]:
         start = time.perf_counter()
-        cv = nested_predictions(data, config, grid, k, inner, seed)
-        report.judges.append(judge_figures(name, rows, cv.predictions[cal].tolist(), cv.scores[cal].tolist(),
-                                           cv.chosen))
+        cv = nested_predictions(data, config, choices, k, inner, seed)
+        add(name, cv.predictions, cv.scores, cv.chosen)
+        held_text = "" if report.judges[-1].project_heldout is None else (
+            f"; project held-out {report.judges[-1].project_heldout.three_class.fmt()}")
         log(f"{name}: {report.judges[-1].overall.three_class.fmt()} 3-class, "
-            f"{report.judges[-1].overall.binary.fmt()} binary ({time.perf_counter() - start:.0f}s)")
+            f"{report.judges[-1].overall.binary.fmt()} binary{held_text} ({time.perf_counter() - start:.0f}s)")
+    report.paired = paired_differences(rows, predictions, [f"learned ({m})" for m in modes], seed)
     if learning_curve:
         report.learning_curve = learning_points(data, report, modes[-1], log)
 
 
+def paired_differences(rows: Sequence[TrainingRow], predictions: dict[str, list[str]], learned: Sequence[str],
+                       seed: int) -> list[PairedDifference]:
+    """Each learned judge's agreement minus every other judge's on the same replies, with a bootstrap interval that
+    resamples whole prompts (replies to one prompt are not independent)."""
+    truth = np.asarray([r.label for r in rows])
+    groups = [r.group for r in rows]
+
+    def right(pred: list[str], binary: bool) -> NDArray[np.float64]:
+        p = np.asarray(pred)
+        same = (p == "full_compliance") == (truth == "full_compliance") if binary else p == truth
+        return same.astype(float)
+
+    out = []
+    for name in learned:
+        for other in [o for o in predictions if o != name]:
+            diffs = [cluster_bootstrap(right(predictions[name], b) - right(predictions[other], b), groups,
+                                       n_resamples=2000, seed=seed) for b in (False, True)]
+            out.append(PairedDifference(judge=name, against=other, three_class=diffs[0], binary=diffs[1]))
+    return out
+
+
 def learning_points(data: Dataset, report: TrainingReport, mode: Mode, log: Callable[[str], None],
                     ) -> list[LearningPoint]:
-    """Grouped-CV agreement of ``mode`` and the n-gram baseline against the share of calibration prompts each fold
-    trains on, without and with the project rows (weight 1), at the settings chosen on all rows otherwise."""
+    """Grouped-CV agreement of ``mode`` and the n-gram baseline on the calibration rows against the share of
+    calibration prompts each fold trains on, without and with the project rows (at their chosen weight, or 1 where
+    that is 0), at the settings chosen on all rows otherwise."""
     points = []
     judges = [(f"learned ({mode})", mode_config(mode), report.final_settings[mode]),
               ("n-gram LR", baseline_config(), _baseline_settings(report))]
@@ -383,7 +461,8 @@ def learning_points(data: Dataset, report: TrainingReport, mode: Mode, log: Call
         plan += [(s, True) for s in LEARNING_SHARES]
     for name, config, chosen in judges:
         for share, with_project in plan:
-            settings = chosen.model_copy(update={"project_weight": 1.0 if with_project else 0.0})
+            settings = chosen.model_copy(update={"project_weight": (chosen.project_weight or 1.0) if with_project
+                                                 else 0.0})
             rng = np.random.default_rng(report.seed)
             truth, pred, sizes = [], [], []
             for train, test in grouped_folds(data.groups, data.calibration, report.folds, report.seed):
@@ -411,7 +490,7 @@ def _baseline_settings(report: TrainingReport) -> FitSettings:
 def train_judge(calibration: Sequence[dict[str, Any]], where: str, *, seed: int = 0, folds: int = 5,
                 inner_folds: int = 4, evaluate_cv: bool = True, learning_curve: bool = True,
                 modes: Sequence[Mode] = MODES, project: bool = True, grid: Sequence[FitSettings] = SETTINGS_GRID,
-                source: Path | None = None,
+                criterion: Criterion = "calibration", source: Path | None = None,
                 log: Callable[[str], None] = lambda _: None) -> tuple[LearnedRefusalJudge, TrainingReport]:
     """Fit the learned judge's modes on the calibration table plus the project's file, and measure it.
 
@@ -425,14 +504,17 @@ def train_judge(calibration: Sequence[dict[str, Any]], where: str, *, seed: int 
         modes: the modes to fit (all three by default).
         project: also train on the project's labelled file (whether its rows weigh anything is chosen by CV).
         grid: the settings the cross-validations choose among.
+        criterion: ``calibration`` (the calibration rows alone) or ``both`` (the calibration rows and the project
+            file's held-out rows weigh the same) decides between settings; see the module docs.
         source: the calibration file, to record its SHA-256.
         log: progress lines.
     """
     start = time.perf_counter()
     with threadpool_limits(limits=1):  # small fits: threaded BLAS only adds contention
         cal = calibration_rows(calibration, where)
-        data = Dataset.build([*cal, *(project_rows(cal) if project else [])])
-        report = TrainingReport(seed=seed, folds=folds, inner_folds=inner_folds, calibration_rows=len(cal),
+        data = Dataset.build([*cal, *(project_rows(cal) if project else [])], criterion)
+        report = TrainingReport(seed=seed, folds=folds, inner_folds=inner_folds, criterion=criterion,
+                                calibration_rows=len(cal),
                                 project_rows=len(data.rows) - len(cal), prompt_groups=len(set(data.groups)))
         models: dict[Mode, RefusalModel] = {}
         for mode in modes:
@@ -445,8 +527,9 @@ def train_judge(calibration: Sequence[dict[str, Any]], where: str, *, seed: int 
     provenance = {"calibration": where, "calibration_rows": len(cal), "project_rows": report.project_rows,
                   "calibration_sha256": sha256_of(source) if source else None,
                   "project_file_sha256": sha256_of(data_path(LABELLED_FILE)) if project else None, "seed": seed,
-                  "folds": folds, "inner_folds": inner_folds,
+                  "folds": folds, "inner_folds": inner_folds, "criterion": criterion,
                   "settings": {m: s.model_dump() for m, s in report.final_settings.items()},
-                  "cv": {j.judge: {"three_class": j.overall.three_class.value, "binary": j.overall.binary.value}
-                         for j in report.judges}}
+                  "cv": {j.judge: {"three_class": j.overall.three_class.value, "binary": j.overall.binary.value,
+                                   "project_heldout_three_class": None if j.project_heldout is None
+                                   else j.project_heldout.three_class.value} for j in report.judges}}
     return LearnedRefusalJudge(models, provenance), report
