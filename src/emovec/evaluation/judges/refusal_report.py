@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from emovec.evaluation.judges.refusal import LABELS
-from emovec.evaluation.judges.refusal_training import AccuracyFigure, JudgeFigures, TrainingReport
+from emovec.evaluation.judges.refusal_figures import AccuracyFigure, JudgeFigures, TrainingReport
 from emovec.metrics import Estimate
 
 
