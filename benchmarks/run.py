@@ -12,7 +12,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -21,6 +22,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 from emovec import load_model
 from emovec.capture import TokenSelection, _batches, _selection_row, capture
 from emovec.corpus import load_corpus
+from emovec.evaluation.judges.accuracy import LabelledReply
 from emovec.models.loading import LoadedModel
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -236,12 +238,30 @@ def bench_judges() -> None:
     replies = [r.reply for r in rows] * 10
     seconds = best_of(lambda: [judge_refusal(t) for t in replies], 3)
     emit("refusal_judge_throughput", len(replies) / seconds, "replies/s", None, ">= 1000 replies/s on 2 cores")
+    bench_learned_judge(rows, len(replies) / seconds)
     nade = load_emotion_judge()
     if nade is None:
         print(json.dumps({"name": "emotion_judge_throughput", "skipped": SKIPPED}), flush=True)
         return
     seconds = best_of(lambda: nade.score(replies), 2)
     emit("emotion_judge_throughput", len(replies) / seconds, "replies/s", None, "recorded (nade, 8 emotions)")
+
+
+def bench_learned_judge(rows: Sequence[LabelledReply], rules_per_second: float) -> None:
+    """The shipped learned refusal judge's throughput (the default of ``emovec judge refusal``), with prompts and
+    harm labels, against the rule judge's on the same replies. Its agreement with people is measured by
+    ``emovec judge train --report`` (grouped cross-validation; src/emovec/data/judges/README.md), not here: the
+    labelled file in the package is part of its training rows."""
+    from emovec.evaluation.judges.refusal_learned import load_learned_judge
+
+    judge = load_learned_judge()
+    replies = [r.reply for r in rows] * 10
+    prompts = [r.prompt for r in rows] * 10
+    labels: list[Any] = ["unsafe" if i % 2 else "safe" for i in range(len(replies))]
+    seconds = best_of(lambda: judge.judge(replies, prompts, labels), 3)
+    emit("learned_refusal_judge_throughput", len(replies) / seconds, "replies/s",
+         len(replies) / seconds / rules_per_second,
+         ">= 1000 replies/s on 2 cores (prompt+label mode, one process; ratio: over the rule judge)")
 
 
 def bench_drift_monitor(lm: LoadedModel, steps: int = 6) -> None:

@@ -21,9 +21,12 @@ def test_judge_refusal_over_a_csv(tmp_path: Path):
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["label"] for r in rows] == ["full_refusal", "full_compliance"]
-    assert rows[0]["model"] == "x" and rows[0]["score"] == 1.0  # input columns kept
+    assert rows[0]["model"] == "x" and rows[0]["score"] > 0.5 > rows[1]["score"]  # input columns kept
+    assert {r["judge_method"] for r in rows} == {"learned (prompt)"}  # the learned judge is the default
     again = runner.invoke(app, ["judge", "refusal", str(src), "--out", str(out)])
     assert again.exit_code == 2 and "--overwrite" in again.output
+    rules = runner.invoke(app, ["judge", "refusal", str(src), "--method", "rules", "--out", str(out), "--overwrite"])
+    assert rules.exit_code == 0 and json.loads(out.read_text().splitlines()[0])["score"] == 1.0
 
 
 def test_judge_errors_are_clear(tmp_path: Path):

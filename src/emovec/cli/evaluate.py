@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from emovec.cli.shared import (
     AddressOpt,
@@ -24,7 +26,7 @@ from emovec.cli.shared import (
     friendly,
     out,
 )
-from emovec.errors import ArtifactExistsError
+from emovec.errors import ArtifactExistsError, EmovecError
 from emovec.parsing import parse_layers
 
 
@@ -53,14 +55,36 @@ def suites(
         out.print(f"[bold]{name}[/]: {status}", highlight=False)
 
 
-@app.command()
+class _JudgeGroup(TyperGroup):
+    """``emovec judge NAME FILE`` grades (the ``run`` command, the default); ``emovec judge train ...`` trains the
+    learned refusal judge."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: typer's own click Context
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+judge_app = typer.Typer(cls=_JudgeGroup, no_args_is_help=True, help=(
+    "Grade existing replies with one judge (emovec judge NAME FILE ..., i.e. 'emovec judge run'), or train the "
+    "learned refusal judge (emovec judge train ...)."))
+app.add_typer(judge_app, name="judge")
+
+
+@judge_app.command("run")
 @friendly
 def judge(
     name: Annotated[str, typer.Argument(help="refusal, specificity, tone, repetition, emotion (needs nade), "
                                              "perplexity, refusal-logodds, strongreject, xstest")],
-    replies: Annotated[Path, typer.Argument(help="CSV or JSONL file of replies")],
+    replies: Annotated[Path, typer.Argument(help="CSV or JSONL file of replies (UTF-8)")],
     text_column: Annotated[str, typer.Option(help="column holding the reply")] = "completion",
     prompt_column: Annotated[str, typer.Option(help="column holding the prompt")] = "prompt",
+    method: Annotated[str | None, typer.Option(help="refusal only: learned (default; reads the prompt too), rules, "
+                                                    "string-match")] = None,
+    prompt_label_column: Annotated[str | None, typer.Option(
+        help="refusal only: column with the prompt's harm label (safe/unsafe or benign/harmful)")] = None,
+    params: Annotated[Path | None, typer.Option(help="refusal only: learned parameters from 'emovec judge train' "
+                                                     "(default: the shipped ones)")] = None,
     out_path: Annotated[Path, typer.Option("--out", help="JSONL file to write, one row per input row")] = Path(
         "labelled.jsonl"),
     model: Annotated[str | None, typer.Option("--model", "-m", help="model for perplexity / refusal-logodds")] = None,
@@ -72,7 +96,7 @@ def judge(
 ) -> None:
     """Grade existing replies with one judge: one output row per input row, with label and score."""
     from emovec._files import atomic_write
-    from emovec.evaluation.judge_files import judge_rows, read_table
+    from emovec.evaluation.judge_files import JudgeFallbackWarning, judge_rows, read_table
     from emovec.evaluation.judges.model_judge import make_judge
 
     if out_path.exists() and not overwrite:
@@ -80,8 +104,11 @@ def judge(
     rows = read_table(replies)
     lm = _load(model, device, dtype) if model else None
     mj = make_judge(judge_url, judge_model)
-    graded = judge_rows(name, rows, text_column=text_column, prompt_column=prompt_column, where=str(replies),
-                        lm=lm, model_judge=mj)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", JudgeFallbackWarning)  # said below, from the rows
+        graded = judge_rows(name, rows, text_column=text_column, prompt_column=prompt_column, where=str(replies),
+                            lm=lm, model_judge=mj, method=method, prompt_label_column=prompt_label_column,
+                            params=params)
     if mj is not None and not mj.available():
         err.print(f"[yellow]model judge unavailable ({mj.error}); its labels are empty[/]", soft_wrap=True)
     if name == "xstest" and any(r["label"] is not None for r in graded):
@@ -99,6 +126,69 @@ def judge(
     for r in graded:
         labels[str(r["label"])] = labels.get(str(r["label"]), 0) + 1
     err.print(f"wrote {len(graded)} rows to {out_path}; labels: {labels}", highlight=False)
+    if name == "refusal":
+        _say_refusal_method(graded, prompt_column)
+
+
+def _say_refusal_method(graded: list[dict[str, object]], prompt_column: str) -> None:
+    """The refusal judge's method and mode, a fallback in yellow, and the count of empty replies."""
+    methods = sorted({str(r["judge_method"]) for r in graded if not r.get("empty")}) or ["none (every reply empty)"]
+    err.print(f"judge: {', '.join(methods)}", highlight=False)
+    if any("no prompt column" in m for m in methods):
+        err.print(f"[yellow]warning: no prompt column {prompt_column!r}: the learned judge read the replies alone "
+                  "(less accurate); name the prompts with --prompt-column[/]", soft_wrap=True)
+    empty = sum(bool(r.get("empty")) for r in graded)
+    if empty:
+        err.print(f"{empty} empty replies (no words), labelled full_refusal (column 'empty')", highlight=False)
+
+
+@judge_app.command("train")
+@friendly
+def judge_train(
+    calibration: Annotated[Path, typer.Argument(help="XSTest-format labelled replies (CSV/JSONL: prompt, completion, "
+                                                     "label, id, prompt_label; model, type optional)")],
+    out_path: Annotated[Path, typer.Option("--out", help="parameters to write (.safetensors)")] = Path(
+        "refusal_learned.safetensors"),
+    report: Annotated[Path | None, typer.Option(help="write the grouped-CV figures here (JSON, and Markdown beside "
+                                                     "it)")] = None,
+    seed: Annotated[int, typer.Option(help="seeds every fold split and subsample")] = 0,
+    folds: Annotated[int, typer.Option(help="outer grouped cross-validation folds")] = 5,
+    inner_folds: Annotated[int, typer.Option(help="inner folds (choosing the settings)")] = 4,
+    learning_curve: Annotated[bool, typer.Option(help="with --report: also the learning curve")] = True,
+    project: Annotated[bool, typer.Option(help="also offer the project's own labelled file for training (CV "
+                                               "chooses its weight)")] = True,
+    criterion: Annotated[str, typer.Option(help="what decides between settings: calibration (XSTest's calibration "
+                                                "rows) or both (those and the project file's held-out rows, "
+                                                "equally)")] = "calibration",
+    overwrite: bool = False,
+) -> None:
+    """Train the learned refusal judge on people's labels (plus the project's labelled file), choosing its settings
+    by cross-validation grouped by prompt; with --report, measure every judge by nested grouped CV (minutes)."""
+    from emovec._files import atomic_write
+    from emovec.evaluation.judge_files import read_table
+    from emovec.evaluation.judges.refusal_report import report_markdown
+    from emovec.evaluation.judges.refusal_training import train_judge
+
+    if criterion not in ("both", "calibration"):
+        raise EmovecError(f"--criterion {criterion!r}: choose both or calibration")
+    for path in (out_path, report):
+        if path is not None and path.exists() and not overwrite:
+            raise ArtifactExistsError(f"{path} exists; pass --overwrite or choose another path")
+    learned, figures = train_judge(read_table(calibration), calibration.name, seed=seed, folds=folds,
+                                   inner_folds=inner_folds, evaluate_cv=report is not None,
+                                   learning_curve=learning_curve, project=project,
+                                   criterion="both" if criterion == "both" else "calibration",
+                                   source=calibration,
+                                   log=lambda line: err.print(line, highlight=False))
+    learned.save(out_path)
+    err.print(f"wrote {out_path}", highlight=False)
+    if report is not None:
+        atomic_write(report, figures.model_dump_json(indent=1) + "\n")
+        atomic_write(report.with_suffix(".md"), report_markdown(figures))
+        for j in figures.judges:
+            out.print(f"{j.judge:>24}  3-class {j.overall.three_class.fmt()}  binary {j.overall.binary.fmt()}",
+                      highlight=False)
+        err.print(f"report: {report} and {report.with_suffix('.md')}", highlight=False)
 
 
 @app.command()
