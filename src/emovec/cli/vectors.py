@@ -265,10 +265,14 @@ def summary_lines(report: Any) -> str:
     ext = report.external
     if ext.axis is not None:
         lines.append(f"valence axis PC{ext.axis.component}: emotion words vs NRC polarity r {ext.axis.word_r.fmt()}")
+    if ext.probe is not None:
+        lines.append(f"valence probe (logistic regression on {ext.probe.n_positive} positive and "
+                     f"{ext.probe.n_negative} negative stories, layer {ext.probe.layer}): {ext.probe.selection}")
     for sub in ext.subsets:
         vader = f", VADER itself {sub.vader_r:.3f}" if sub.vader_r is not None else ""
-        lines.append(f"  human-rated {sub.subset} (n={sub.n}): r {sub.r.fmt()} (random directions 95th pct "
-                     f"{sub.random_direction_p95:.3f}{vader})")
+        probe = f", probe r {sub.probe_r.fmt()}" if sub.probe_r is not None else ""
+        lines.append(f"  human-rated {sub.subset} (n={sub.n}): axis r {sub.r.fmt()}{probe} (random directions "
+                     f"95th pct {sub.random_direction_p95:.3f}{vader})")
     lines += [f"  skipped: {msg}" for msg in ext.skipped]
     pc = ", ".join(report.pc1_top[:4]) + " ... " + ", ".join(report.pc1_bottom[:4])
     lines.append(f"PC1 ({report.pca_explained[0]:.1%}): {pc}")

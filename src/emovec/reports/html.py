@@ -59,8 +59,10 @@ def _external(report: ValidationReport) -> dict[str, Any]:
         "axis": None if ax is None else {
             "component": ax.component, "layer": ax.layer, "explained": f"{ax.explained:.1%}",
             "n_positive": ax.n_positive, "n_negative": ax.n_negative, "word_r": ax.word_r.fmt()},
-        "subset_rows": [[s.subset, s.n, s.r.fmt(), f"{s.random_direction_p95:.3f}",
+        "subset_rows": [[s.subset, s.n, s.r.fmt(), s.probe_r.fmt() if s.probe_r is not None else "n/a",
+                         f"{s.random_direction_p95:.3f}",
                          f"{s.vader_r:.3f}" if s.vader_r is not None else "n/a"] for s in ext.subsets],
+        "probe": None if ext.probe is None else ext.probe.model_dump(),
         "sources": list(ext.sources),
         "skipped": list(ext.skipped),
     }

@@ -79,10 +79,16 @@ def valence_snippets(report: ValidationReport, path: Path) -> Path | None:
     r = [s.r.value for s in subsets]
     err = np.array([[s.r.value - s.r.low for s in subsets], [s.r.high - s.r.value for s in subsets]])
     fig, ax = new_figure(figsize=(6.5, 3.4))
-    ax.bar(x - 0.2, r, 0.4, yerr=err, label="emotion-vector valence readout", color="C0")
+    ax.bar(x - 0.27, r, 0.27, yerr=err, label="emotion-vector valence axis", color="C0")
+    probes = [s.probe_r for s in subsets]
+    if all(p is not None for p in probes):
+        pv = [p.value for p in probes if p is not None]
+        perr = np.array([[p.value - p.low for p in probes if p is not None],
+                         [p.high - p.value for p in probes if p is not None]])
+        ax.bar(x, pv, 0.27, yerr=perr, label="corpus-trained valence probe", color="C1")
     if all(s.vader_r is not None for s in subsets):
-        ax.bar(x + 0.2, [s.vader_r or 0.0 for s in subsets], 0.4, label="VADER compound (reference)", color="0.6")
-    ax.scatter(x - 0.2, [s.random_direction_p95 for s in subsets], marker="_", s=300, color="black", zorder=3,
+        ax.bar(x + 0.27, [s.vader_r or 0.0 for s in subsets], 0.27, label="VADER compound (reference)", color="0.6")
+    ax.scatter(x - 0.27, [s.random_direction_p95 for s in subsets], marker="_", s=200, color="black", zorder=3,
                label="random directions, 95th pct of |r|")
     ax.set_xticks(x, [f"{s.subset} (n={s.n})" for s in subsets], fontsize=8)
     ax.set(ylabel="Pearson r with mean human valence", ylim=(min(0.0, min(r) - 0.1), 1))

@@ -203,10 +203,12 @@ class SubsetValence(BaseModel):
     r: Estimate
     random_direction_p95: float
     vader_r: float | None = None
+    probe_r: Estimate | None = None
 
 
 def correlate_subsets(snippets: Sequence[Snippet], readout: np.ndarray, random_readouts: np.ndarray,
-                      vader_scores: np.ndarray | None = None) -> list[SubsetValence]:
+                      vader_scores: np.ndarray | None = None,
+                      probe_readout: np.ndarray | None = None) -> list[SubsetValence]:
     """Per subset: r of the readout with human valence, against the 95th percentile of |r| for random directions.
 
     Args:
@@ -214,6 +216,7 @@ def correlate_subsets(snippets: Sequence[Snippet], readout: np.ndarray, random_r
         readout: ``[n]`` valence readout per snippet.
         random_readouts: ``[n, k]`` readouts on ``k`` random unit directions (same centre, same activations).
         vader_scores: VADER's own compound score per snippet, as a reference, when the package is installed.
+        probe_readout: the corpus-trained valence probe's readout per snippet (``valence_probe``), when fitted.
     """
     out = []
     for subset in SUBSETS:
@@ -223,8 +226,9 @@ def correlate_subsets(snippets: Sequence[Snippet], readout: np.ndarray, random_r
         human = np.array([snippets[i].valence for i in rows])
         rand = [abs(float(np.corrcoef(random_readouts[rows, k], human)[0, 1])) for k in range(random_readouts.shape[1])]
         vader = float(np.corrcoef(vader_scores[rows], human)[0, 1]) if vader_scores is not None else None
+        probe = pearson_estimate(probe_readout[rows], human) if probe_readout is not None else None
         out.append(SubsetValence(subset=subset, n=len(rows), r=pearson_estimate(readout[rows], human),
-                                 random_direction_p95=percentile(rand, 95), vader_r=vader))
+                                 random_direction_p95=percentile(rand, 95), vader_r=vader, probe_r=probe))
     return out
 
 

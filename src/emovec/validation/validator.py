@@ -45,6 +45,7 @@ from emovec.validation.external import (
 from emovec.validation.geometry import ImplicitResult, implicit_emotion, logit_lens, pca_geometry
 from emovec.validation.identity import IdentityFigures, identity_figures
 from emovec.validation.text_baseline import TextBaseline, text_baseline
+from emovec.validation.valence_probe import ValenceProbe, held_out, valence_probe
 from emovec.vectors.extract import LabeledActivations, extract_emotion_vectors, long_enough, neutral_subspace
 from emovec.vectors.story_cache import load_stories, tensors_hash
 from emovec.vectors.vector_set import VectorSet
@@ -87,6 +88,7 @@ class ExternalChecks(BaseModel):
     """Valence on human-rated text (VADER snippets) and human word labels (NRC EmoLex)."""
 
     axis: ValenceAxis | None = None
+    probe: ValenceProbe | None = None
     subsets: list[SubsetValence] = []
     sources: list[str] = []
     skipped: list[str] = []
@@ -207,8 +209,18 @@ def _text_baseline(vectors: VectorSet, n_folds: int, n_resamples: int, seed: int
         return None, str(exc)
 
 
-def _external(lm: LoadedModel, vectors: VectorSet, layer: int, per_subset: int | None,
-              seed: int) -> ExternalChecks:
+def _probe(story_acts: Tensor, labels: Sequence[str], polarity: dict[str, int], layer: int,
+           checks: ExternalChecks) -> np.ndarray | None:
+    try:
+        checks.probe, weights = valence_probe(story_acts, labels, polarity, layer)
+    except ValueError as exc:
+        checks.skipped.append(f"valence probe: {exc}")
+        return None
+    return weights
+
+
+def _external(lm: LoadedModel, vectors: VectorSet, layer: int, per_subset: int | None, seed: int,
+              story_acts: Tensor, story_labels: Sequence[str]) -> ExternalChecks:
     checks = ExternalChecks()
     j = vectors.layer_index(layer)
     try:
@@ -221,14 +233,16 @@ def _external(lm: LoadedModel, vectors: VectorSet, layer: int, per_subset: int |
         checks.skipped.append(f"valence axis: {exc}")
         return checks
     try:
-        snippets = sample_snippets(vader_snippets(), per_subset, seed)
+        snippets = sample_snippets(held_out(vader_snippets()), per_subset, seed)
     except ExternalDataMissing as exc:
         checks.skipped.append(f"sentence valence: {exc}")
         return checks
     checks.sources.append(
         f"VADER snippets (vadersentiment 3.3.2 source archive, hutto_ICWSM_2014, MIT): {len(snippets)} read of "
-        f"{len(vader_snippets())}" + (f" ({per_subset} sampled per subset, seed {seed})" if per_subset else "")
+        f"{len(vader_snippets())}, the probe's development sample left out"
+        + (f" ({per_subset} sampled per subset, seed {seed})" if per_subset else "")
     )
+    weights = _probe(story_acts, story_labels, polarity, layer, checks)
     # The first tokens of every text carry the model's attention-sink activations (norms far above the rest),
     # which swamp a mean over a 20-token snippet; they are skipped (measured in the README).
     snippets = [s for s, ok in zip(snippets, readable(lm, [s.text for s in snippets], SNIPPET_TOKEN_START),
@@ -239,7 +253,8 @@ def _external(lm: LoadedModel, vectors: VectorSet, layer: int, per_subset: int |
     rand = torch.nn.functional.normalize(torch.randn(res.means.shape[-1], 100, generator=gen), dim=0).T
     vader = vader_compound([s.text for s in snippets])
     checks.subsets = correlate_subsets(snippets, readout(res.means[:, 0], axis, centre).numpy(),
-                                       readout(res.means[:, 0], rand, centre).numpy(), vader)
+                                       readout(res.means[:, 0], rand, centre).numpy(), vader,
+                                       None if weights is None else res.means[:, 0].double().numpy() @ weights)
     return checks
 
 
@@ -334,7 +349,8 @@ def validate(
     promoted, suppressed = logit_lens(lm, vectors, layer)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        ext = _external(lm, vectors, layer, snippets_per_subset, seed) if external else ExternalChecks(
+        ext = _external(lm, vectors, layer, snippets_per_subset, seed, stories.acts[:, best],
+                        stories.labels) if external else ExternalChecks(
             skipped=["external checks not requested"])
     n = len(names)
     words, words_skipped = _text_baseline(vectors, folds, n_resamples, seed)
