@@ -16,7 +16,7 @@ DATA_PACKAGES := nrclex vadersentiment==3.3.2 chitchat-dataset==0.9.0
 DATA_DIR := $(VENV)/share/emovec-data
 STAMP := $(VENV)/.emovec-installed
 
-.PHONY: install suites demo test test-unit test-integration lint bench clean
+.PHONY: install suites demo test test-slow test-all test-unit test-integration lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,14 +39,20 @@ suites: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/emovec demo --out runs/demo --overwrite
 
+# make test: the fast tier (minutes); make test-all: it and the slow tier (Ray, end-to-end runs on the real model).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+test-all: test test-slow
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not integration"
+	$(BIN)/python -m pytest -q -m "not integration and not slow"
 
 test-integration: $(STAMP)
-	$(BIN)/python -m pytest -q -m integration
+	$(BIN)/python -m pytest -q -m "integration and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
