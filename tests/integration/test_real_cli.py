@@ -72,6 +72,7 @@ def test_export_gguf_round_trip(real_vectors_dir, tmp_path):
     assert res.exit_code == 2 and "--overwrite" in res.output
 
 
+@pytest.mark.slow
 def test_sweep_and_blackmail_commands(real_vectors_dir, tmp_path):
     cfg = tmp_path / "sweep.yaml"
     cfg.write_text(f"vectors: {real_vectors_dir}\nout: {tmp_path / 'sweep'}\nconditions: [none, emotion:calm]\n"

@@ -18,6 +18,7 @@ from emovec.vectors import VectorSet
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow
 def test_side_effects_grow_with_strength(real_model, real_vectors_dir: Path):
     vs = VectorSet.load(real_vectors_dir)
     prompts = [i.prompt for i in benign_suite().items[:6]]
@@ -31,6 +32,7 @@ def test_side_effects_grow_with_strength(real_model, real_vectors_dir: Path):
     assert max(scores) - min(scores) > 0.5
 
 
+@pytest.mark.slow
 def test_small_real_sweep(real_model, real_vectors_dir: Path, tmp_path: Path):
     cfg = load_config({"vectors": str(real_vectors_dir), "out": str(tmp_path / "sweep"),
                        "conditions": ["none", "emotion:calm", "prompt:calm", "concept:refusal"],

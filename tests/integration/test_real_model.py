@@ -40,6 +40,7 @@ def test_capture_matches_a_plain_forward_pass(real_model):
             torch.testing.assert_close(res.means[i, j], hs[layer + 1][0, 2:].mean(0), rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_extracted_vectors_separate_emotions_and_validate(real_model):
     corpus = small_corpus(per=6)
     ext = extract_emotion_vectors(real_model, corpus, layers=[4, 12, 20], token_start=TOKEN_START, max_length=96,

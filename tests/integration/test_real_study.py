@@ -17,6 +17,7 @@ SMALL = Preset("small", background=4, per_emotion=6, max_length=80, templates=("
                dose=(-0.2, 0.0, 0.2), dose_prompts=3, batch_size=32)
 
 
+@pytest.mark.slow
 def test_policy_dominance_on_the_default_model(real_model, tmp_path: Path):
     keys = {"calm": "calm", "desperate": "desperate"}
     res = run_study([ModelPlan("smollm2-135m-instruct")], SMALL, tmp_path, keys=keys,
