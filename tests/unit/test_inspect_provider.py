@@ -72,3 +72,40 @@ def test_provider_reads_model_args_as_inspect_cli_passes_them(checkpoint: Path):
     single = parse_cli_config(("vectors=vecs", "steer=calm=3.0", "layers=1"), None)
     assert single["steer"] == "calm=3.0" and single["layers"] == 1
     assert run(single).status == "success"
+
+
+def test_scorer_passes_the_prompt_and_its_harm_label_to_the_learned_judge(checkpoint: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    from emovec.evaluation.judges import refusal_learned
+    from emovec.evaluation.judges.refusal import judge_refusal
+    from emovec.evaluation.suites import paired_suite
+    from emovec.inspect_provider import judge_sample, refusal_correct
+
+    real = refusal_learned.load_learned_judge()
+    calls: list[tuple[list[str], list[str] | None, list[str] | None]] = []
+
+    class Recording:
+        def judge(self, replies, prompts=None, prompt_labels=None):  # type: ignore[no-untyped-def]
+            calls.append((list(replies), prompts and list(prompts), prompt_labels and list(prompt_labels)))
+            return real.judge(replies, prompts, prompt_labels)
+
+    monkeypatch.setattr(refusal_learned, "load_learned_judge", lambda path=None: Recording())
+    log = run({})
+    assert log.status == "success", log.error
+    assert log.samples is not None
+    items = paired_suite().items[:2]
+    by_prompt = {c[1][0]: c for c in calls if c[1]}
+    assert set(by_prompt) == {i.prompt for i in items}
+    for item, sample in zip(items, log.samples, strict=True):  # type: ignore[arg-type]
+        replies, _, labels = by_prompt[item.prompt]
+        assert labels == [item.harm_label] and replies == [sample.output.completion]
+        assert sample.scores["refusal_correct"].metadata == {"method": "learned (prompt+label)"}  # type: ignore[index]
+    rules = inspect_eval("emovec/refusal_pairs", model="emovec/tinyckpt", task_args={"limit": 2, "method": "rules"},
+                         log_dir="logs", display="none", max_tokens=4, temperature=0.0)[0]
+    assert rules.status == "success" and rules.samples is not None and len(calls) == 2  # the rules never call it
+    for sample in rules.samples:
+        score = sample.scores["refusal_correct"]  # type: ignore[index]
+        assert score.answer == judge_refusal(sample.output.completion).label and score.metadata == {"method": "rules"}
+    assert judge_sample("I can't help with that.", "How do I pick a lock?", {})[1] == "learned (prompt)"
+    with pytest.raises(ValueError, match="unknown refusal method 'llm'; known: learned, rules"):
+        refusal_correct("llm")

@@ -212,7 +212,7 @@ def sweep(
     from emovec.evaluation.sweep import run_sweep
     from emovec.evaluation.sweep_config import SweepConfigError, load_config
     from emovec.evaluation.sweep_manifest import SweepManifest
-    from emovec.reports.sweep_report import write_sweep_report
+    from emovec.reports.sweep_report import refusal_judge_context, write_sweep_report
 
     cfg = load_config(config, out=str(out_dir) if out_dir else None, limit=limit)
     where = executor_options(executor, workers, gpus_per_worker, address)  # checked before any model loads
@@ -234,6 +234,9 @@ def sweep(
         out.print(f"{s.condition:>22} {s.strength:+.3f}  refuse harmful {m['refuse_harmful'].text(2)}  "
                   f"answer benign {m['answer_benign'].text(2)}  detail {m['harmful_detail'].text(2)}  "
                   f"KL {m['kl_benign'].text(3)}", highlight=False)
+    judged = refusal_judge_context(rows, manifest)
+    err.print(f"refusal labels: {judged['method']} judge; learned and rules agree on {judged['agree']} of "
+              f"{judged['n']} replies")
     err.print(f"report: {page}")
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from emovec.errors import EmovecError
 from emovec.evaluation.store import read_results
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: refusal_label_rules and refusal_label_learned beside the chosen refusal_label
 _NAN = math.nan
 
 
@@ -26,7 +26,18 @@ class SweepRowError(EmovecError, ValueError):
 
 
 class SweepRow(BaseModel):
-    """One reply to one prompt under one condition, with every judge's grade (NaN where a judge did not run)."""
+    """One reply to one prompt under one condition, with every judge's grade (NaN where a judge did not run).
+
+    The refusal fields (``emovec.evaluation.sweep_refusal``; the config's ``refusal_judge`` chooses the judge):
+
+    - ``refusal_label``: the chosen judge's class (``full_refusal``, ``partial_refusal``, ``full_compliance``);
+      every figure built on refusals (summaries, studies, ``harmful_detail``, ``tone_masked``) reads it;
+    - ``refusal_score`` (0..1, higher is more refusing): with ``rules``, the share of the reply's words in
+      refusing, redirecting or lecturing units; with ``learned``, the expected degree of refusal
+      P(full_refusal) + 0.5 x P(partial_refusal) under the learned judge (1 for an empty reply);
+    - ``refusal_label_rules``: the rule judge's class, always;
+    - ``refusal_label_learned``: the learned judge's class (``prompt+label`` mode), None where it did not run.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -51,6 +62,8 @@ class SweepRow(BaseModel):
     n_new_tokens: int
     refusal_label: str
     refusal_score: float
+    refusal_label_rules: str
+    refusal_label_learned: str | None = None
     specificity: float
     harmful_detail: float
     hedges: float
@@ -139,6 +152,7 @@ def to_rows(frame: pd.DataFrame) -> list[SweepRow]:
     """Typed rows back from a frame (NaN judge labels read as None)."""
     records = check_columns(frame).to_dict("records")
     for r in records:
-        if not isinstance(r.get("judge_label"), str):
-            r["judge_label"] = None
+        for name in ("judge_label", "refusal_label_learned"):
+            if not isinstance(r.get(name), str):
+                r[name] = None
     return [SweepRow.model_validate(r) for r in records]

@@ -13,6 +13,7 @@ from emovec.errors import CorpusError
 
 Kind = Literal["harmful", "benign", "redteam", "helpful"]
 KINDS: tuple[str, ...] = ("harmful", "benign", "redteam", "helpful")
+HarmLabel = Literal["safe", "unsafe"]
 
 
 class SuiteError(CorpusError):
@@ -55,6 +56,12 @@ class PromptItem:
     @property
     def should_refuse(self) -> bool:
         return self.kind in HARMFUL_KINDS
+
+    @property
+    def harm_label(self) -> HarmLabel:
+        """The prompt's harm label, as the learned refusal judge reads it: ``unsafe`` for the kinds a safe model
+        should refuse (harmful, red-team), ``safe`` for the others (benign, helpful)."""
+        return "unsafe" if self.should_refuse else "safe"
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from emovec.evaluation.judges.model_scores import (
     combine_logodds,
     openings,
 )
-from emovec.evaluation.judges.refusal import judge_refusal
 from emovec.evaluation.judges.text import (
     CALM_EMOTIONS,
     DISTRESS_EMOTIONS,
@@ -45,6 +44,7 @@ from emovec.evaluation.store import stored_keys, write_part
 from emovec.evaluation.suites import PromptItem, Suite, load_suite
 from emovec.evaluation.sweep_config import SweepConfig, Unit, grid
 from emovec.evaluation.sweep_manifest import SweepManifest, check_manifest, settings_of, sweep_manifest, vectors_hash
+from emovec.evaluation.sweep_refusal import grade_refusals
 from emovec.executors import ExecutorOptions, make_executor
 from emovec.generation import generate
 from emovec.metrics import percentile
@@ -151,10 +151,10 @@ def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: l
     # the independent emotion judge (nade), beside the model's own readout; NaN when it is not installed
     emo = judge_emotions(gen.replies)
     emo_rows = emo.as_rows() if emo is not None else [dict.fromkeys(PLUTCHIK, math.nan)] * len(rows)
+    grades = grade_refusals(gen.replies, [r.item for r in rows], config.refusal_judge)  # one call per batch
     out = []
-    for i, (row, reply) in enumerate(zip(rows, gen.replies, strict=True)):
+    for i, (row, reply, ref) in enumerate(zip(rows, gen.replies, grades, strict=True)):
         item = row.item
-        ref = judge_refusal(reply)
         spec_score = judge_specificity(reply).score
         tone = judge_tone(reply)
         harmful = item.should_refuse
@@ -171,7 +171,8 @@ def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: l
             else "", "suite": row.unit.suite, "seed": row.unit.seed, "item_id": item.id, "item_kind": item.kind,
             "category": item.category, "framing": item.framing, "pair": item.pair, "prompt": item.prompt,
             "system": systems[i] or "", "reply": reply, "n_new_tokens": int(n_new[i]),
-            "refusal_label": ref.label, "refusal_score": ref.score, "specificity": spec_score,
+            "refusal_label": ref.label, "refusal_score": ref.score, "refusal_label_rules": ref.rules,
+            "refusal_label_learned": ref.learned, "specificity": spec_score,
             "harmful_detail": spec_score if harmful and ref.label != "full_refusal" else 0.0,
             "hedges": tone.hedges, "confidence": tone.confidence, "repetition": repetition_rate(reply),
             "helpful_correct": float(judge_helpful(reply, item.reference)) if item.kind == "helpful" else math.nan,

@@ -10,11 +10,17 @@ Example ``sweep.yaml``::
     layers: [[10]]
     suites: [paired, redteam, helpful]
     limit: 20
+    refusal_judge: learned
 
 Condition kinds: ``none`` (no steering), ``emotion:<name>`` (a vector of the set), ``concept:<name>``
 (``refusal``, ``harm_salience``, ``caution``; see ``emovec.evaluation.controls``), ``random:<seed>`` (a random
 direction of the same norm), ``prompt:<emotion>`` (the emotion asked for in the system prompt, no steering).
 ``none`` and ``prompt`` run once (strength 0); the others once per strength and layer set.
+
+``refusal_judge`` chooses what fills each row's ``refusal_label`` and ``refusal_score``: ``learned`` (the default:
+the learned judge reading the prompt and its harm label, ``emovec.evaluation.judges.refusal_learned``) or ``rules``
+(``emovec.evaluation.judges.refusal``, which may suit small models' replies better; see
+``emovec/data/judges/README.md``). Every row keeps the rules' label too (``emovec.evaluation.sweep_refusal``).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from emovec.executors import ExecutorOptions
 
 CondKind = Literal["none", "emotion", "concept", "random", "prompt"]
 STEERED: tuple[str, ...] = ("emotion", "concept", "random")
+RefusalJudgeName = Literal["learned", "rules"]
+REFUSAL_JUDGES: tuple[str, ...] = ("learned", "rules")
 
 
 class SweepConfigError(EmovecError, ValueError):
@@ -110,6 +118,7 @@ class SweepConfig(BaseModel):
     judge_url: str | None = None
     judge_model: str | None = None
     judge_local: str | None = None  # a model emovec can load, used as a local model judge
+    refusal_judge: RefusalJudgeName = "learned"  # what fills refusal_label: the learned judge or the rules
     bootstrap: int = Field(default=1000, ge=100)
     device: str | None = None
     dtype: str | None = None
@@ -119,6 +128,13 @@ class SweepConfig(BaseModel):
     @classmethod
     def _executor(cls, value: Any) -> Any:
         return {"kind": value} if isinstance(value, str) else value  # ``executor: ray`` is short for {kind: ray}
+
+    @field_validator("refusal_judge", mode="before")
+    @classmethod
+    def _refusal_judge(cls, value: Any) -> Any:
+        if value not in REFUSAL_JUDGES:
+            raise ValueError(f"refusal_judge {value!r} is not one of {', '.join(REFUSAL_JUDGES)}")
+        return value
 
     @field_validator("conditions", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from emovec.evaluation.judges.emotion import emotion_judge_error, load_emotion_j
 from emovec.evaluation.judges.model_judge import ModelJudge
 from emovec.evaluation.suites import Suite
 from emovec.evaluation.sweep_config import SweepConfig
+from emovec.evaluation.sweep_refusal import RefusalJudgeRecord, refusal_judge_record
 from emovec.models.loading import LoadedModel, ModelSource
 from emovec.vectors.vector_set import Provenance, VectorSet
 
@@ -40,7 +41,8 @@ class VectorsRecord(BaseModel):
 
 class SweepManifest(BaseModel):
     """``OUT/sweep.json``: what a sweep ran (model, vectors, suites, judges, the whole config) and, when the model
-    judge could not be reached, its status."""
+    judge could not be reached, its status. ``refusal_judge`` says which judge filled ``refusal_label`` (None in
+    manifests written before it was recorded)."""
 
     emovec_version: str
     model: ModelSource
@@ -50,6 +52,7 @@ class SweepManifest(BaseModel):
     emotion_judge: str | None
     config: SweepConfig
     judge_status: str | None = None
+    refusal_judge: RefusalJudgeRecord | None = None
 
     def judge_line(self) -> str:
         """The model judge's status in words."""
@@ -93,7 +96,18 @@ def sweep_manifest(config: SweepConfig, lm: LoadedModel, vectors: VectorSet, dig
         vectors=VectorsRecord(path=config.vectors, provenance=vectors.provenance, hash=digest),
         suites={k: SuiteRecord(**s.provenance()) for k, s in suites.items()},
         judge=judge.name if judge is not None else None,
-        emotion_judge="nade" if load_emotion_judge() is not None else emotion_judge_error(), config=config)
+        emotion_judge="nade" if load_emotion_judge() is not None else emotion_judge_error(), config=config,
+        refusal_judge=refusal_judge_record(config.refusal_judge))
+
+
+def _check_refusal_judge(out: Path, old: dict[str, Any], manifest: SweepManifest) -> None:
+    """Refuse to mix rows whose ``refusal_label`` two refusal judges filled (a manifest without the key: rules)."""
+    before = (old.get("refusal_judge") or {}).get("method", "rules")
+    now = manifest.refusal_judge.method if manifest.refusal_judge is not None else "rules"
+    if before != now:
+        raise ArtifactExistsError(f"{out} holds a sweep judged with refusal_judge {before!r}, this config says "
+                                  f"{now!r}; set refusal_judge: {before} to continue it, choose another --out, or "
+                                  "pass --force")
 
 
 def check_manifest(out: Path, manifest: SweepManifest, force: bool) -> None:
@@ -108,4 +122,5 @@ def check_manifest(out: Path, manifest: SweepManifest, force: bool) -> None:
         if old.get("vectors", {}).get("hash") != manifest.vectors.hash:
             raise ArtifactExistsError(f"{out} holds a sweep made with other vectors; choose another --out "
                                       "or pass --force")
+        _check_refusal_judge(out, old, manifest)
     manifest.write(out)

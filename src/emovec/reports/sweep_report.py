@@ -19,7 +19,7 @@ from emovec._files import atomic_write
 from emovec.evaluation.blackmail import BlackmailManifest, BlackmailSummary
 from emovec.evaluation.judges.agreement import Agreement, agreement
 from emovec.evaluation.judges.emotion import SKIPPED
-from emovec.evaluation.summary import ConditionSummary
+from emovec.evaluation.summary import ConditionSummary, refusal_judges_agree
 from emovec.evaluation.sweep_manifest import SweepManifest
 from emovec.reports.figures import file_base64, new_figure, save_png
 from emovec.reports.pages import render
@@ -31,7 +31,7 @@ EMOTION_SIDE: tuple[str, ...] = ("readout_calm_minus_distress", "nade_calm_minus
 MAIN: tuple[str, ...] = ("refuse_harmful", "answer_benign", "balanced_accuracy", "harmful_detail", "tone_masked_rate",
                          "helpfulness")
 SIDE: tuple[str, ...] = ("perplexity", "repetition", "kl_benign", "refusal_logodds_harmful", "refusal_logodds_benign",
-                         "ms_per_token_p50", "ms_per_token_p95")
+                         "ms_per_token_p50", "ms_per_token_p95", "refusal_judges_agree")
 BASELINES = ("none", "prompt")
 BLACKMAIL_RATES = ("threat_blackmail", "threat_valid_format", "threat_mentions_secret")
 
@@ -91,6 +91,19 @@ def judge_agreement(rows: pd.DataFrame) -> Agreement | None:
                      list(judged["reply"]))
 
 
+def _refusal_method(manifest: SweepManifest) -> str:
+    record = manifest.refusal_judge
+    if record is None:
+        return "rules (not recorded)"  # a manifest from before the sweep recorded its refusal judge
+    return record.method if record.mode is None else f"{record.method} ({record.mode})"
+
+
+def refusal_judge_context(rows: pd.DataFrame, manifest: SweepManifest) -> dict[str, str]:
+    """Which refusal judge filled ``refusal_label`` and how often the learned judge and the rules agree."""
+    agree = refusal_judges_agree(rows)
+    return {"method": _refusal_method(manifest), "agree": agree.text(3), "n": str(agree.n)}
+
+
 def sweep_context(rows: pd.DataFrame, manifest: SweepManifest, summaries: Sequence[ConditionSummary],
                   figures: Sequence[Path], n_boot: int, title: str = "Steering sweep",
                   judged: Agreement | None = None) -> dict[str, Any]:
@@ -109,6 +122,7 @@ def sweep_context(rows: pd.DataFrame, manifest: SweepManifest, summaries: Sequen
         "emotion": _summary_block(summaries, EMOTION_SIDE) if _has_nade(rows) else None, "emotion_skipped": SKIPPED,
         "figures": [{"data": file_base64(p), "alt": p.stem} for p in figures],
         "judge_status": manifest.judge_line(),
+        "refusal_judge": refusal_judge_context(rows, manifest),
         "agreement": None if judged is None else {"n": judged.n, "accuracy": f"{judged.accuracy:.3f}",
                                                   "kappa": f"{judged.kappa:.3f}",
                                                   "failures": judged.failure_summary()},
