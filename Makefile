@@ -16,7 +16,7 @@ DATA_PACKAGES := nrclex vadersentiment==3.3.2 chitchat-dataset==0.9.0
 DATA_DIR := $(VENV)/share/emovec-data
 STAMP := $(VENV)/.emovec-installed
 
-.PHONY: install suites demo test test-unit test-integration lint bench clean
+.PHONY: install suites demo test test-all test-unit test-integration lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,6 +40,9 @@ demo: $(STAMP)
 	$(BIN)/emovec demo --out runs/demo --overwrite
 
 test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test-unit: $(STAMP)
@@ -49,7 +52,7 @@ test-integration: $(STAMP)
 	$(BIN)/python -m pytest -q -m integration
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy
 
 bench: $(STAMP)

@@ -86,8 +86,7 @@ def format_prompt(lm: LoadedModel, prompt: str, system: str | None = None, chat:
     """The text the model sees: the chat template when the model has one and ``chat`` is set.
 
     Example:
-        >>> text = format_prompt(lm, "How are you?", system="Be brief.")
-        >>> enc = lm.tokenizer(text, return_tensors="pt", add_special_tokens=not lm.has_chat_template)
+        >>> text = format_prompt(lm, "How are you?", system="Answer briefly.")
     """
     if chat and lm.has_chat_template:
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
