@@ -23,12 +23,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-Advance = Callable[..., None]
-"""``advance(n=1)``: ``n`` more units of the stage are done."""
+
+class Advance(Protocol):
+    """``advance(n=1)``: ``n`` more units of the stage are done."""
+
+    def __call__(self, n: int = 1) -> None: ...
+
 
 ENV = "EMOVEC_PROGRESS"
 _OFF = ("0", "false", "no", "off")
