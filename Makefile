@@ -55,7 +55,7 @@ test-integration: $(STAMP)
 	$(BIN)/python -m pytest -q -m "integration and not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy
 
 bench: $(STAMP)

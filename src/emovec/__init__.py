@@ -1,8 +1,19 @@
 """emovec: functional emotion vectors for language models.
 
-The public API: load a model, read its residual stream, extract and validate emotion (or any concept)
-vectors. Subpackages hold the rest (``emovec.reports`` for plots and HTML, ``emovec.models`` for the
-architecture table).
+The public API: load a model (``load_model``), read its residual stream (``capture``), extract and validate
+emotion (or any concept) vectors (``extract_emotion_vectors``, ``extract_concepts``, ``validate``), steer and
+monitor it while it runs (``steering`` with a ``SteeringSpec`` of ``SteerTerm``s, ``monitoring`` into a
+``MonitorTrace``, or both at once in ``generate``, which returns a ``Generation``), and export a steering for
+llama.cpp (``export_gguf``). Subpackages hold the rest: ``emovec.evaluation`` (suites, judges, sweeps),
+``emovec.drift`` (fine-tuning and the ``DriftMonitor``), ``emovec.studies``, ``emovec.reports`` (plots and
+HTML), ``emovec.models`` (the architecture table).
+
+Example:
+    >>> import emovec
+    >>> lm = emovec.load_model()
+    >>> ext = emovec.extract_emotion_vectors(lm, emovec.load_corpus(), topics=4, token_start=10)
+    >>> spec = emovec.SteeringSpec([emovec.SteerTerm("calm", 0.1)], layers=[ext.vectors.default_layer])
+    >>> emovec.generate(lm, ["How are you?"], vectors=ext.vectors, spec=spec, monitor=True).replies
 """
 
 from emovec._version import __version__
@@ -21,7 +32,11 @@ from emovec.errors import (
     MissingPackageError,
     UnknownModelError,
 )
+from emovec.export import export_gguf
+from emovec.generation import Generation, format_prompt, generate
 from emovec.models import BUILTIN_MODELS, DEFAULT_MODEL, LoadedModel, ModelSource, load_model, wrap_model
+from emovec.monitor import MonitorTrace, monitoring
+from emovec.steer import SteeringSpec, SteerTerm, steering
 from emovec.validation import ValidationReport, validate
 from emovec.vectors import (
     METHODS,
@@ -44,6 +59,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "EmotionExtraction",
     "EmovecError",
+    "Generation",
     "IncompatibleVectorsError",
     "IntegrityError",
     "LabeledActivations",
@@ -52,7 +68,10 @@ __all__ = [
     "METHODS",
     "MissingPackageError",
     "ModelSource",
+    "MonitorTrace",
     "Provenance",
+    "SteerTerm",
+    "SteeringSpec",
     "TokenSelection",
     "UnknownModelError",
     "ValidationReport",
@@ -60,11 +79,16 @@ __all__ = [
     "__version__",
     "capture",
     "emotions",
+    "export_gguf",
     "extract_concepts",
     "extract_emotion_vectors",
+    "format_prompt",
+    "generate",
     "generate_corpus",
     "load_corpus",
     "load_model",
+    "monitoring",
+    "steering",
     "validate",
     "wrap_model",
 ]

@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel
-from rich.progress import Progress
 from torch import Tensor
 
+from emovec._progress import stage
 from emovec.errors import ActivationError, CorpusError
 from emovec.models.loading import LoadedModel
 from emovec.models.sites import block_output_hooks
@@ -180,7 +180,8 @@ def capture(
     max_batch: int = 64,
     max_length: int | None = None,
     show_progress: bool = False,
-    description: str = "capturing activations",
+    description: str = "capture",
+    detail: str = "",
 ) -> CaptureResult:
     """Record mean residual-stream activations of ``texts`` at ``layers`` in one pass per batch.
 
@@ -196,7 +197,8 @@ def capture(
         batch_tokens: padded tokens per batch; lower it if memory is short, raise it on a GPU.
         max_batch: texts per batch at most.
         max_length: truncate texts to this many tokens.
-        show_progress: show a progress bar.
+        show_progress: show a progress bar in a terminal, else one line when done (``emovec._progress``).
+        description, detail: the stage's name and what it reads, for that bar and line.
 
     Returns:
         A ``CaptureResult``.
@@ -261,8 +263,8 @@ def capture(
 
     backbone = lm.backbone
     n_texts = len(texts)
-    with Progress(disable=not show_progress, transient=False) as progress, block_output_hooks(lm, chosen, read):
-        task = progress.add_task(description, total=n_texts)
+    with (stage(description, n_texts, unit="texts", detail=detail, show=show_progress) as advance,
+          block_output_hooks(lm, chosen, read)):
         pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
         for batch in _batches(ids, rows, pad_id, batch_tokens, max_batch):
             select = batch.select.to(device)
@@ -290,7 +292,7 @@ def capture(
             if keep_tokens:
                 for r, i in enumerate(batch.indices):
                     kept[i] = torch.stack(state["tokens"][r], dim=0)
-            progress.advance(task, len(batch.indices))
+            advance(len(batch.indices))
     counts = torch.bincount(text_group, minlength=len(group_ids))
     means_out = (acc.sums / counts.to(acc.sums)[:, None, None]).cpu()
     mean_norm = (acc.norm_sum / max(acc.n_tokens, 1)).float().cpu()

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import Progress
 
 from emovec._files import atomic_write
+from emovec._progress import stage
 from emovec.corpus import CorpusRecord, GenerationSettings, Kind, meta_path
 from emovec.data import emotions as default_emotions
 from emovec.data import neutral_subjects, topics
@@ -180,7 +180,7 @@ def generate_corpus(
     top_p: float = 0.95,
     seed: int = 0,
     batch_size: int = 32,
-    show_progress: bool = True,
+    show_progress: bool = False,
     genre: str = "story",
     design: str = "rotating",
     executor: ExecutorOptions | None = None,
@@ -197,6 +197,7 @@ def generate_corpus(
         max_new_tokens, temperature, top_p: sampling settings.
         seed: batch ``i`` samples with seed ``seed + i``.
         batch_size: prompts per ``generate`` call.
+        show_progress: report the ``stories`` stage (a bar in a terminal, else one line when done).
         genre: ``story`` (the paper's recipe) or ``dialogue`` (the same emotions and topics as conversations,
             for checking that vectors do not depend on the genre).
         design: ``crossed`` (every topic for every emotion, ``plan_crossed``) or ``rotating`` (``plan_stories``);
@@ -223,8 +224,9 @@ def generate_corpus(
     batches = [todo[start: start + batch_size] for start in range(0, len(todo), batch_size)]
     items = [([j.prompt(settings) for j in b], seed + i) for i, b in enumerate(batches)]
     runner = make_executor(executor, lm)
-    with Progress(disable=not show_progress) as progress, open(path, "a", encoding="utf-8") as handle:
-        task = progress.add_task(f"generating {len(todo)} texts ({runner.name})", total=len(todo))
+    what = f"{genre}, {len(done)} already written, {runner.name}"
+    with (stage("stories", len(todo), unit="texts", detail=what, show=show_progress) as advance,
+          open(path, "a", encoding="utf-8") as handle):
 
         def keep(index: int, texts: list[str]) -> None:
             for job, text in zip(batches[index], texts, strict=True):
@@ -233,7 +235,7 @@ def generate_corpus(
                 handle.write(rec.model_dump_json() + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-            progress.advance(task, len(texts))
+            advance(len(texts))
 
         runner.map(corpus_batch, settings, items, keep)
     return path

@@ -1,8 +1,14 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
+
+import pytest
 
 import emovec
+import emovec.drift
+from emovec import export, generation, steer
 
 
 def test_all_is_sorted_and_complete():
@@ -16,3 +22,37 @@ def test_public_functions_have_examples():
         obj = getattr(emovec, name)
         if inspect.isfunction(obj):
             assert obj.__doc__ and "Example" in obj.__doc__, f"{name} needs a docstring with an example"
+
+
+FRONT_DOOR = ["steering", "SteeringSpec", "SteerTerm", "monitoring", "MonitorTrace", "generate", "Generation",
+              "format_prompt", "export_gguf"]
+
+
+def test_steering_monitoring_generation_and_export_are_at_the_front_door():
+    assert set(FRONT_DOOR) <= set(emovec.__all__)
+    assert emovec.steering is steer.steering and emovec.SteerTerm is steer.SteerTerm
+    assert emovec.generate is generation.generate and emovec.export_gguf is export.export_gguf
+
+
+@pytest.mark.parametrize("package", [emovec, emovec.drift], ids=lambda p: p.__name__)
+def test_every_name_in_all_resolves(package):
+    assert package.__all__ == sorted(package.__all__)
+    missing = [name for name in package.__all__ if getattr(package, name, None) is None]
+    assert not missing, f"{package.__name__}.__all__ names what it does not hold: {missing}"
+
+
+def test_drift_names_import_from_the_package_and_unknown_names_fail():
+    from emovec.drift import DriftMonitor
+    from emovec.drift.monitor import DriftMonitor as Home
+
+    assert DriftMonitor is Home
+    assert set(emovec.drift.__all__) <= set(dir(emovec.drift))
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        emovec.drift.nothing  # noqa: B018
+
+
+def test_importing_drift_leaves_the_trainer_callback_unloaded():
+    code = ("import sys, emovec.drift, emovec.drift.data; "
+            "print('emovec.drift.monitor' in sys.modules, 'transformers.trainer_callback' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]

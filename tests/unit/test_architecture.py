@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "emovec"
 
 # low to high: a unit may import only from units of a lower rank (or from itself)
 RANK: dict[str, int] = {
-    "_version": 0, "_files": 0, "errors": 0, "data": 0, "metrics": 0,
+    "_version": 0, "_files": 0, "_progress": 0, "errors": 0, "data": 0, "metrics": 0,
     "models": 1,
     "capture": 2, "executors": 2, "corpus": 2,
     "corpus_writer": 3, "corpus_check": 3, "corpus_build": 3,

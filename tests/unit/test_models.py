@@ -146,3 +146,17 @@ def test_fingerprint_tells_models_apart(tiny):
     with torch.no_grad():
         same.model.get_input_embeddings().weight.add_(1.0)
     assert wrap_model(same.model, same.tokenizer).source.fingerprint != tiny.source.fingerprint
+
+
+def test_loading_a_checkpoint_shows_no_bar_of_transformers_and_leaves_its_setting_alone(tmp_path, capfd):
+    from transformers.utils import logging as hf_logging
+
+    from tests.builders import make_model, make_tokenizer
+
+    make_model("llama").save_pretrained(tmp_path)
+    make_tokenizer().save_pretrained(tmp_path)
+    capfd.readouterr()
+    lm = load_model(tmp_path)
+    assert lm.n_layers > 0
+    assert "Loading weights" not in capfd.readouterr().err  # a library prints nothing of its own
+    assert hf_logging.is_progress_bar_enabled()  # transformers' own setting is restored for its other users

@@ -39,7 +39,7 @@ def test_every_arm_is_reported_with_its_budget_and_meaning_and_the_optimised_one
     vectors = extract_emotion_vectors(tiny_llama, load_corpus(write_corpus()), token_start=2, denoise_variance=None,
                                       show_progress=False).vectors.with_recommended_layer(1)
     monkeypatch.setattr("emovec.models.loading.load_model", lambda name: tiny_llama)
-    monkeypatch.setattr("emovec.drift.vectors.key_vectors", lambda lm, folder, topics: vectors)
+    monkeypatch.setattr("emovec.drift.vectors.key_vectors", lambda lm, folder, topics, **_: vectors)
     preset = RobustPreset(name="tiny", source="calm", strength=0.5, steps=3, meaning_weights=[5.0], redteam=6,
                           benign=4, helpful=4, max_new_tokens=4, n_prompts=8, val_every=2, adversarial_weights=[5.0])
     result = run_robustify_study(preset, tmp_path, model="tiny")

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from emovec._progress import stage
 from emovec.cli.shared import (
     AddressOpt,
     DeviceOpt,
@@ -104,11 +105,12 @@ def judge(
     rows = read_table(replies)
     lm = _load(model, device, dtype) if model else None
     mj = make_judge(judge_url, judge_model)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), stage("judge", len(rows), unit="rows", detail=name) as advance:
         warnings.simplefilter("ignore", JudgeFallbackWarning)  # said below, from the rows
         graded = judge_rows(name, rows, text_column=text_column, prompt_column=prompt_column, where=str(replies),
                             lm=lm, model_judge=mj, method=method, prompt_label_column=prompt_label_column,
                             params=params)
+        advance(len(graded))
     if mj is not None and not mj.available():
         err.print(f"[yellow]model judge unavailable ({mj.error}); its labels are empty[/]", soft_wrap=True)
     if name == "xstest" and any(r["label"] is not None for r in graded):
@@ -179,7 +181,7 @@ def judge_train(
                                    learning_curve=learning_curve, project=project,
                                    criterion="both" if criterion == "both" else "calibration",
                                    source=calibration,
-                                   log=lambda line: err.print(line, highlight=False))
+                                   log=lambda line: err.print(line, highlight=False), show_progress=True)
     learned.save(out_path)
     err.print(f"wrote {out_path}", highlight=False)
     if report is not None:
@@ -223,7 +225,8 @@ def sweep(
         rows, manifest = read_sweep_rows(cfg.out), SweepManifest.read(Path(cfg.out))
     else:
         lm, vs = _load_for(Path(cfg.vectors), force, device or cfg.device, dtype or cfg.dtype)
-        result = run_sweep(cfg, lm, vs, force=force, executor=where)  # --executor overrides the config's
+        result = run_sweep(cfg, lm, vs, force=force, executor=where,  # --executor overrides the config's
+                           show_progress=True)
         err.print(f"{result.new_rows} new rows, {result.skipped_rows} already done; "
                   f"model judge: {result.judge_status}")
         rows, manifest = result.rows, result.manifest
@@ -289,7 +292,7 @@ def blackmail(
     rows = run_blackmail(lm, vs, out_dir, conditions=conds, variants=chosen, samples=samples,
                          temperature=temperature, max_new_tokens=max_new_tokens, layers=parse_layers(layers),
                          batch_size=batch_size, judge=make_judge(judge_url, judge_model),
-                         executor=where)
+                         executor=where, show_progress=True)
     summary = summarize_blackmail(rows)
     page = write_blackmail_report(out_dir, rows, BlackmailManifest.read(out_dir), summary)
     for e in summary:

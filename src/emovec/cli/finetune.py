@@ -44,7 +44,7 @@ def finetune_data(
     writer = _load(teacher, None, None) if teacher else None
     chosen = [r.strip() for r in roles.split(",")] if roles else None
     replies = build_replies(student, writer, chosen, per_role=per_role,
-                            on_role=lambda role, n: err.print(f"{role}: {n} replies kept"))
+                            on_role=lambda role, n: err.print(f"{role}: {n} replies kept"), show_progress=True)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     save_replies(replies, out_file)
     out.print(f"{out_file}: {summary(replies)}")
@@ -115,5 +115,5 @@ def ladder(
     from emovec.drift.ladder import build_ladder
 
     for rung in build_ladder(out_dir, steps=steps, examples=examples, learning_rate=learning_rate, seed=seed,
-                             say=lambda m: err.print(m, highlight=False)):
+                             say=lambda m: err.print(m, highlight=False), show_progress=True):
         out.print(f"{rung.family}: {rung.name} ({rung.level}) -> {rung.path}", highlight=False)

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from emovec._progress import set_quiet
 from emovec.errors import EmovecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Functional emotion vectors for language models.")
@@ -21,6 +22,18 @@ app.add_typer(study_app, name="study")
 err = Console(stderr=True)
 out = Console()
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or stage lines (as "
+                                        "EMOVEC_PROGRESS=0); results and errors are still printed")] = False,
+) -> None:
+    # Long stages show a bar in a terminal and one line each elsewhere (emovec._progress); --quiet turns both off
+    # for this command only.
+    set_quiet(quiet)
+    ctx.call_on_close(lambda: set_quiet(False))
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="built-in name, .gguf path, checkpoint dir or hub id")]
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, mps (default: best available)")]

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from emovec._progress import stage
 from emovec.cli.shared import DeviceOpt, DtypeOpt, LayersOpt, _load_for, app, err, friendly, out
 from emovec.parsing import parse_layers, parse_terms
 
@@ -47,8 +48,11 @@ def steer(
     chosen = parse_layers(layers) or [vs.default_layer]
     spec = SteeringSpec(terms, layers=chosen, scope=scope)  # type: ignore[arg-type]
     common = dict(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
-    plain = generate(lm, [prompt], **common)  # type: ignore[arg-type]
-    steered = generate(lm, [prompt], vectors=vs, spec=spec, **common)  # type: ignore[arg-type]
+    with stage("steer", 2, unit="replies", detail=f"up to {max_new_tokens} tokens each") as advance:
+        plain = generate(lm, [prompt], **common)  # type: ignore[arg-type]
+        advance()
+        steered = generate(lm, [prompt], vectors=vs, spec=spec, **common)  # type: ignore[arg-type]
+        advance()
     settings = {"model": lm.name, "vectors": str(vectors_dir), "layers": chosen, "scope": scope,
                 "terms": [{"name": t.label, "strength": t.strength, "op": t.op} for t in terms],
                 "max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed,
@@ -110,7 +114,11 @@ def monitor(
 
     conversations = read_transcripts(transcript)
     lm, vs = _load_for(vectors_dir, force, device, dtype)
-    scored = [score_conversation(lm, vs, conv, layer=layer) for conv in conversations]
+    scored = []
+    with stage("monitor", len(conversations), unit="conversations", detail=transcript.name) as advance:
+        for conv in conversations:
+            scored.append(score_conversation(lm, vs, conv, layer=layer))
+            advance()
     summaries = [c.role_summary() for c in scored]
     if html_out is not None:
         pages = [render_trace(c.tokens, c.scores, c.names, f"{transcript.name}: conversation {i + 1} "

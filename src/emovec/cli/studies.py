@@ -124,7 +124,7 @@ def policy_dominance(
     plans = [ModelPlan(n, given.get(n), genre.get(n), policy_level=levels.get(n)) for n in names]
     result = run_study(plans, preset, out_dir, ladder=ladder,
                        overwrite=overwrite, seed=seed, device=device, dtype=dtype,
-                       executor=where,
+                       executor=where, show_progress=True,
                        log=lambda m: err.print(m, highlight=False, soft_wrap=True, markup=False))
     for name, res in result.models.items():
         out.print(f"{name}: {res.verdict.text if res.verdict else ''}", highlight=False)
@@ -171,7 +171,8 @@ def stability_by_count(
     keys = list(KEY_VECTORS.values())
     pool = pool_emotions(load_corpus().emotions(), keys, background, seed)
     curve = stability_curve(lm, keys, pool, study_layer(lm, None) if layer is None else layer, counts=numbers,
-                            n_splits=n_splits, seed=seed, log=lambda m: err.print(m, highlight=False))
+                            n_splits=n_splits, seed=seed, log=lambda m: err.print(m, highlight=False),
+                            show_progress=True)
     path = out_file or Path("runs/stability") / f"{model.replace('/', '_')}.json"
     write_curve(curve, path, overwrite=overwrite)
     out.print(f"{curve.model}, layer {curve.layer}, key vectors {', '.join(keys)}", highlight=False)
@@ -209,7 +210,7 @@ def drift(
     for name in models:
         folder = out_dir if len(models) == 1 else out_dir / name.replace("/", "_")
         result = run_drift_study(p, folder, model=name, on_progress=lambda m: err.print(m, highlight=False),
-                                 executor=where)
+                                 executor=where, show_progress=True)
         for run in result.runs:
             lr = "" if run.learning_rate is None else f"/lr {run.learning_rate:g}"
             out.print(f"{name} {run.regime}{lr}/seed {run.seed}: first alert {run.first_alert}, first regressed "
@@ -245,7 +246,7 @@ def cross_model(
     names = [m.strip() for m in models.split(",") if m.strip()] if models else list(DEFAULT_MODELS)
     where = executor_options(executor, workers, gpus_per_worker, address)
     result = run_cross_model_study(names, preset, out_dir, say=lambda m: err.print(m, highlight=False),
-                                   executor=where)
+                                   executor=where, show_progress=True)
     _finish(result.answer, write_cross_model_report(out_dir, result))
 
 
@@ -268,7 +269,8 @@ def robustify(
 
     _check_preset(preset, PRESETS, RobustifyError)
     result = run_robustify_study(preset, out_dir, model=model, say=lambda m: err.print(m, highlight=False),
-                                 executor=executor_options(executor, workers, gpus_per_worker, address))
+                                 executor=executor_options(executor, workers, gpus_per_worker, address),
+                                 show_progress=True)
     _finish(result.answer, write_robustify_report(out_dir, result))
 
 
@@ -297,7 +299,7 @@ def paper(
     check_available(where)
     vs = VectorSet.load(vectors)
     lm = _load(model, None, None)
-    result = run_paper_study(lm, vs, preset, say=lambda m: err.print(m, highlight=False), executor=where)
+    result = run_paper_study(lm, vs, preset, executor=where, show_progress=True)
     for line in result.findings:
         out.print(line, highlight=False)
     err.print(f"report: {write_paper_report(out_dir, result)}")

@@ -94,7 +94,7 @@ def stories(
     lm = _load(model, device, dtype)
     path = generate_corpus(lm, out_file, jobs, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                            seed=seed, batch_size=batch_size, genre=genre, design=design,
-                           executor=where)
+                           executor=where, show_progress=True)
     err.print(f"corpus written to {path} (settings in {path.name}.meta.json)")
 
 
@@ -133,7 +133,7 @@ def _extract(model: str, corpus: Path | None, out_dir: Path, recipe: Recipe, ove
         lm, corp, layers=parse_layers(recipe.layers), token_start=recipe.token_start,
         denoise_variance=recipe.denoise or None, topic_removal=recipe.topic_removal, topics=recipe.topics,
         stories_per_emotion=recipe.stories_per_emotion, neutral_limit=recipe.neutral_limit,
-        max_length=recipe.max_length, skip_short=recipe.skip_short, executor=executor,
+        max_length=recipe.max_length, skip_short=recipe.skip_short, executor=executor, show_progress=True,
     )
     from emovec.vectors.story_cache import save_stories, tensors_hash
 
@@ -204,7 +204,7 @@ def concept(
 
     pos, neg = lines(positive), lines(negative)
     lm = _load(model, device, dtype)
-    vs = extract_concepts(lm, {name: (pos, neg)}, method=method, layers=parse_layers(layers))
+    vs = extract_concepts(lm, {name: (pos, neg)}, method=method, layers=parse_layers(layers), show_progress=True)
     vs.save(out_dir, overwrite=overwrite)
     err.print(f"{method} direction for {name!r} from {len(pos)} positive and {len(neg)} negative texts -> {out_dir}")
 
@@ -226,11 +226,10 @@ def _inspect(lm: Any, vs: Any, vectors_dir: Path, ext: Any, as_json: bool, check
 
     if checks.readout not in READOUTS:
         raise typer.BadParameter(f"--readout {checks.readout!r}: use one of {', '.join(READOUTS)}")
-    with err.status("validating: topic-held-out cross-validation, permutation baseline, human-rated text"):
-        report = validate(lm, vs, ext.stories if ext is not None else None, ext.bases if ext is not None else None,
-                          readout=checks.readout, n_permutations=checks.permutations,
-                          snippets_per_subset=checks.snippets_per_subset, nested=checks.nested,
-                          cache_dir=vectors_dir, force=force)
+    report = validate(lm, vs, ext.stories if ext is not None else None, ext.bases if ext is not None else None,
+                      readout=checks.readout, n_permutations=checks.permutations,
+                      snippets_per_subset=checks.snippets_per_subset, nested=checks.nested,
+                      cache_dir=vectors_dir, force=force, show_progress=True)
     vs.with_recommended_layer(report.recommended_layer).save(vectors_dir, overwrite=True)
     page = write_validation_report(vs, report, vectors_dir)
     if as_json:

@@ -1,2 +1,67 @@
 """Drift of emotion vectors over (safety) fine-tuning: training data and regimes, LoRA fine-tuning, a
-``TrainerCallback`` that watches locked vectors at every checkpoint, the drift indices, and the drift study."""
+``TrainerCallback`` that watches locked vectors at every checkpoint, the drift indices, and the drift study.
+
+The names below load their module on first use (``transformers.Trainer`` is slow to import), so importing
+``emovec.drift`` or one of its light modules stays cheap.
+
+Example:
+    >>> from emovec.drift import DriftMonitor
+    >>> monitor = DriftMonitor(lm, VectorSet.load("runs/demo"), out="runs/drift/balanced")
+    >>> Trainer(model=model, args=args, train_dataset=data, callbacks=[monitor]).train()
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emovec.drift.finetune import FinetuneConfig, FinetuneError, FinetuneResult, load_finetuned
+    from emovec.drift.indices import bundle_collapse_index, caution_decoupling_index, drift_index
+    from emovec.drift.monitor import DriftMonitor, Thresholds
+    from emovec.drift.rows import DriftRow, read_rows
+    from emovec.drift.runs import PRESETS, DriftPreset, DriftStudyError
+    from emovec.drift.study import DriftStudyResult, run_drift_study
+
+_HOME: dict[str, str] = {
+    "DriftMonitor": "monitor", "Thresholds": "monitor",
+    "DriftRow": "rows", "read_rows": "rows",
+    "FinetuneConfig": "finetune", "FinetuneError": "finetune", "FinetuneResult": "finetune",
+    "load_finetuned": "finetune",
+    "bundle_collapse_index": "indices", "caution_decoupling_index": "indices", "drift_index": "indices",
+    "PRESETS": "runs", "DriftPreset": "runs", "DriftStudyError": "runs",
+    "DriftStudyResult": "study", "run_drift_study": "study",
+}
+
+__all__ = [
+    "DriftMonitor",
+    "DriftPreset",
+    "DriftRow",
+    "DriftStudyError",
+    "DriftStudyResult",
+    "FinetuneConfig",
+    "FinetuneError",
+    "FinetuneResult",
+    "PRESETS",
+    "Thresholds",
+    "bundle_collapse_index",
+    "caution_decoupling_index",
+    "drift_index",
+    "load_finetuned",
+    "read_rows",
+    "run_drift_study",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module when the name is first asked for (PEP 562)."""
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 
+from emovec._progress import stage
 from emovec.drift.data import SYSTEM_PROMPTS, StoredReply, role_prompts, source_of
 from emovec.evaluation.judges.refusal import judge_refusal, words
 from emovec.evaluation.judges.text import judge_specificity, judge_tone, repetition_rate
@@ -47,8 +48,9 @@ def keep_reply(role: str, reply: str) -> bool:
 
 
 def build_role(lm: LoadedModel, role: str, limit: int, *, max_new_tokens: int = 64, batch_size: int = 16,
-               seed: int = 0) -> list[StoredReply]:
-    """Replies for one role written by ``lm``, filtered by ``keep_reply``."""
+               seed: int = 0, on_batch: Callable[[int], None] | None = None) -> list[StoredReply]:
+    """Replies for one role written by ``lm``, filtered by ``keep_reply``; ``on_batch`` is called with the number
+    of prompts after each batch (progress)."""
     items = role_prompts(role)[:limit]
     samples = SAMPLES.get(role, 1)
     out: list[StoredReply] = []
@@ -62,6 +64,8 @@ def build_role(lm: LoadedModel, role: str, limit: int, *, max_new_tokens: int = 
                 if keep_reply(role, text):
                     out.append(StoredReply(role=role, source=source_of(role), item_id=item_id, reply=text,
                                            writer=lm.name))
+            if on_batch is not None:
+                on_batch(len(batch))
     return out
 
 
@@ -78,13 +82,19 @@ def refusals_for_benign(refusals: Sequence[StoredReply], limit: int, seed: int =
 
 def build_replies(student: LoadedModel, teacher: LoadedModel | None, roles: Sequence[str] | None = None, *,
                   per_role: int = 96, max_new_tokens: int = 64, batch_size: int = 16, seed: int = 0,
-                  on_role: Callable[[str, int], None] | None = None) -> list[StoredReply]:
-    """Replies for every role (teacher roles by ``teacher`` when given, else by the student)."""
+                  on_role: Callable[[str, int], None] | None = None,
+                  show_progress: bool = False) -> list[StoredReply]:
+    """Replies for every role (teacher roles by ``teacher`` when given, else by the student); ``on_role`` gets each
+    role's count of replies kept; ``show_progress`` reports each role's generation as a stage."""
     out: list[StoredReply] = []
     wanted = list(roles or SYSTEM_PROMPTS)
     for role in [r for r in wanted if r != "refuse_benign"]:
         writer = teacher if (role in TEACHER_ROLES and teacher is not None) else student
-        got = build_role(writer, role, per_role, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
+        prompts = len(role_prompts(role)[:per_role]) * SAMPLES.get(role, 1)
+        with stage(f"finetune-data/{role}", prompts, unit="prompts", detail=f"written by {writer.name}",
+                   show=show_progress) as advance:
+            got = build_role(writer, role, per_role, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                             seed=seed, on_batch=advance)
         out.extend(got)
         if on_role is not None:
             on_role(role, len(got))

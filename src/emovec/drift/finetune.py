@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, field_validator
 from transformers import TrainerCallback
 
 from emovec._files import atomic_write
+from emovec._progress import stage
 from emovec._version import __version__
 from emovec.drift.data import REGIMES, Example, regime_data
 from emovec.drift.rows import DriftRow, read_rows
@@ -168,7 +169,8 @@ def _restore(model: Any, checkpoint: Path) -> None:
 def finetune(config: FinetuneConfig, lm: LoadedModel | None = None, monitor: Any = None,
              show_progress: bool = False) -> FinetuneResult:
     """Train a LoRA adapter on ``config.regime`` (see module docs); ``monitor`` is a ``DriftMonitor`` or any
-    ``TrainerCallback``. A rerun on the same ``out`` resumes from the newest complete checkpoint."""
+    ``TrainerCallback``. A rerun on the same ``out`` resumes from the newest complete checkpoint.
+    ``show_progress`` reports the ``finetune`` stage in steps (a bar in a terminal, else one line when done)."""
     import time
 
     from transformers import set_seed
@@ -191,9 +193,11 @@ def finetune(config: FinetuneConfig, lm: LoadedModel | None = None, monitor: Any
     _write_meta(out, config, data.counts, history)
     start = time.perf_counter()
     if done < config.steps:
-        trainer = _trainer(lm, model, config, SFTDataset(lm, data.examples, config.max_length), out, done, monitor,
-                           show_progress)
-        trainer.train()
+        what = f"{config.regime} on {lm.name}, {len(data.examples)} examples, from step {done}"
+        with stage("finetune", config.steps - done, unit="steps", detail=what, show=show_progress) as advance:
+            trainer = _trainer(lm, model, config, SFTDataset(lm, data.examples, config.max_length), out, done,
+                               [_Steps(advance), *([monitor] if monitor is not None else [])])
+            trainer.train()
         history += [{**h, "step": done + int(h.get("step", 0))} for h in trainer.state.log_history]
     seconds = time.perf_counter() - start
     adapter = out / "adapter"
@@ -207,7 +211,8 @@ def finetune(config: FinetuneConfig, lm: LoadedModel | None = None, monitor: Any
 
 
 def _trainer(lm: LoadedModel, model: Any, config: FinetuneConfig, dataset: SFTDataset, out: Path, done: int,
-             monitor: Any, show_progress: bool) -> Any:
+             callbacks: list[Any]) -> Any:
+    """A Trainer that prints nothing itself (no tqdm bar, no log lines): progress goes through the callbacks."""
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
     args = TrainingArguments(
@@ -215,14 +220,22 @@ def _trainer(lm: LoadedModel, model: Any, config: FinetuneConfig, dataset: SFTDa
         per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
         lr_scheduler_type="constant", save_steps=config.save_steps, logging_steps=max(1, config.save_steps // 4),
         seed=config.seed + done, data_seed=config.seed + done, report_to=[], remove_unused_columns=False,
-        use_cpu=not torch.cuda.is_available(), disable_tqdm=not show_progress, save_only_model=True,
+        use_cpu=not torch.cuda.is_available(), disable_tqdm=True, save_only_model=True,
     )
-    callbacks = [_DropPickles(), *([monitor] if monitor is not None else [])]
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate(lm.tokenizer.pad_token_id),
-                      callbacks=callbacks)
-    if not show_progress:
-        trainer.remove_callback(PrinterCallback)
+                      callbacks=[_DropPickles(), *callbacks])
+    trainer.remove_callback(PrinterCallback)
     return trainer
+
+
+class _Steps(TrainerCallback):
+    """Advance a progress stage by one at the end of every optimiser step."""
+
+    def __init__(self, advance: Callable[[int], None]) -> None:
+        self.advance = advance
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.advance(1)
 
 
 class _DropPickles(TrainerCallback):

@@ -22,6 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from emovec._files import atomic_write
+from emovec._progress import stage
 from emovec.models.loading import LoadedModel
 
 
@@ -54,8 +55,10 @@ def save_checkpoint(lm: LoadedModel, folder: Path) -> Path:
 
 
 def build_ladder(out: str | Path, *, steps: int = 120, examples: int = 192, learning_rate: float = 3e-4,
-                 seed: int = 0, say: Callable[[str], None] | None = None) -> list[Rung]:
-    """Train every rung that is not there yet (each resumes from its own checkpoints) and write ``ladder.json``."""
+                 seed: int = 0, say: Callable[[str], None] | None = None,
+                 show_progress: bool = False) -> list[Rung]:
+    """Train every rung that is not there yet (each resumes from its own checkpoints) and write ``ladder.json``;
+    ``say`` gets a line as each rung starts, ``show_progress`` reports the rungs and each fine-tuning as stages."""
     from emovec.drift.finetune import FinetuneConfig, finetune, load_finetuned
     from emovec.models.loading import load_model
 
@@ -63,17 +66,20 @@ def build_ladder(out: str | Path, *, steps: int = 120, examples: int = 192, lear
     root.mkdir(parents=True, exist_ok=True)
     rungs = [Rung(family=f, name=n, path=n, level=lvl) for n, (f, lvl) in BASES.items()]
     paths = {n: n for n in BASES}
-    for family, name, parent, regime, level in PLAN:
-        folder = root / name / "model"
-        if not (folder / "config.json").exists():
-            (say or print)(f"ladder: {name} = {parent} + {regime} SFT ({steps} steps)")
-            base = load_model(paths[parent])
-            result = finetune(FinetuneConfig(regime=regime, out=root / name, model=paths[parent], steps=steps,
-                                             save_steps=max(1, steps // 2), examples=examples,
-                                             learning_rate=learning_rate, seed=seed), lm=base)
-            save_checkpoint(load_finetuned(base, result.adapter), folder)
-        paths[name] = str(folder)
-        rungs.append(Rung(family=family, name=name, path=str(folder), level=level, regime=regime, parent=parent))
+    with stage("ladder", len(PLAN), unit="rungs", detail=f"{steps} steps each", show=show_progress) as advance:
+        for family, name, parent, regime, level in PLAN:
+            folder = root / name / "model"
+            if not (folder / "config.json").exists():
+                (say or (lambda _m: None))(f"ladder: {name} = {parent} + {regime} SFT ({steps} steps)")
+                base = load_model(paths[parent])
+                config = FinetuneConfig(regime=regime, out=root / name, model=paths[parent], steps=steps,
+                                        save_steps=max(1, steps // 2), examples=examples,
+                                        learning_rate=learning_rate, seed=seed)
+                result = finetune(config, lm=base, show_progress=show_progress)
+                save_checkpoint(load_finetuned(base, result.adapter), folder)
+            paths[name] = str(folder)
+            rungs.append(Rung(family=family, name=name, path=str(folder), level=level, regime=regime, parent=parent))
+            advance()
     atomic_write(root / "ladder.json", json.dumps([r.model_dump() for r in rungs], indent=1))
     return rungs
 

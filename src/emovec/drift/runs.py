@@ -100,8 +100,9 @@ class RunJob:
     dtype: str | None = None
 
 
-def run_one(job: RunJob, plan: RunPlan, lm: LoadedModel, vectors: VectorSet) -> None:
-    """Fine-tune one run with a drift monitor (resuming from its checkpoints and stored rows)."""
+def run_one(job: RunJob, plan: RunPlan, lm: LoadedModel, vectors: VectorSet, show_progress: bool = False) -> None:
+    """Fine-tune one run with a drift monitor (resuming from its checkpoints and stored rows); ``show_progress``
+    reports its ``finetune`` stage."""
     from emovec.drift.finetune import FinetuneConfig, finetune
     from emovec.drift.monitor import DriftMonitor
 
@@ -114,4 +115,4 @@ def run_one(job: RunJob, plan: RunPlan, lm: LoadedModel, vectors: VectorSet) -> 
     cfg = FinetuneConfig(regime=plan.regime, out=root / plan.name, model=job.model, steps=p.steps,
                          save_steps=p.save_steps, examples=p.examples, learning_rate=plan.learning_rate,
                          batch_size=p.batch_size, seed=plan.seed, start_from=start)
-    finetune(cfg, lm=lm, monitor=monitor)
+    finetune(cfg, lm=lm, monitor=monitor, show_progress=show_progress)

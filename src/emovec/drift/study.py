@@ -36,6 +36,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from emovec._files import atomic_write
+from emovec._progress import stage
 from emovec._version import __version__
 from emovec.drift.intervals import index_intervals
 from emovec.drift.rows import DriftRow
@@ -205,7 +206,8 @@ def run_drift_study(preset: str | DriftPreset = "quick", out: str | Path = "runs
                     model: str = "smollm2-135m-instruct", criteria: Criteria | None = None,
                     on_progress: Callable[[str], None] | None = None, executor: ExecutorOptions | None = None,
                     lm: LoadedModel | None = None, keys: Sequence[str] | None = None, probes: Any = None,
-                    vectors: VectorSet | None = None, external: bool = True) -> DriftStudyResult:
+                    vectors: VectorSet | None = None, external: bool = True,
+                    show_progress: bool = False) -> DriftStudyResult:
     """Fine-tune on every regime, learning rate and seed with a drift monitor, then summarise (see module docs).
     Each run lives in ``OUT/<run name>`` (``plan_runs``) and resumes from its checkpoints and stored rows.
 
@@ -215,6 +217,9 @@ def run_drift_study(preset: str | DriftPreset = "quick", out: str | Path = "runs
             each loading ``model`` itself (``emovec.drift.trials``); local by default.
         lm, keys, probes, vectors: a loaded model, key emotions, probe sets and vector set to use instead of the
             defaults (``vectors`` is saved to ``OUT/vectors`` for the trials); ``external`` runs the external evals.
+        on_progress: a line as each part starts.
+        show_progress: report extraction, the runs and each run's fine-tuning as stages (a bar in a terminal,
+            else one line each).
     """
     from emovec.drift.measure import KEYS
     from emovec.drift.probes import default_probes
@@ -232,21 +237,25 @@ def run_drift_study(preset: str | DriftPreset = "quick", out: str | Path = "runs
     chosen = tuple(keys or KEYS)
     if vectors is None:
         say(f"extracting emotion vectors of {lm.name} from {p.vector_topics} topics of the shipped corpus")
-        vectors = key_vectors(lm, root / "vectors", topics=p.vector_topics)
+        vectors = key_vectors(lm, root / "vectors", topics=p.vector_topics, show_progress=show_progress)
     elif not (root / "vectors" / "vectors.json").exists():
         vectors.save(root / "vectors")
     job = RunJob(p, model, root, probes if probes is not None else default_probes(
         list(chosen), stories_per_emotion=p.stories_per_emotion, prompts=p.prompts, seed=0), chosen, external)
-    if executor is not None and executor.kind == "ray":
-        from emovec.drift.trials import run_trials
+    with stage("drift", len(plans), unit="runs", detail=f"{lm.name}, {p.steps} steps each",
+               show=show_progress) as advance:
+        if executor is not None and executor.kind == "ray":
+            from emovec.drift.trials import run_trials
 
-        say(f"running {len(plans)} fine-tuning runs as Ray Tune trials, {executor.workers} at a time")
-        run_trials(job, plans, executor)
-    else:
-        for plan in plans:
-            say(f"fine-tuning {plan.name}: {p.steps} steps at lr {plan.learning_rate:g}, checkpoints every "
-                f"{p.save_steps}")
-            run_one(job, plan, lm, vectors)
+            say(f"running {len(plans)} fine-tuning runs as Ray Tune trials, {executor.workers} at a time")
+            run_trials(job, plans, executor)
+            advance(len(plans))
+        else:
+            for plan in plans:
+                say(f"fine-tuning {plan.name}: {p.steps} steps at lr {plan.learning_rate:g}, checkpoints every "
+                    f"{p.save_steps}")
+                run_one(job, plan, lm, vectors, show_progress)
+                advance()
     runs = [summarize_run(plan.regime, plan.seed, read_rows(root / plan.name / "drift"), c, plan.learning_rate)
             for plan in plans]
     seps = [separation(runs, k, p.n_boot) for k in INDICES]

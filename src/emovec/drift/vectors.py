@@ -16,9 +16,10 @@ def drift_layer(lm: LoadedModel) -> int:
     return max(1, round(DEPTH * lm.n_layers))
 
 
-def key_vectors(lm: LoadedModel, folder: str | Path, *, topics: int = 4, layer: int | None = None) -> VectorSet:
+def key_vectors(lm: LoadedModel, folder: str | Path, *, topics: int = 4, layer: int | None = None,
+                show_progress: bool = False) -> VectorSet:
     """All 171 emotion vectors at ``layer`` from ``topics`` topics of the shipped corpus, cached in ``folder``
-    (reused when it holds vectors of this model)."""
+    (reused when it holds vectors of this model); ``show_progress`` reports the ``capture`` stage."""
     from emovec.corpus import load_corpus
     from emovec.data import default_corpus_path
     from emovec.vectors.extract import extract_emotion_vectors
@@ -31,7 +32,7 @@ def key_vectors(lm: LoadedModel, folder: str | Path, *, topics: int = 4, layer: 
     chosen = layer if layer is not None else drift_layer(lm)
     lm.check_layers([chosen])
     ext = extract_emotion_vectors(lm, load_corpus(default_corpus_path()), layers=[chosen], topics=topics,
-                                  max_length=MAX_LENGTH, show_progress=False)
+                                  max_length=MAX_LENGTH, show_progress=show_progress)
     vectors = ext.vectors.with_recommended_layer(chosen)
     vectors.save(path)
     return vectors

@@ -24,9 +24,9 @@ from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
-from rich.progress import Progress
 
 from emovec._files import atomic_write
+from emovec._progress import stage
 from emovec._version import __version__
 from emovec.evaluation.blackmail_gate import (
     DEFAULT_VARIANTS,
@@ -173,12 +173,13 @@ def run_blackmail(
     batch_size: int = 8,
     judge: ModelJudge | None = None,
     seed: int = 0,
-    show_progress: bool = True,
+    show_progress: bool = False,
     executor: ExecutorOptions | None = None,
 ) -> Any:
     """Run every (variant, condition, sample), append graded rows to ``out/results`` (resumable), and return
     all rows as a DataFrame. ``executor``: where generation runs (local by default, or a Ray pool); grading and
-    the model judge run here, as results arrive."""
+    the model judge run here, as results arrive. ``show_progress`` reports the ``blackmail`` stage (a bar in a
+    terminal, else one line when done)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if any(c.emotion is not None for c in conditions):
@@ -209,14 +210,15 @@ def run_blackmail(
     items = [([(v, c) for _, v, c, _ in b], seed * 100003 + int(b[0][0][:7], 16) % 100003) for b in batches]
     shared = _Shared(vectors, steer_layers, max_new_tokens, temperature)
     runner = make_executor(executor, lm)
-    with Progress(disable=not show_progress, transient=True) as progress:
-        task = progress.add_task(f"blackmail scenario: {len(todo)} replies ({runner.name})", total=len(batches))
+    what = (f"{len(variants)} variants x {len(conditions)} conditions x {samples} samples, "
+            f"{len(rows) - len(todo)} done before, {runner.name}")
+    with stage("blackmail", len(todo), unit="replies", detail=what, show=show_progress) as advance:
 
         def keep(index: int, replies: list[str]) -> None:
             write_part(out, [_grade(key, v, c, k, reply, judge)
                              for (key, v, c, k), reply in zip(batches[index], replies, strict=True)],
                        schema=BLACKMAIL_SCHEMA)
-            progress.advance(task)
+            advance(len(batches[index]))
 
         runner.map(blackmail_batch, shared, items, keep)
     all_rows = read_blackmail_rows(out)

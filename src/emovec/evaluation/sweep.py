@@ -20,8 +20,8 @@ from typing import Any
 
 import pandas as pd
 import torch
-from rich.progress import Progress
 
+from emovec._progress import stage
 from emovec.evaluation.controls import add_directions, control_directions, refusal_fit_ids
 from emovec.evaluation.judges.emotion import PLUTCHIK, judge_emotions
 from emovec.evaluation.judges.model_judge import ModelJudge, make_judge
@@ -213,7 +213,7 @@ def run_sweep(
     vectors: VectorSet,
     *,
     force: bool = False,
-    show_progress: bool = True,
+    show_progress: bool = False,
     on_batch: Callable[[int, int], None] | None = None,
     executor: ExecutorOptions | None = None,
 ) -> SweepResult:
@@ -224,6 +224,7 @@ def run_sweep(
         lm: the model; ``vectors`` must come from it.
         vectors: the emotion vector set (also the unit of every strength).
         force: add to an output folder made with another model or vectors.
+        show_progress: report the ``sweep`` stage (a bar in a terminal, else one line when done).
         on_batch: called with (batches done, batches planned) after each batch is written.
         executor: where batches run (default: ``config.executor``, local unless it says ``ray``). Either way
             this process writes every batch through the keyed store, so runs resume and give the same rows.
@@ -270,14 +271,14 @@ def run_sweep(
     runner = make_executor(executor or config.executor, lm, state=state)
     shared = _Shared(token, config, full, fit_ids)
     done = {"batches": 0, "rows": 0}
-    with Progress(disable=not show_progress, transient=True) as progress:
-        task = progress.add_task(f"sweep: {len(todo)} replies to generate ({runner.name})", total=len(batches))
+    what = f"{len(units)} settings x {len(rows) // max(len(units), 1)} prompts, {len(rows) - len(todo)} done before, "
+    with stage("sweep", len(todo), unit="replies", detail=what + runner.name, show=show_progress) as advance:
 
         def keep(_index: int, graded: list[SweepRow]) -> None:
             write_part(out, graded, SWEEP_SCHEMA)
             done["batches"] += 1
             done["rows"] += len(graded)
-            progress.advance(task)
+            advance(len(graded))
             if on_batch is not None:
                 on_batch(done["batches"], len(batches))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -167,11 +168,26 @@ def _from_checkpoint(
 
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code,
                               "local_files_only": local_only}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _no_transformers_bars():
         warnings.filterwarnings("ignore", message=".*generation flags.*")
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
         model: Any = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs)
     return model.to(device), tokenizer
+
+
+@contextmanager
+def _no_transformers_bars() -> Iterator[None]:
+    """Hide transformers' own tqdm bars (``Loading weights``) while a model loads: emovec says what it loads where
+    asked (the CLI prints a line) and a library prints nothing of its own."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")

@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from emovec._files import atomic_write
+from emovec._progress import stage
 from emovec.errors import EmovecError
 from emovec.executors import ExecutorOptions, check_available
 from emovec.studies.cross_model import AUC, CrossModelResult, HeldOut, TransferShift, alignment_pairs, held_out
@@ -128,9 +129,10 @@ def _transfer(models: Sequence[str], data: Sequence[ModelData], held: Sequence[H
 
 def run_cross_model_study(models: Sequence[str] = DEFAULT_MODELS, preset: str | CrossPreset = "quick",
                           out: str | Path = "runs/cross", *, say: Callable[[str], None] | None = None,
-                          executor: ExecutorOptions | None = None) -> CrossModelResult:
+                          executor: ExecutorOptions | None = None, show_progress: bool = False) -> CrossModelResult:
     """Read every model, leave each out in turn, and write ``cross_model.json`` into ``out``. ``executor``:
-    where each model's reading runs (``emovec.studies.cross_model_data``); the fits run in this process."""
+    where each model's reading runs (``emovec.studies.cross_model_data``); the fits run in this process. ``say``
+    gets a line as each model is read; ``show_progress`` reports the reading and the fits as stages."""
     from emovec.corpus import load_corpus
     from emovec.drift.finetune import load_spec
 
@@ -147,17 +149,26 @@ def run_cross_model_study(models: Sequence[str] = DEFAULT_MODELS, preset: str | 
     topics = load_corpus().topics()
     root = Path(out)
     data: list[ModelData] = []
-    for name in models:
-        (say or print)(f"reading {name}: directions, the shared stimuli (the stories on {topics[1]!r} and "
-                       f"{p.neutral} neutral texts), {p.prompts} red-team replies")
-        lm = load_spec(name)
-        data.append(collect(lm, root / "models" / name.replace("/", "_"), prompts=p.prompts, neutral=p.neutral,
-                            max_new_tokens=p.max_new_tokens, vector_topic=topics[0], stimulus_topic=topics[1],
-                            executor=executor))
-        del lm
+    with stage("cross-model/read", len(models), unit="models", detail=f"{p.prompts} red-team replies each",
+               show=show_progress) as advance:
+        for name in models:
+            (say or (lambda _m: None))(f"reading {name}: directions, the shared stimuli (the stories on "
+                                       f"{topics[1]!r} and {p.neutral} neutral texts), {p.prompts} red-team replies")
+            lm = load_spec(name)
+            data.append(collect(lm, root / "models" / name.replace("/", "_"), prompts=p.prompts, neutral=p.neutral,
+                                max_new_tokens=p.max_new_tokens, vector_topic=topics[0], stimulus_topic=topics[1],
+                                executor=executor))
+            del lm
+            advance()
     if len({len(d.stimuli) for d in data}) != 1:
         raise CrossModelError("the models did not read the same shared stimuli; delete the cached model folders")
     check_basis_sizes(data, p.pcs, p.ks)
+    with stage("cross-model/fit", detail=f"leave each of {len(data)} models out", show=show_progress):
+        return _fit(models, data, p, root)
+
+
+def _fit(models: Sequence[str], data: list[ModelData], p: CrossPreset, root: Path) -> CrossModelResult:
+    """Leave each model out in turn (and transfer, when the preset asks), write ``cross_model.json``."""
     held, curves, names = [], {}, []
     for m in range(len(data)):
         for label in p.labels:

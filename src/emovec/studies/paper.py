@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 from scipy.stats import t as student_t
 
+from emovec._progress import stage
 from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection, capture
 from emovec.data import data_path
 from emovec.executors import ExecutorOptions, make_executor
@@ -199,10 +200,12 @@ class SteeringShifts:
 
 def steering_shifts(lm: LoadedModel, vectors: VectorSet, layer: int, acts: Sequence[str], emotions: Sequence[str],
                     partners: int, strength: float, seed: int = 0, n_random: int = 0,
-                    executor: ExecutorOptions | None = None) -> SteeringShifts:
+                    executor: ExecutorOptions | None = None,
+                    on_direction: Callable[[int], None] | None = None) -> SteeringShifts:
     """Per emotion and per activity, the change in the log-odds of choosing the activity when it is steered on its
     tokens; and the same for ``n_random`` random directions of the same norm (what a steer with no meaning does).
-    Each direction's read is one batch on ``executor`` (this process, or a Ray pool of model replicas)."""
+    Each direction's read is one batch on ``executor`` (this process, or a Ray pool of model replicas);
+    ``on_direction`` is called with 1 as each comes back (progress)."""
     pairs = prefs.plan_pairs(len(acts), partners, seed)
     shared = _Steer(list(acts), list(prefs.both_orders(pairs)), layer,
                     strength * float(vectors.mean_norm[vectors.layer_index(layer)]))
@@ -210,7 +213,13 @@ def steering_shifts(lm: LoadedModel, vectors: VectorSet, layer: int, acts: Seque
     directions: list[torch.Tensor | None] = [None, *(vectors.vector(name, layer) for name in emotions),
                                              *(torch.randn(vectors.d_model, generator=gen) for _ in range(n_random))]
     got: dict[int, np.ndarray] = {}
-    make_executor(executor, lm).map(steered_preferences, shared, directions, got.__setitem__)
+
+    def keep(i: int, read: np.ndarray) -> None:
+        got[i] = read
+        if on_direction is not None:
+            on_direction(1)
+
+    make_executor(executor, lm).map(steered_preferences, shared, directions, keep)
     if len(got) != len(directions):
         raise RuntimeError(f"{len(directions) - len(got)} of {len(directions)} steered reads came back empty")
     read = [np.clip(got[i], 1e-6, 1 - 1e-6) for i in range(len(directions))]
@@ -233,31 +242,39 @@ def _steer_emotions(prefs_r: Sequence[EmotionPreference], k: int) -> list[str]:
 
 
 def run_paper_study(lm: LoadedModel, vectors: VectorSet, preset: str | PaperPreset = "quick",
-                    say: object = None, executor: ExecutorOptions | None = None) -> PaperResult:
+                    say: object = None, executor: ExecutorOptions | None = None,
+                    show_progress: bool = False) -> PaperResult:
     """All four experiments at the set's default layer (see module docs); ``executor``: where the steered
-    preference reads run (one direction per batch), the rest runs in this process."""
+    preference reads run (one direction per batch), the rest runs in this process. ``say`` gets a line as each
+    experiment starts; ``show_progress`` reports each as a stage (a bar in a terminal, else one line when done)."""
     started = time.perf_counter()
     p = PRESETS[preset] if isinstance(preset, str) else preset
     tell = say if callable(say) else (lambda _m: None)
     vectors.check_compatible(lm)
     layer = vectors.default_layer
     tell("intensity templates")
-    intens = intensity(lm, vectors, layer, p.n_random)
+    with stage("paper/intensity", detail=f"layer {layer}", show=show_progress):
+        intens = intensity(lm, vectors, layer, p.n_random)
     pool, text_counts, text_notes = human_text(p.snippets, p.chat)
     tell(f"top-activating text over {len(pool)} human-written texts ({text_counts})")
-    tops = top_text(lm, vectors, layer, pool)
+    with stage("paper/top text", detail=f"{len(pool)} human-written texts", show=show_progress):
+        tops = top_text(lm, vectors, layer, pool)
     acts = activities()
     tell(f"activity preferences: {len(acts)} activities, {p.partners} partners each, both orders")
-    pairs = prefs.plan_pairs(len(acts), p.partners)
-    outcome = prefs.pair_outcomes(prefs.prefer_first(lm, acts, prefs.both_orders(pairs)))
-    scores = prefs.bradley_terry(len(acts), pairs, outcome)
-    low, high = prefs.bt_intervals(len(acts), pairs, outcome)
-    read = readouts(lm, vectors, acts, layer)
-    pr, null95 = preference_correlations(read, scores, vectors.names, p.n_perm)
+    with stage("paper/preferences", detail=f"{len(acts)} activities x {p.partners} partners", show=show_progress):
+        pairs = prefs.plan_pairs(len(acts), p.partners)
+        outcome = prefs.pair_outcomes(prefs.prefer_first(lm, acts, prefs.both_orders(pairs)))
+        scores = prefs.bradley_terry(len(acts), pairs, outcome)
+        low, high = prefs.bt_intervals(len(acts), pairs, outcome)
+        read = readouts(lm, vectors, acts, layer)
+        pr, null95 = preference_correlations(read, scores, vectors.names, p.n_perm)
     chosen = _steer_emotions(pr, p.steer_emotions)
     tell(f"steering {len(chosen)} emotions on one option's tokens")
-    steered = steering_shifts(lm, vectors, layer, acts, chosen, p.steer_partners, p.strength,
-                              n_random=p.steer_random, executor=executor)
+    n_directions = 1 + len(chosen) + p.steer_random
+    with stage("paper/steering", n_directions, unit="directions", detail=f"{len(chosen)} emotions, "
+               f"{p.steer_random} random", show=show_progress) as advance:
+        steered = steering_shifts(lm, vectors, layer, acts, chosen, p.steer_partners, p.strength,
+                                  n_random=p.steer_random, executor=executor, on_direction=advance)
     for e in pr:
         if e.emotion in steered.emotions:
             est = steered.shift(e.emotion)

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from emovec._files import atomic_write
+from emovec._progress import stage
 from emovec._version import __version__
 from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection
 from emovec.corpus import load_corpus
@@ -144,10 +145,13 @@ def study_layer(lm: LoadedModel, vectors: VectorSet | None) -> int:
 
 def run_model(spec: ModelPlan, preset: Preset, out: Path, *, keys: Mapping[str, str] = KEY_VECTORS, seed: int = 0,
               device: str | None = None, dtype: str | None = None, lm: LoadedModel | None = None,
-              log: Callable[[str], None] = print, executor: ExecutorOptions | None = None) -> ModelResult:
-    """Everything the study measures on one model; written to ``out/result.json``."""
+              log: Callable[[str], None] | None = None, executor: ExecutorOptions | None = None,
+              show_progress: bool = False) -> ModelResult:
+    """Everything the study measures on one model; written to ``out/result.json``. ``log`` gets a line as each
+    part starts and the verdict; ``show_progress`` reports the reading, the sweeps and the effects as stages."""
     from emovec.models.loading import load_model
 
+    log = log or (lambda _m: None)
     start = time.perf_counter()
     lm = lm if lm is not None else load_model(spec.name, device=device, dtype=dtype)
     targets = list(keys.values())
@@ -165,7 +169,7 @@ def run_model(spec: ModelPlan, preset: Preset, out: Path, *, keys: Mapping[str, 
     log(f"[{spec.name}] layer {layer}: reading {preset.per_emotion} stories x {len(pool)} emotions x "
         f"{len(preset.templates)} framings")
     sa = story_activations(lm, corpus, pool, layer, per_emotion=preset.per_emotion, max_length=preset.max_length,
-                           templates={t: TEMPLATES[t] for t in preset.templates})
+                           templates={t: TEMPLATES[t] for t in preset.templates}, show_progress=show_progress)
     stab = stability(sa, targets, n_splits=preset.n_splits, n_seeds=preset.n_seeds, seed=seed)
     if spec.dialogues:
         dialogues = load_corpus(spec.dialogues)
@@ -189,24 +193,30 @@ def run_model(spec: ModelPlan, preset: Preset, out: Path, *, keys: Mapping[str, 
     for conditions, strengths in parts:
         cfg = SweepConfig(**common, conditions=[parse_condition(c) for c in conditions],  # type: ignore[arg-type]
                           strengths=strengths)
-        frames.append(run_sweep(cfg, lm, vs, show_progress=False, force=True, executor=executor).rows)
+        frames.append(run_sweep(cfg, lm, vs, show_progress=show_progress, force=True, executor=executor).rows)
     rows = pd.concat(frames, ignore_index=True)
     summaries = summarize(rows, n_boot=preset.n_boot, seed=seed)
     log(f"[{spec.name}] modularity, causal influence, incremental value")
-    mod = modularity_from_rows(lm, vs, rows, targets, layer, preset.strength, n_boot=preset.n_boot, seed=seed)
-    prompts = [i.prompt for i in harmful_suite().items[1::2]][: preset.dose_prompts]  # not used to fit controls
-    causal = {t: refusal_dose_response(lm, vs, t, layer, prompts, preset.dose, n_boot=preset.n_boot)
-              for t in targets}
-    sv = steering_value(rows, n_boot=preset.n_boot, seed=seed)
-    plain = rows[rows["cond_kind"] == "none"].reset_index(drop=True)
-    full = add_directions(vs, control_directions(lm, vs, list(CONTROLS)))
-    control_names = [f"concept:{c}" for c in CONTROLS]
-    watched = rows[rows["item_kind"] != "helpful"].reset_index(drop=True)
-    readouts = reply_readouts(lm, full, [*control_names, *targets], layer, list(watched["reply"]))
-    ok = np.isfinite(readouts).all(1)
-    mv = monitoring_value(unsafe_labels(watched)[ok], readouts[ok][:, : len(CONTROLS)],
-                          readouts[ok][:, len(CONTROLS):], n_boot=preset.n_boot, seed=seed,
-                          groups=watched["item_id"].to_numpy()[ok])
+    with stage("policy-dominance/effects", 2 + len(targets), unit="measures", detail=spec.name,
+               show=show_progress) as advance:
+        mod = modularity_from_rows(lm, vs, rows, targets, layer, preset.strength, n_boot=preset.n_boot, seed=seed)
+        advance()
+        prompts = [i.prompt for i in harmful_suite().items[1::2]][: preset.dose_prompts]  # not used to fit controls
+        causal = {}
+        for t in targets:
+            causal[t] = refusal_dose_response(lm, vs, t, layer, prompts, preset.dose, n_boot=preset.n_boot)
+            advance()
+        sv = steering_value(rows, n_boot=preset.n_boot, seed=seed)
+        plain = rows[rows["cond_kind"] == "none"].reset_index(drop=True)
+        full = add_directions(vs, control_directions(lm, vs, list(CONTROLS)))
+        control_names = [f"concept:{c}" for c in CONTROLS]
+        watched = rows[rows["item_kind"] != "helpful"].reset_index(drop=True)
+        readouts = reply_readouts(lm, full, [*control_names, *targets], layer, list(watched["reply"]))
+        ok = np.isfinite(readouts).all(1)
+        mv = monitoring_value(unsafe_labels(watched)[ok], readouts[ok][:, : len(CONTROLS)],
+                              readouts[ok][:, len(CONTROLS):], n_boot=preset.n_boot, seed=seed,
+                              groups=watched["item_id"].to_numpy()[ok])
+        advance()
     none = next(s for s in summaries if s.cond_kind == "none")
     result = ModelResult(
         model=spec.name, source=lm.source, policy_level=spec.policy_level or POLICY_LEVEL.get(spec.name, "given"),
@@ -238,8 +248,8 @@ FAMILY_NOTE = ("The three default models differ in more than policy: family, siz
 def run_study(models: Sequence[ModelPlan], preset: str | Preset = "quick", out: str | Path = "runs/study", *,
               keys: Mapping[str, str] = KEY_VECTORS, ladder: bool = False, overwrite: bool = False, seed: int = 0,
               device: str | None = None, dtype: str | None = None,
-              loaded: Mapping[str, LoadedModel] | None = None,
-              log: Callable[[str], None] = print, executor: ExecutorOptions | None = None) -> StudyResult:
+              loaded: Mapping[str, LoadedModel] | None = None, log: Callable[[str], None] | None = None,
+              executor: ExecutorOptions | None = None, show_progress: bool = False) -> StudyResult:
     """Run the study on each model (skipping models already done unless ``overwrite``) and write
     ``report.json`` (``result.report``; ``emovec.reports.study_report.write_study_report`` draws the HTML).
 
@@ -251,7 +261,10 @@ def run_study(models: Sequence[ModelPlan], preset: str | Preset = "quick", out: 
         ladder: the models are one family at increasing policy levels (drops the cross-family caveat).
         loaded: models already in memory, by name (otherwise each is loaded with ``load_model``).
         executor: where each model's sweep batches run (local by default, or a Ray pool).
+        log: a line as each part of each model starts, and its verdict.
+        show_progress: report the models and each one's parts as stages (a bar in a terminal, else one line each).
     """
+    say = log or (lambda _m: None)
     p = PRESETS[preset] if isinstance(preset, str) else preset
     if not models:
         raise StudyError("no models given")
@@ -262,17 +275,21 @@ def run_study(models: Sequence[ModelPlan], preset: str | Preset = "quick", out: 
         raise StudyError("too few prompts for intervals: dose_prompts must be >= 3 and each suite limit >= 2")
     root = Path(out)
     result = StudyResult(root)
-    for plan in models:
-        folder = root / plan.name.replace("/", "_")
-        done = folder / "result.json"
-        if done.exists() and not overwrite:
-            log(f"[{plan.name}] already done: {done} (pass overwrite to redo)")
-            stored = json.loads(done.read_text(encoding="utf-8"))
-            stored.pop("overview", None), stored.pop("verdict", None)  # recomputed from the measures by finish()
-            result.models[plan.name] = ModelResult.model_validate(stored).finish()
-            continue
-        result.models[plan.name] = run_model(plan, p, folder, keys=keys, seed=seed, device=device, dtype=dtype,
-                                             lm=(loaded or {}).get(plan.name), log=log, executor=executor)
+    with stage("policy-dominance", len(models), unit="models", detail=f"preset {p.name}",
+               show=show_progress) as advance:
+        for plan in models:
+            folder = root / plan.name.replace("/", "_")
+            done = folder / "result.json"
+            if done.exists() and not overwrite:
+                say(f"[{plan.name}] already done: {done} (pass overwrite to redo)")
+                stored = json.loads(done.read_text(encoding="utf-8"))
+                stored.pop("overview", None), stored.pop("verdict", None)  # recomputed from the measures by finish()
+                result.models[plan.name] = ModelResult.model_validate(stored).finish()
+            else:
+                result.models[plan.name] = run_model(plan, p, folder, keys=keys, seed=seed, device=device,
+                                                     dtype=dtype, lm=(loaded or {}).get(plan.name), log=say,
+                                                     executor=executor, show_progress=show_progress)
+            advance()
     report = StudyReport(preset=p.name, plan=p.plan(len(keys)), key_vectors=dict(keys), ladder=ladder,
                          family_note=None if ladder else FAMILY_NOTE, emovec_version=__version__,
                          models=dict(result.models))

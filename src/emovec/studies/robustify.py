@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from emovec._files import atomic_write
+from emovec._progress import stage
 from emovec.executors import ExecutorOptions, check_available
 from emovec.metrics import Estimate, bootstrap
 from emovec.studies.robustify_eval import ArmEval, ArmJob, EvalShared, eval_prompts, evaluate_arm, evaluate_arms
@@ -220,9 +221,11 @@ def refusal_fit_overlap(p: RobustPreset) -> int:
 
 def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = "runs/robust", *,
                         model: str = "smollm2-135m-instruct", say: Callable[[str], None] | None = None,
-                        executor: ExecutorOptions | None = None) -> RobustifyResult:
+                        executor: ExecutorOptions | None = None, show_progress: bool = False) -> RobustifyResult:
     """Optimise the arms (in this process), evaluate every arm on the held-out suites (on ``executor``: here by
-    default, or one arm per Ray worker), write ``robustify.json``."""
+    default, or one arm per Ray worker), write ``robustify.json``. ``say`` gets a line per step and its outcome;
+    ``show_progress`` reports extraction, each optimisation and the evaluation as stages (a bar in a terminal,
+    else one line each)."""
     from emovec.drift.vectors import key_vectors
     from emovec.models.loading import load_model
     from emovec.robust.optimize import RobustConfig, RobustResult, optimize_direction
@@ -231,9 +234,9 @@ def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = 
     check_available(executor)
     root = Path(out)
     lm = load_model(model)
-    tell = say or print
+    tell = say or (lambda _m: None)
     tell(f"emotion vectors of {lm.name} from {p.vector_topics} topics of the shipped corpus")
-    vectors = key_vectors(lm, root / "vectors", topics=p.vector_topics)
+    vectors = key_vectors(lm, root / "vectors", topics=p.vector_topics, show_progress=show_progress)
     vectors.index(p.source)
     layer = vectors.default_layer
     source = vectors.vector(p.source, layer).float()
@@ -242,11 +245,12 @@ def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = 
         folder = root / (arm if seed == 0 else f"{arm}-seed{seed}")
         start = time.perf_counter()
         tell(f"optimising {folder.name} ({p.steps} steps at most)")
-        res = optimize_direction(lm, vectors, RobustConfig(source=p.source, out=folder, layer=layer,
-                                                           strength=p.strength, steps=p.steps, meaning=weight,
-                                                           val_every=p.val_every, patience=p.patience, seed=seed,
-                                                           adversary=adversary),  # type: ignore[arg-type]
-                                 n_prompts=p.n_prompts, replies=root / f"replies-seed{seed}.json")
+        config = RobustConfig(source=p.source, out=folder, layer=layer, strength=p.strength, steps=p.steps,
+                              meaning=weight, val_every=p.val_every, patience=p.patience, seed=seed,
+                              adversary=adversary)  # type: ignore[arg-type]
+        with stage(f"robustify/optimise {folder.name}", p.steps, unit="steps", show=show_progress) as advance:
+            res = optimize_direction(lm, vectors, config, n_prompts=p.n_prompts,
+                                     replies=root / f"replies-seed{seed}.json", on_step=lambda _s, _r: advance())
         res.vector_set(vectors).save(folder / "vectors", overwrite=True)
         tell(f"optimised {folder.name} in {time.perf_counter() - start:.0f} s (chosen step {res.best_step})")
         return res
@@ -295,7 +299,10 @@ def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = 
         prepared.append((ArmJob(arm, direction, strength, system), kind, weight, res, stable))
     where = "" if executor is None or executor.kind == "local" else f" on {executor.workers} Ray workers"
     tell(f"evaluating {len(prepared)} arms on the held-out suites{where}")
-    evals = evaluate_arms(lm, EvalShared(vectors, layer, p, attack), [job for job, *_ in prepared], executor)
+    with stage("robustify/evaluate", len(prepared), unit="arms", detail=f"held-out suites{where}",
+               show=show_progress) as advance:
+        evals = evaluate_arms(lm, EvalShared(vectors, layer, p, attack), [job for job, *_ in prepared], executor,
+                              on_arm=advance)
     arms: list[ArmResult] = []
     replies: list[list[str]] = []
     for (job, kind, weight, res, stable), ev in zip(prepared, evals, strict=True):

@@ -5,7 +5,7 @@ arm per batch: the same work either way)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,11 +177,18 @@ def evaluate_job(lm: LoadedModel, shared: EvalShared, job: ArmJob, state: dict[s
 
 
 def evaluate_arms(lm: LoadedModel, shared: EvalShared, jobs: Sequence[ArmJob],
-                  executor: ExecutorOptions | None = None) -> list[ArmEval]:
+                  executor: ExecutorOptions | None = None,
+                  on_arm: Callable[[int], None] | None = None) -> list[ArmEval]:
     """Every arm's evaluation, in the order of ``jobs``; ``executor``: where they run (Ray workers load the
-    model ``lm`` was loaded from)."""
+    model ``lm`` was loaded from); ``on_arm`` is called with 1 as each arm's evaluation comes back (progress)."""
     got: dict[int, ArmEval] = {}
-    make_executor(executor, lm).map(evaluate_job, shared, list(jobs), got.__setitem__)
+
+    def keep(i: int, result: ArmEval) -> None:
+        got[i] = result
+        if on_arm is not None:
+            on_arm(1)
+
+    make_executor(executor, lm).map(evaluate_job, shared, list(jobs), keep)
     if len(got) != len(jobs):
         raise RuntimeError(f"{len(jobs) - len(got)} of {len(jobs)} arm evaluations came back empty")
     return [got[i] for i in range(len(jobs))]

@@ -64,9 +64,9 @@ class StoryActivations:
 
 def story_activations(lm: LoadedModel, corpus: Corpus, emotions: Sequence[str], layer: int, *,
                       per_emotion: int = 6, max_length: int = 160,
-                      templates: Mapping[str, str] | None = None) -> StoryActivations:
+                      templates: Mapping[str, str] | None = None, show_progress: bool = False) -> StoryActivations:
     """Capture each story's mean activation (story tokens only, never the sequence's first two positions: the
-    attention sink would dominate the mean) under each template."""
+    attention sink would dominate the mean) under each template; ``show_progress`` reports each capture."""
     order = {t: i for i, t in enumerate(corpus.topics())}
     chosen = []
     for e in emotions:  # each emotion's stories on the corpus's first topics, so every emotion shares them
@@ -82,7 +82,8 @@ def story_activations(lm: LoadedModel, corpus: Corpus, emotions: Sequence[str], 
         texts = [template.format(story=r.text) for r in chosen]
         spans = [[(len(head), len(head) + len(r.text))] for r in chosen]
         res = capture(lm, texts, [layer], selection=TokenSelection.char_spans(FIRST_CONTENT_TOKEN), spans=spans,
-                      max_length=max_length + len(lm.tokenizer(head)["input_ids"]) + 16)
+                      max_length=max_length + len(lm.tokenizer(head)["input_ids"]) + 16, show_progress=show_progress,
+                      detail=f"{len(emotions)} emotions x {per_emotion} stories, {name} framing, layer {layer}")
         out.acts[name] = res.means[:, 0]
         if name == "story":
             out.mean_norm = float(res.mean_norm[0])

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, computed_field
 
 from emovec._files import atomic_write
+from emovec._progress import stage
 from emovec._version import __version__
 from emovec.corpus import Corpus, load_corpus
 from emovec.metrics import Estimate
@@ -99,10 +100,20 @@ def _subset(sa: StoryActivations, rows: np.ndarray) -> StoryActivations:
                             sa.mean_norm, topics if topics is not None and len(set(topics.tolist())) > 1 else None)
 
 
+def _count_row(sa: StoryActivations, keys: Sequence[str], count: int, n_splits: int, seed: int) -> CountRow:
+    """The figures at one count of stories per emotion (its first stories of each emotion)."""
+    part = _subset(sa, _first(sa, count))
+    res = stability(part, keys, n_splits=n_splits, n_seeds=3, seed=seed)
+    assert res.split_half_null is not None and res.split_half_null_pooled is not None  # stability() measures it
+    return CountRow(per_emotion=count, n_stories=len(part.labels), split_half=res.split_half,
+                    split_half_null=res.split_half_null, split_half_null_pooled=res.split_half_null_pooled,
+                    readout_auc=res.readout_auc)
+
+
 def stability_curve(lm: LoadedModel, keys: Sequence[str], pool: Sequence[str], layer: int, *,
                     counts: Sequence[int] = (6, 12, 20), corpus: Corpus | None = None, max_length: int = 100,
-                    n_splits: int = 50, seed: int = 0,
-                    log: Callable[[str], None] = print) -> StabilityCurve:
+                    n_splits: int = 50, seed: int = 0, log: Callable[[str], None] | None = None,
+                    show_progress: bool = False) -> StabilityCurve:
     """Split-half cosine, its null and the held-out readout AUC of ``keys`` at each count in ``counts``.
 
     Args:
@@ -115,8 +126,10 @@ def stability_curve(lm: LoadedModel, keys: Sequence[str], pool: Sequence[str], l
         max_length: tokens per story.
         n_splits: random halvings per count (at least 10).
         seed: the halvings' seed.
-        log: progress lines.
+        log: a line as the reading starts and one per count with its figures.
+        show_progress: report the reading and the counts as stages (a bar in a terminal, else one line each).
     """
+    say = log or (lambda _m: None)
     if not counts or min(counts) < 4:
         raise StudyError(f"counts {list(counts)}: give stories-per-emotion counts of at least 4 each")
     missing = [k for k in keys if k not in pool]
@@ -126,19 +139,20 @@ def stability_curve(lm: LoadedModel, keys: Sequence[str], pool: Sequence[str], l
         raise StudyError(f"layer {layer} is out of range: {lm.source.name} has layers 0-{lm.n_layers - 1}")
     corpus = corpus if corpus is not None else load_corpus()
     top = max(counts)
-    log(f"reading {top} stories x {len(pool)} emotions at layer {layer}")
-    sa = story_activations(lm, corpus, pool, layer, per_emotion=top, max_length=max_length)
+    say(f"reading {top} stories x {len(pool)} emotions at layer {layer}")
+    sa = story_activations(lm, corpus, pool, layer, per_emotion=top, max_length=max_length,
+                           show_progress=show_progress)
     rows = []
-    for count in sorted(set(counts)):
-        part = _subset(sa, _first(sa, count))
-        res = stability(part, keys, n_splits=n_splits, n_seeds=3, seed=seed)
-        assert res.split_half_null is not None and res.split_half_null_pooled is not None  # stability() measures it
-        rows.append(CountRow(per_emotion=count, n_stories=len(part.labels), split_half=res.split_half,
-                             split_half_null=res.split_half_null, split_half_null_pooled=res.split_half_null_pooled,
-                             readout_auc=res.readout_auc))
-        row = rows[-1]
-        log(f"{count} stories per emotion: split-half {row.mean_split_half:.2f} (null 97.5% "
-            f"{row.mean_null_high:.2f}; {row.above_null} of {len(keys)} above), readout AUC {row.mean_readout_auc:.2f}")
+    chosen = sorted(set(counts))
+    with stage("stability/counts", len(chosen), unit="counts", detail=f"{n_splits} halvings each",
+               show=show_progress) as advance:
+        for count in chosen:
+            rows.append(_count_row(sa, keys, count, n_splits, seed))
+            row = rows[-1]
+            say(f"{count} stories per emotion: split-half {row.mean_split_half:.2f} (null 97.5% "
+                f"{row.mean_null_high:.2f}; {row.above_null} of {len(keys)} above), readout AUC "
+                f"{row.mean_readout_auc:.2f}")
+            advance()
     return StabilityCurve(model=lm.source.name, fingerprint=lm.source.fingerprint, layer=layer, keys=list(keys),
                           pool=list(pool), n_splits=n_splits, seed=seed, emovec_version=__version__, rows=rows)
 

@@ -10,7 +10,7 @@ directions; the readout only changes how a text is scored.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -112,6 +112,7 @@ def cross_validated_ranks(
     *,
     n_folds: int = 6,
     fit_index: NDArray[np.int64] | None = None,
+    on_fold: Callable[[int], None] | None = None,
 ) -> Tensor:
     """Rank of the true emotion for every story, each scored by vectors fitted without its topic.
 
@@ -122,6 +123,7 @@ def cross_validated_ranks(
         recipe: topic removal on/off and the readout.
         n_folds: topics are dealt to this many folds.
         fit_index: restrict to these stories (for nested selection); ranks are returned for them only.
+        on_fold: called with 1 after each fold (progress).
 
     Returns:
         ``[L, n]`` int ranks (1 = the true emotion scored highest).
@@ -143,6 +145,8 @@ def cross_validated_ranks(
             scorer = fit_scorer(acts[tr, j], e_tr, t_all[tr] if recipe.topic_removal else None, len(names),
                                 bases[j], recipe.readout)
             ranks[j, torch.from_numpy(test)] = ranks_of_truth(scorer.scores(acts[te, j]), e_all[te])
+        if on_fold is not None:
+            on_fold(1)
     return ranks
 
 
@@ -155,12 +159,13 @@ def nested_layer_choice(
     candidates: Sequence[int],
     *,
     n_folds: int = 6,
+    on_fold: Callable[[int], None] | None = None,
 ) -> tuple[Tensor, list[int]]:
     """Ranks of every story at a layer chosen *without* its topic: an unbiased figure for 'the best layer'.
 
     For each outer fold, the layer is chosen by inner cross-validation on the other folds' stories (highest
     top-5, ties by mean rank) among ``candidates`` (positions in the layer axis), then the outer fold is scored
-    at that layer.
+    at that layer. ``on_fold`` is called with 1 after each outer fold (progress).
 
     Returns:
         ``(ranks [n], chosen position per outer fold)``.
@@ -184,6 +189,8 @@ def nested_layer_choice(
         scorer = fit_scorer(acts[tr, j], e_all[tr], t_all[tr] if recipe.topic_removal else None, len(names),
                             bases[j], recipe.readout)
         out[te] = ranks_of_truth(scorer.scores(acts[te, j]), e_all[te])
+        if on_fold is not None:
+            on_fold(1)
     return out, chosen
 
 
@@ -211,11 +218,13 @@ def permutation_baseline(
     n_permutations: int = 100,
     n_folds: int = 6,
     seed: int = 0,
+    on_permutation: Callable[[int], None] | None = None,
 ) -> NDArray[np.float64]:
     """Top-1, top-5 and mean rank ``[n_permutations, 3]`` of the same cross-validation on shuffled labels.
 
     Args:
         acts: ``[n, d]`` activations at one layer.
+        on_permutation: called with 1 after each permutation (progress).
     """
     rng = np.random.default_rng(seed)
     rows = []
@@ -224,4 +233,6 @@ def permutation_baseline(
         ranks = cross_validated_ranks(acts[:, None], shuffled, topics, [basis], recipe, n_folds=n_folds)[0]
         rows.append([float((ranks == 1).float().mean()), float((ranks <= 5).float().mean()),
                      float(ranks.float().mean())])
+        if on_permutation is not None:
+            on_permutation(1)
     return np.asarray(rows)

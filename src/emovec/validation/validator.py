@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from torch import Tensor
 
 from emovec._files import sha256_of
+from emovec._progress import stage
 from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection, capture, embedding_means, readable
 from emovec.corpus import load_corpus
 from emovec.errors import CorpusError
@@ -220,7 +221,7 @@ def _probe(story_acts: Tensor, labels: Sequence[str], polarity: dict[str, int], 
 
 
 def _external(lm: LoadedModel, vectors: VectorSet, layer: int, per_subset: int | None, seed: int,
-              story_acts: Tensor, story_labels: Sequence[str]) -> ExternalChecks:
+              story_acts: Tensor, story_labels: Sequence[str], show_progress: bool = False) -> ExternalChecks:
     checks = ExternalChecks()
     j = vectors.layer_index(layer)
     try:
@@ -247,7 +248,9 @@ def _external(lm: LoadedModel, vectors: VectorSet, layer: int, per_subset: int |
     # which swamp a mean over a 20-token snippet; they are skipped (measured in the README).
     snippets = [s for s, ok in zip(snippets, readable(lm, [s.text for s in snippets], SNIPPET_TOKEN_START),
                                    strict=True) if ok]
-    res = capture(lm, [s.text for s in snippets], [layer], selection=TokenSelection.from_index(SNIPPET_TOKEN_START))
+    res = capture(lm, [s.text for s in snippets], [layer], selection=TokenSelection.from_index(SNIPPET_TOKEN_START),
+                  show_progress=show_progress, description="validate/human-rated text",
+                  detail=f"VADER snippets at layer {layer}")
     centre = vectors.center[j] if vectors.center is not None else res.means[:, 0].mean(0)
     gen = torch.Generator().manual_seed(seed)
     rand = torch.nn.functional.normalize(torch.randn(res.means.shape[-1], 100, generator=gen), dim=0).T
@@ -292,6 +295,8 @@ def validate(
         n_resamples: bootstrap resamples for intervals.
         cache_dir: the vector set's directory; its ``stories.safetensors`` (written by ``emovec extract``) is used
             instead of re-reading the corpus when it belongs to these vectors.
+        show_progress: report each stage (re-reading stories, cross-validation, nested CV, permutations,
+            human-rated text, identity checks): a bar in a terminal, else one line per stage.
         force: validate on a model other than the one the vectors were made from (same width).
 
     Returns:
@@ -317,7 +322,10 @@ def validate(
         raise CorpusError(f"the stories cover {n_topics} topics; cross-validation by held-out topic needs at least 3")
     folds = min(n_folds, n_topics)
     recipe = Recipe(topic_removal=bool(vectors.provenance.method_params.get("topic_removal", False)), readout=readout)
-    ranks = cross_validated_ranks(stories.acts, stories.labels, topics, layer_bases, recipe, n_folds=folds)
+    what = f"{len(stories.labels)} stories, {n_topics} topics, {len(stories.layers)} layers"
+    with stage("validate/cross-validation", folds, unit="folds", detail=what, show=show_progress) as advance:
+        ranks = cross_validated_ranks(stories.acts, stories.labels, topics, layer_bases, recipe, n_folds=folds,
+                                      on_fold=advance)
     cv = []
     for j, layer in enumerate(stories.layers):
         top1, top5, mean_rank = _estimates(ranks[j], topics, n_resamples // 2, seed)
@@ -328,14 +336,19 @@ def validate(
     layer = stories.layers[best]
     nested_cv = None
     if nested and len(candidates) > 1 and folds >= 3:
-        nested_ranks, chosen = nested_layer_choice(stories.acts, stories.labels, topics, layer_bases, recipe,
-                                                   candidates, n_folds=folds)
+        with stage("validate/nested layer choice", folds, unit="folds", detail=f"{len(candidates)} layers",
+                   show=show_progress) as advance:
+            nested_ranks, chosen = nested_layer_choice(stories.acts, stories.labels, topics, layer_bases, recipe,
+                                                       candidates, n_folds=folds, on_fold=advance)
         n1, n5, nr = _estimates(nested_ranks, topics, n_resamples, seed)
         nested_cv = NestedCV(top1=n1, top5=n5, mean_rank=nr, chosen_layers=[stories.layers[c] for c in chosen])
     perm = None
     if n_permutations > 0:
-        table = permutation_baseline(stories.acts[:, best], stories.labels, topics, layer_bases[best], recipe,
-                                     n_permutations=n_permutations, n_folds=folds, seed=seed)
+        with stage("validate/permutations", n_permutations, unit="permutations", detail=f"layer {layer}",
+                   show=show_progress) as advance:
+            table = permutation_baseline(stories.acts[:, best], stories.labels, topics, layer_bases[best], recipe,
+                                         n_permutations=n_permutations, n_folds=folds, seed=seed,
+                                         on_permutation=advance)
         perm = PermutationBaseline(
             layer=layer, n_permutations=n_permutations, top1_mean=float(table[:, 0].mean()),
             top1_p99=percentile(table[:, 0], 99), top5_mean=float(table[:, 1].mean()),
@@ -349,15 +362,19 @@ def validate(
     promoted, suppressed = logit_lens(lm, vectors, layer)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        ext = _external(lm, vectors, layer, snippets_per_subset, seed, stories.acts[:, best],
-                        stories.labels) if external else ExternalChecks(
-            skipped=["external checks not requested"])
+        ext = _external(lm, vectors, layer, snippets_per_subset, seed, stories.acts[:, best], stories.labels,
+                        show_progress) if external else ExternalChecks(skipped=["external checks not requested"])
     n = len(names)
-    words, words_skipped = _text_baseline(vectors, folds, n_resamples, seed)
-    emb_acts, emb_basis = _embedding_inputs(lm, vectors, stories.labels)
-    identity = identity_figures(stories.acts[:, best], stories.labels, topics, layer_bases[best], recipe, layer,
-                                embedding_acts=emb_acts, embedding_basis=emb_basis, n_folds=folds,
-                                n_resamples=n_resamples // 2, seed=seed)
+    with stage("validate/identity checks", 3, unit="checks", detail="word baseline, input embeddings, groups",
+               show=show_progress) as advance:
+        words, words_skipped = _text_baseline(vectors, folds, n_resamples, seed)
+        advance()
+        emb_acts, emb_basis = _embedding_inputs(lm, vectors, stories.labels)
+        advance()
+        identity = identity_figures(stories.acts[:, best], stories.labels, topics, layer_bases[best], recipe, layer,
+                                    embedding_acts=emb_acts, embedding_basis=emb_basis, n_folds=folds,
+                                    n_resamples=n_resamples // 2, seed=seed)
+        advance()
     return ValidationReport(
         model=vectors.provenance.model.name, layers=list(stories.layers), n_emotions=n, n_stories=len(stories.labels),
         n_topics=n_topics, n_folds=folds,

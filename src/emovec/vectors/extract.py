@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from emovec._files import sha256_of
+from emovec._progress import stage
 from emovec.capture import CaptureResult, TokenSelection, capture
 from emovec.corpus import Corpus, CorpusRecord
 from emovec.errors import CorpusError
@@ -128,24 +129,29 @@ def read_batch(lm: LoadedModel, job: _ReadJob, texts: list[str], state: dict[str
 
 def read_texts(lm: LoadedModel, texts: Sequence[str], layers: Sequence[int] | None, *, token_start: int,
                batch_tokens: int = 8192, max_length: int | None = None, show_progress: bool = False,
-               executor: ExecutorOptions | None = None) -> CaptureResult:
+               executor: ExecutorOptions | None = None, detail: str = "") -> CaptureResult:
     """Per-text mean activations from ``token_start`` on, in this process or, with a Ray executor, in chunks of
     ``READ_CHUNK`` texts on its workers; the mean norm of the chunks is combined weighted by their tokens, so
-    the result is the local one up to float rounding."""
+    the result is the local one up to float rounding. ``show_progress`` reports the ``capture`` stage, with
+    ``detail`` saying what the texts are."""
     chosen = lm.check_layers(layers)
+    detail = f"{detail}{', ' if detail else ''}{len(chosen)} layers"
     if executor is None or executor.kind == "local":
         return capture(lm, texts, chosen, selection=TokenSelection.from_index(token_start), batch_tokens=batch_tokens,
-                       show_progress=show_progress, max_length=max_length,
-                       description=f"reading {len(texts)} texts at {len(chosen)} layers")
+                       show_progress=show_progress, max_length=max_length, detail=detail)
     from emovec.executors import make_executor
 
     chunks = [list(texts[i: i + READ_CHUNK]) for i in range(0, len(texts), READ_CHUNK)]
     parts: list[tuple[Tensor, Tensor, Tensor] | None] = [None] * len(chunks)
+    with stage("capture", len(texts), unit="texts", detail=f"{detail}, {executor.kind}",
+               show=show_progress) as advance:
 
-    def keep(i: int, part: tuple[Tensor, Tensor, Tensor]) -> None:
-        parts[i] = part
+        def keep(i: int, part: tuple[Tensor, Tensor, Tensor]) -> None:
+            parts[i] = part
+            advance(len(chunks[i]))
 
-    make_executor(executor, lm).map(read_batch, _ReadJob(chosen, token_start, batch_tokens, max_length), chunks, keep)
+        make_executor(executor, lm).map(read_batch, _ReadJob(chosen, token_start, batch_tokens, max_length), chunks,
+                                        keep)
     done = [p for p in parts if p is not None]
     if len(done) != len(chunks):
         raise RuntimeError(f"{len(chunks) - len(done)} of {len(chunks)} chunks came back empty from the executor")
@@ -165,7 +171,7 @@ def extract_emotion_vectors(
     denoise_variance: float | None = 0.5,
     topic_removal: bool | None = None,
     batch_tokens: int = 8192,
-    show_progress: bool = True,
+    show_progress: bool = False,
     stories_per_emotion: int | None = None,
     topics: int | None = None,
     neutral_limit: int | None = None,
@@ -191,6 +197,7 @@ def extract_emotion_vectors(
         topic_removal: remove topic effects (default: when the corpus is crossed). ``True`` on a corpus of
             another design raises ``CorpusError``.
         batch_tokens: padded tokens per batch.
+        show_progress: report the reading of the texts (a bar in a terminal, else one ``capture`` line).
         stories_per_emotion: use only the first this many stories of each emotion (recorded).
         topics: use only the stories of the first this many topics (recorded).
         neutral_limit: use only this many neutral texts (recorded).
@@ -224,8 +231,9 @@ def extract_emotion_vectors(
     design = _use_topic_removal(corpus, stories, topic_removal)
     removing = design.topic_removal
     texts = [r.text for r in stories] + [r.text for r in neutral]
+    what = f"{design.n_emotions} emotions x {design.n_topics} topics, {len(stories)} stories + {len(neutral)} neutral"
     res = read_texts(lm, texts, layers, token_start=token_start, batch_tokens=batch_tokens, max_length=max_length,
-                     show_progress=show_progress, executor=executor)
+                     show_progress=show_progress, executor=executor, detail=what)
     story_acts = res.means[: len(stories)]
     emotions = [str(r.emotion) for r in stories]
     topic_labels = [r.topic for r in stories]
@@ -311,7 +319,8 @@ def extract_concepts(
         b = len(texts)
         texts += list(neg)
         spans[name] = (slice(a, b), slice(b, len(texts)))
-    res = capture(lm, texts, layers, selection=sel, batch_tokens=batch_tokens, show_progress=show_progress)
+    res = capture(lm, texts, layers, selection=sel, batch_tokens=batch_tokens, show_progress=show_progress,
+                  detail=f"{len(concepts)} concepts ({method})")
     acts = res.means  # [n_texts, L, d], groups are the text indices in order
     names = list(concepts)
     directions = torch.stack(

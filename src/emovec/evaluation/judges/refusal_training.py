@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
+from emovec._progress import stage
 from emovec.data import data_path
 from emovec.errors import CorpusError
 from emovec.evaluation.judges.accuracy import LABELLED_FILE, baseline_refusal, load_labelled
@@ -373,7 +374,8 @@ def train_judge(calibration: Sequence[dict[str, Any]], where: str, *, seed: int 
                 inner_folds: int = 4, evaluate_cv: bool = True, learning_curve: bool = True,
                 modes: Sequence[Mode] = MODES, project: bool = True, grid: Sequence[FitSettings] = SETTINGS_GRID,
                 criterion: Criterion = "calibration", source: Path | None = None,
-                log: Callable[[str], None] = lambda _: None) -> tuple[LearnedRefusalJudge, TrainingReport]:
+                log: Callable[[str], None] = lambda _: None,
+                show_progress: bool = False) -> tuple[LearnedRefusalJudge, TrainingReport]:
     """Fit the learned judge's modes on the calibration table plus the project's file, and measure it.
 
     Args:
@@ -389,7 +391,8 @@ def train_judge(calibration: Sequence[dict[str, Any]], where: str, *, seed: int 
         criterion: ``calibration`` (the calibration rows alone) or ``both`` (the calibration rows and the project
             file's held-out rows weigh the same) decides between settings; see the module docs.
         source: the calibration file, to record its SHA-256.
-        log: progress lines.
+        log: a line per fitted mode and per judge measured, with its figures.
+        show_progress: report the fits and the cross-validation as stages (a bar in a terminal, else one line each).
     """
     start = time.perf_counter()
     with threadpool_limits(limits=1):  # small fits: threaded BLAS only adds contention
@@ -399,12 +402,17 @@ def train_judge(calibration: Sequence[dict[str, Any]], where: str, *, seed: int 
                                 calibration_rows=len(cal),
                                 project_rows=len(data.rows) - len(cal), prompt_groups=len(set(data.groups)))
         models: dict[Mode, RefusalModel] = {}
-        for mode in modes:
-            models[mode], report.selection_accuracy[mode] = fit_final(data, mode, folds, seed, grid)
-            report.final_settings[mode] = models[mode].settings
-            log(f"fitted {mode}: {models[mode].settings}")
+        with stage("judge train/fit", len(modes), unit="modes", detail=f"{len(data.rows)} rows",
+                   show=show_progress) as advance:
+            for mode in modes:
+                models[mode], report.selection_accuracy[mode] = fit_final(data, mode, folds, seed, grid)
+                report.final_settings[mode] = models[mode].settings
+                log(f"fitted {mode}: {models[mode].settings}")
+                advance()
         if evaluate_cv:
-            evaluate(data, report, modes, learning_curve, log, grid)
+            with stage("judge train/nested CV", detail=f"{2 + len(modes)} judges, {folds} folds",
+                       show=show_progress):
+                evaluate(data, report, modes, learning_curve, log, grid)
     report.seconds = time.perf_counter() - start
     provenance = {"calibration": where, "calibration_rows": len(cal), "project_rows": report.project_rows,
                   "calibration_sha256": sha256_of(source) if source else None,
