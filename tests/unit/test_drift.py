@@ -245,6 +245,22 @@ def test_drift_study_plans_refuse_a_regression_without_its_balanced_run_and_repe
         plan_runs(DriftPreset(name="q", learning_rates=[1e-3, -1.0]))
 
 
+def test_early_steps_are_measured_once_beside_the_saves(setup, tmp_path) -> None:
+    from transformers import TrainerState
+
+    lm, vectors = setup
+    mon = DriftMonitor(lm, vectors, tmp_path, keys=KEYS, probes=_probes(), external=False, at_steps=[2, 3])
+    mon.on_train_begin(None, TrainerState(global_step=0, is_world_process_zero=True), None)
+    for step in range(1, 6):
+        state = TrainerState(global_step=step, is_world_process_zero=True)
+        mon.on_step_end(None, state, None)
+        if step in (3, 5):
+            mon.on_save(None, state, None)  # step 3 is both early and saved: one row
+    assert [r.step for r in read_rows(tmp_path)] == [0, 2, 3, 5]
+    with pytest.raises(ValueError, match="step 0 is always measured"):
+        DriftMonitor(lm, vectors, tmp_path, keys=KEYS, probes=_probes(), external=False, at_steps=[0, 4])
+
+
 def test_only_the_main_process_measures_under_distributed_training(setup, tmp_path) -> None:
     from transformers import TrainerState
 

@@ -190,6 +190,8 @@ def drift(
     seeds: Annotated[str | None, typer.Option(help="comma-separated seeds (default: the preset's)")] = None,
     learning_rates: Annotated[str | None, typer.Option(
         help="comma-separated learning rates: one run per rate, regime and seed (default: the preset's one)")] = None,
+    early_steps: Annotated[str | None, typer.Option(
+        help="comma-separated steps measured before the first save (default: the preset's; 'none' for none)")] = None,
     executor: ExecutorOpt = None,
     workers: WorkersOpt = 2,
     gpus_per_worker: GpusOpt = None,
@@ -204,7 +206,9 @@ def drift(
     _check_preset(preset, PRESETS, DriftStudyError)
     p = PRESETS[preset].model_copy(update={
         **({"seeds": _numbers(seeds, int, "--seeds")} if seeds else {}),
-        **({"learning_rates": _numbers(learning_rates, float, "--learning-rates")} if learning_rates else {})})
+        **({"learning_rates": _numbers(learning_rates, float, "--learning-rates")} if learning_rates else {}),
+        **({"early_steps": [] if early_steps.strip().lower() == "none" else _numbers(early_steps, int, "--early-steps")}
+           if early_steps else {})})
     models = [m.strip() for m in model.split(",") if m.strip()] if model else list(p.models)
     where = executor_options(executor, workers, gpus_per_worker, address)
     for name in models:

@@ -102,6 +102,8 @@ class DriftMonitor(TrainerCallback):
         keys: key vectors (caution-like ``CAUTION`` and eagerness-like ones by default).
         layer: read and steer here (default: the set's recommended layer).
         every: also measure every N optimiser steps (default: only at step 0, each save and the end).
+        at_steps: also measure at these optimiser steps (dense early measurements: a change that happens
+            before the first save can then be seen coming, or not).
         strength: steering strength for coupling, as a fraction of the layer's mean norm.
         probes: fixed probe sets (default ``default_probes(keys)``).
         external: run the generation-based external evals too.
@@ -113,8 +115,12 @@ class DriftMonitor(TrainerCallback):
     def __init__(self, lm: LoadedModel, vectors: VectorSet, out: str | Path, *, keys: Sequence[str] = KEYS,
                  layer: int | None = None, every: int | None = None, strength: float = 0.1, run: str = "run",
                  probes: ProbeSet | None = None, external: bool = True, thresholds: Thresholds | None = None,
-                 on_alert: Callable[[int, list[str]], None] | None = None, all_every: int | None = None) -> None:
+                 on_alert: Callable[[int, list[str]], None] | None = None, all_every: int | None = None,
+                 at_steps: Sequence[int] = ()) -> None:
         vectors.check_compatible(lm)
+        if any(s < 1 for s in at_steps):
+            raise ValueError(f"at_steps must be optimiser steps >= 1 (step 0 is always measured), got {list(at_steps)}")
+        self.at_steps = frozenset(int(s) for s in at_steps)
         for k in keys:
             vectors.index(k)
         self.lm, self.out, self.run, self.every, self.strength = lm, Path(out), run, every, strength
@@ -269,8 +275,9 @@ class DriftMonitor(TrainerCallback):
             self.measure(self.step_offset + int(state.global_step), state.epoch)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.every and state.is_world_process_zero and (self.step_offset + state.global_step) % self.every == 0:
-            self.measure(self.step_offset + int(state.global_step), state.epoch)
+        step = self.step_offset + int(state.global_step)
+        if state.is_world_process_zero and ((self.every and step % self.every == 0) or step in self.at_steps):
+            self.measure(step, state.epoch)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:

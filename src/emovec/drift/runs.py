@@ -29,6 +29,8 @@ class DriftPreset(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0])
     steps: int = 40
     save_steps: int = 10
+    # extra measurements before the first save: regression that starts early can still follow >= 3 measurements
+    early_steps: list[int] = Field(default_factory=lambda: [2, 4, 6, 8])
     examples: int = 96
     learning_rate: float = 2e-3
     batch_size: int = 8
@@ -47,7 +49,7 @@ PRESETS: dict[str, DriftPreset] = {
     "quick": DriftPreset(name="quick"),
     "full": DriftPreset(name="full", models=["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"], seeds=[0, 1, 2],
                         steps=120, save_steps=20, examples=192, stories_per_emotion=20, prompts=24, vector_topics=20,
-                        learning_rate=1e-3, all_every=60),
+                        learning_rate=1e-3, all_every=60, early_steps=[4, 8, 12, 16]),
 }
 
 
@@ -108,7 +110,7 @@ def run_one(job: RunJob, plan: RunPlan, lm: LoadedModel, vectors: VectorSet, sho
 
     p, root = job.preset, job.root
     monitor = DriftMonitor(lm, vectors, root / plan.name / "drift", keys=job.keys, run=plan.name, probes=job.probes,
-                           all_every=p.all_every, external=job.external)
+                           all_every=p.all_every, external=job.external, at_steps=p.early_steps)
     start = root / plan.continues / "adapter" if plan.continues else None
     if start is not None and not start.exists():
         raise DriftStudyError(f"run {plan.name} continues {plan.continues}, which has no adapter in {root}")
