@@ -21,7 +21,11 @@ from emovec.errors import (
     MissingPackageError,
     UnknownModelError,
 )
+from emovec.export import export_gguf
+from emovec.generation import Generation, format_prompt, generate
 from emovec.models import BUILTIN_MODELS, DEFAULT_MODEL, LoadedModel, ModelSource, load_model, wrap_model
+from emovec.monitor import MonitorTrace, monitoring
+from emovec.steer import SteeringSpec, SteerTerm, steering
 from emovec.validation import ValidationReport, validate
 from emovec.vectors import (
     METHODS,
@@ -44,6 +48,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "EmotionExtraction",
     "EmovecError",
+    "Generation",
     "IncompatibleVectorsError",
     "IntegrityError",
     "LabeledActivations",
@@ -52,7 +57,10 @@ __all__ = [
     "METHODS",
     "MissingPackageError",
     "ModelSource",
+    "MonitorTrace",
     "Provenance",
+    "SteerTerm",
+    "SteeringSpec",
     "TokenSelection",
     "UnknownModelError",
     "ValidationReport",
@@ -60,11 +68,16 @@ __all__ = [
     "__version__",
     "capture",
     "emotions",
+    "export_gguf",
     "extract_concepts",
     "extract_emotion_vectors",
+    "format_prompt",
+    "generate",
     "generate_corpus",
     "load_corpus",
     "load_model",
+    "monitoring",
+    "steering",
     "validate",
     "wrap_model",
 ]

@@ -83,7 +83,11 @@ def timing(lm: LoadedModel) -> Iterator[list[float]]:
 
 
 def format_prompt(lm: LoadedModel, prompt: str, system: str | None = None, chat: bool = True) -> str:
-    """The text the model sees: the chat template when the model has one and ``chat`` is set."""
+    """The text the model sees: the chat template when the model has one and ``chat`` is set.
+
+    Example:
+        >>> text = format_prompt(lm, "How are you?", system="Answer briefly.")
+    """
     if chat and lm.has_chat_template:
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
         return str(lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
