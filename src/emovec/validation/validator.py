@@ -266,8 +266,8 @@ def validate(
     Args:
         lm: the model (checked against the set's provenance).
         vectors: the emotion vectors.
-        stories, bases: every story's activations and the neutral bases, from ``extract_emotion_vectors``; re-read
-            from the corpus when ``None``.
+        stories: every story's activations, from ``extract_emotion_vectors``; re-read from the corpus when ``None``.
+        bases: the neutral bases, from ``extract_emotion_vectors``; re-read from the corpus when ``None``.
         readout: how cross-validation scores a story: ``projection`` (as monitoring does) or ``lda``.
         n_folds: topics are dealt to this many cross-validation folds.
         n_permutations: label permutations for the baseline (0: none).

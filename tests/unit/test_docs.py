@@ -1,0 +1,243 @@
+"""The README and the docs as tests: the block collector and its directives, the cheap blocks (no real model),
+the public face (every ``from emovec... import X`` resolves; top-level names are in ``emovec.__all__``), every
+``emovec`` command line names a real command and real options, and the README's length.
+
+The blocks that need the real model run in tests/integration/test_docs_blocks.py. The directive syntax is in
+docs/contributing.md."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.doc_blocks import (
+    ROOT,
+    SKIP_REASONS,
+    Block,
+    DocBlockError,
+    apply_small,
+    collect,
+    emovec_argv,
+    parse_markdown,
+    prepare,
+    python_syntax,
+    run_page,
+    shell_commands,
+)
+
+PAGES = collect()
+
+# Blocks skipped on purpose, per page: a new skip (or a forgotten one) changes a count and fails
+# test_skips_are_counted until this table is updated with it.
+EXPECTED_SKIPS: dict[str, Counter[str]] = {}
+
+
+def _unit_pages() -> list[str]:
+    return [p for p, blocks in PAGES.items() if any(b.runs and b.directives.tier == "unit" for b in blocks)]
+
+
+# -- the collector and its directives ---------------------------------------------------------------------------
+
+def test_directives_are_read():
+    text = "\n".join([
+        "intro", "<!-- test: skip gpu -->", "```python", "import torch", "```", "",
+        "<!-- test: model; small --topics 3 --permutations 0 -->", "```bash", "emovec demo --out runs/demo", "```",
+        "<!-- test: file sweep.yaml -->", "```yaml", "out: runs/sweep", "```",
+        "<!-- test: slow -->", "```python", "x = 1", "```",
+        "<!-- test: slow -->", "<!-- test: continue -->", "```python", "print(x)", "```",
+        "<!-- test: replace \"--preset full\" \"--preset quick\" -->", "```console",
+        "$ emovec study drift --preset full", "output line", "```",
+        "```text", "just output", "```",
+    ])
+    blocks = parse_markdown(text, "page.md")
+    kinds = [(b.kind, b.directives.tier, b.directives.skip, b.runs) for b in blocks]
+    assert kinds == [("python", "unit", "gpu", False), ("shell", "model", None, True), ("file", "unit", None, False),
+                     ("python", "slow", None, True), ("python", "slow", None, True), ("console", "unit", None, True),
+                     ("show", "unit", None, False)]
+    assert blocks[1].source() == "emovec demo --out runs/demo --topics 3 --permutations 0\n"
+    assert blocks[4].directives.cont and blocks[0].line == 3 and blocks[0].where == "page.md:3"
+    assert shell_commands(blocks[5].source(), console=True) == ["emovec study drift --preset quick"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("<!-- test: skip -->\n```python\nx\n```\n", "needs a reason"),
+    ("<!-- test: skip lazy -->\n```python\nx\n```\n", "needs a reason"),
+    ("<!-- test: sometimes -->\n```python\nx\n```\n", "unknown directive"),
+    ("<!-- test: model -->\n\n```python\nx\n```\n", "just before a code fence"),
+    ("<!-- test: model -->\ntext\n", "just before a code fence"),
+    ("<!-- test: small --topics 2 -->\n```python\nx\n```\n", "'small' applies to shell blocks"),
+    ("<!-- test: model -->\n```text\nx\n```\n", "is not run"),
+    ("<!-- test: skip gpu; model -->\n```python\nx\n```\n", "takes no other directive"),
+    ("<!-- test: model; slow -->\n```python\nx\n```\n", "either 'model' or 'slow'"),
+    ("see <!-- test: model --> here\n", "must be a whole line"),
+    ("```python\nx\n", "never closed"),
+])
+def test_bad_directives_are_errors(text: str, message: str):
+    with pytest.raises(DocBlockError, match=message):
+        parse_markdown(text, "page.md")
+
+
+def test_continue_needs_a_python_block_of_its_tier(tmp_path: Path):
+    page = tmp_path / "page.md"
+    page.write_text("<!-- test: model -->\n```python\nx = 1\n```\n<!-- test: continue -->\n```python\nx\n```\n")
+    with pytest.raises(DocBlockError, match="'continue' needs"):
+        collect([page], root=tmp_path)
+
+
+def test_small_replaces_or_appends_options_on_emovec_lines_only():
+    code = 'emovec extract --out runs/v --topics 26 --layers "0-29"  # all of it\nls runs\n'
+    out = apply_small(code, ["--topics", "3", "--layers", "8,16", "--skip-short"], "x")
+    assert out.splitlines() == ["emovec extract --out runs/v --topics 3 --layers 8,16 --skip-short  # all of it",
+                                "ls runs"]
+    assert apply_small("$ emovec demo\nprinted\n", ["--topics", "3"], "x", console=True).startswith(
+        "$ emovec demo --topics 3\n")
+    with pytest.raises(DocBlockError, match="no `emovec` command"):
+        apply_small("ls\n", ["--topics", "3"], "x")
+    with pytest.raises(DocBlockError, match="'replace' finds no"):
+        parse_markdown('<!-- test: replace "abc" "d" -->\n```bash\nls\n```\n', "p.md")[0].source()
+
+
+def test_shell_lines_join_continuations_and_drop_comments():
+    code = "# a comment\nemovec extract \\\n    --out runs/v   # where\n\nls\n"
+    assert shell_commands(code) == ["emovec extract      --out runs/v   # where", "ls"]
+    assert emovec_argv("EMOVEC_CORPUS=smollm2 emovec inspect runs/v --json  # note") == ["inspect", "runs/v", "--json"]
+    assert emovec_argv("make demo") is None
+
+
+def test_a_failing_block_without_a_directive_fails(tmp_path: Path):
+    """Nothing passes silently: a failing python or shell block with no directive fails its page, named."""
+    for code, lang in (("raise SystemExit(3)", "python"), ("false", "bash"), ("import no_such_module_x", "python")):
+        blocks = parse_markdown(f"text\n\n```{lang}\n{code}\n```\n", "page.md")
+        with pytest.raises(DocBlockError, match=r"page\.md:3"):
+            run_page(blocks, "unit", tmp_path, timeout=60)
+
+
+def test_blocks_of_a_page_share_a_folder_and_chains_share_a_process(tmp_path: Path):
+    text = "\n".join([
+        "<!-- test: file data/in.txt -->", "```text", "hello", "```",
+        "```bash", "cat data/in.txt > out.txt", "```",
+        "```python", "from pathlib import Path", "word = Path('out.txt').read_text().strip()", "```",
+        "<!-- test: continue -->", "```python", "assert word == 'hello', word", "```",
+        "```python", "assert 'word' not in globals()  # a new chain starts fresh", "```",
+    ])
+    blocks = parse_markdown(text, "page.md")
+    prepare(blocks, tmp_path)
+    ran = run_page(blocks, "unit", tmp_path, timeout=60).ran
+    assert [w.split(" ")[0] for w, _ in ran] == ["page.md:5", "page.md:8", "page.md:16"]
+
+
+# -- the docs themselves ----------------------------------------------------------------------------------------
+
+def test_readme_is_short():
+    n = len((ROOT / "README.md").read_text(encoding="utf-8").splitlines())
+    assert n <= 200, f"README.md has {n} lines; move the detail into docs/"
+
+
+def test_every_fence_names_its_language():
+    bare = [b.where for blocks in PAGES.values() for b in blocks if not b.language]
+    assert not bare, f"give these code fences a language (python, bash, console, text, yaml, ...): {bare}"
+
+
+def test_skips_are_counted():
+    found = {page: Counter(b.directives.skip for b in blocks if b.directives.skip) for page, blocks in PAGES.items()}
+    found = {page: c for page, c in found.items() if c}
+    assert found == EXPECTED_SKIPS, "skipped blocks changed; update EXPECTED_SKIPS if that is intended"
+    assert all(reason in SKIP_REASONS for c in found.values() for reason in c)
+
+
+def test_python_blocks_parse():
+    for blocks in PAGES.values():
+        for b in blocks:
+            if b.kind == "python" or (b.kind == "file" and b.language == "python"):
+                python_syntax(b)
+
+
+def _python_blocks() -> list[Block]:
+    return [b for blocks in PAGES.values() for b in blocks if b.language in ("python", "py")]
+
+
+def test_public_face_imports_resolve():
+    """Every ``from emovec... import X`` in the README and docs (skipped blocks too) resolves, and every name
+    taken from the top-level package, by import or as ``emovec.X``, is in ``emovec.__all__``."""
+    import emovec
+
+    problems: list[str] = []
+    for b in _python_blocks():
+        tree = python_syntax(b)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "emovec":
+                try:
+                    module = importlib.import_module(node.module)
+                except ImportError as e:
+                    problems.append(f"{b.where}: {node.module}: {e}")
+                    continue
+                for alias in node.names:
+                    if node.module == "emovec" and alias.name not in emovec.__all__:
+                        problems.append(f"{b.where}: emovec.{alias.name} is not in emovec.__all__")
+                    elif not hasattr(module, alias.name):
+                        try:
+                            importlib.import_module(f"{node.module}.{alias.name}")
+                        except ImportError:
+                            problems.append(f"{b.where}: cannot import {alias.name} from {node.module}")
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] == "emovec":
+                        try:
+                            importlib.import_module(alias.name)
+                        except ImportError as e:
+                            problems.append(f"{b.where}: import {alias.name}: {e}")
+            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "emovec"
+                  and node.attr not in emovec.__all__ and not inspect.ismodule(getattr(emovec, node.attr, None))):
+                problems.append(f"{b.where}: emovec.{node.attr} is not in emovec.__all__")
+    assert not problems, "\n".join(problems)
+
+
+def test_emovec_command_lines_name_real_commands_and_options():
+    """Every ``emovec ...`` line of a shell block (skipped ones too) names a command that exists and options it
+    takes, so a renamed command or option fails here even where the block cannot run."""
+    import click
+    import typer.main
+
+    from emovec.cli import app
+
+    root = typer.main.get_command(app)
+    problems: list[str] = []
+    for blocks in PAGES.values():
+        for b in blocks:
+            if b.kind not in ("shell", "console"):
+                continue
+            for line in shell_commands(b.source() if b.runs else b.code, console=b.kind == "console"):
+                for part in line.replace("&&", ";").split(";"):
+                    argv = emovec_argv(part.strip())
+                    if argv is None:
+                        continue
+                    cmd: click.Command = root
+                    path = ["emovec"]
+                    args = list(argv)
+                    while isinstance(cmd, click.Group) and args and not args[0].startswith("-"):
+                        if args[0] not in cmd.commands and "run" in cmd.commands:
+                            args = ["run", *args]  # emovec judge NAME FILE is emovec judge run NAME FILE
+                        sub = cmd.commands.get(args[0])
+                        if sub is None:
+                            problems.append(f"{b.where}: {' '.join(path)} has no command {args[0]!r}")
+                            break
+                        path.append(args.pop(0))
+                        cmd = sub
+                    known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+                    for a in args:
+                        if a.startswith("--") and a.split("=")[0] not in known:
+                            problems.append(f"{b.where}: {' '.join(path)} has no option {a.split('=')[0]}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("page", _unit_pages())
+def test_unit_blocks_run(page: str, tmp_path: Path):
+    """The page's blocks with no model directive, in order, in one fresh folder."""
+    blocks = PAGES[page]
+    prepare(blocks, tmp_path)
+    run_page(blocks, "unit", tmp_path, timeout=300)
