@@ -1,7 +1,8 @@
 """The code blocks of README.md and docs/**/*.md as tests.
 
-Every fenced block is collected. ``python`` blocks run in a fresh subprocess (a block marked ``continue`` runs in
-the same process as the python block before it, after it); ``bash``/``sh``/``shell`` blocks run line by line
+Every fenced block is collected. ``python`` blocks run in a fresh namespace (a block marked ``continue`` runs in
+the namespace of the python block before it, after it), in a subprocess shared by the python blocks that follow
+one another without a shell block between them; ``bash``/``sh``/``shell`` blocks run line by line
 through bash (``console`` blocks: only the lines after ``$ ``), with this interpreter's folder first on PATH and
 this checkout's ``src`` first on PYTHONPATH. Any other language (``text``, ``yaml``, ``json``, ...) only shows
 something and is not run, unless a ``file`` directive writes it to a file for the blocks that read it.
@@ -9,15 +10,15 @@ something and is not run, unless a ``file`` directive writes it to a file for th
 A directive is an HTML comment on the line(s) just before a fence (docs/contributing.md has the full list)::
 
     <!-- test: skip gpu -->                       not run; the reason must be one of SKIP_REASONS
-    <!-- test: model -->                          needs the real default model (integration tier)
-    <!-- test: slow -->                           needs the real model and long (integration + slow tier)
+    <!-- test: integration -->                    needs the real model or its vector set, or a few seconds or more
+    <!-- test: slow -->                           as integration, and long (integration + slow tiers)
     <!-- test: small --topics 3 --permutations 0 -->   set these options on every `emovec` command of the block
     <!-- test: replace "--preset full" "--preset quick" -->   literal substitution before running
     <!-- test: file sweep.yaml -->                write the block to this file in the page's working folder
     <!-- test: continue -->                       a python block that runs after the one before, in its process
 
 Several directives go in one comment, separated by ``;``. A block with no directive runs in the unit tier and
-must pass there. The blocks of one page and tier run in document order in one fresh working folder, so a block
+must pass there, in a few seconds. The blocks of one page and tier run in document order in one fresh working folder, so a block
 may read what an earlier block of the same tier wrote.
 """
 
@@ -39,14 +40,14 @@ from typing import Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 
-Tier = Literal["unit", "model", "slow"]
-TIERS: tuple[Tier, ...] = ("unit", "model", "slow")
+Tier = Literal["unit", "integration", "slow"]
+TIERS: tuple[Tier, ...] = ("unit", "integration", "slow")
 
 # Why a block may be skipped. Each skip is counted per page (tests/unit/test_docs.py, EXPECTED_SKIPS).
 SKIP_REASONS = {
     "gpu": "needs a CUDA GPU",
     "cluster": "needs several GPUs, several processes (accelerate) or a Ray cluster",
-    "ci": "a make target: it installs, or runs the test suite itself (CI runs it: .ci/run)",
+    "install": "installs packages, or runs make targets that do (CI runs them: .ci/run)",
     "interactive": "waits for a person at the keyboard",
     "external": "needs a program or service emovec does not ship (llama.cpp, lm-eval, an HTTP endpoint)",
     "long": "minutes to hours even at its smallest settings (a study's preset, a measurement for a results page)",
@@ -132,11 +133,11 @@ def parse_directives(body: str, where: str) -> Directives:
             if not args or args[0] not in SKIP_REASONS:
                 raise DocBlockError(f"{where}: 'skip' needs a reason, one of {', '.join(SKIP_REASONS)}")
             d["skip"] = args[0]
-        elif name in ("model", "slow"):
+        elif name in ("integration", "slow"):
             if args:
                 raise DocBlockError(f"{where}: '{name}' takes no arguments")
             if d.get("tier") not in (None, name):
-                raise DocBlockError(f"{where}: a block is either 'model' or 'slow', not both")
+                raise DocBlockError(f"{where}: a block is either 'integration' or 'slow', not both")
             d["tier"] = name
         elif name == "small":
             if not args or not args[0].startswith("--"):
@@ -155,7 +156,7 @@ def parse_directives(body: str, where: str) -> Directives:
                 raise DocBlockError(f"{where}: 'continue' takes no arguments")
             d["cont"] = True
         else:
-            raise DocBlockError(f"{where}: unknown directive {name!r} (skip, model, slow, small, replace, file, "
+            raise DocBlockError(f"{where}: unknown directive {name!r} (skip, integration, slow, small, replace, file, "
                                 "continue)")
     return Directives(skip=d.get("skip"), tier=d.get("tier", "unit"), small=tuple(small),  # type: ignore[arg-type]
                       replace=tuple(replace), file=d.get("file"), cont=bool(d.get("cont")))  # type: ignore[arg-type]
@@ -190,7 +191,7 @@ def parse_markdown(text: str, path: str) -> list[Block]:
             pending.append(parse_directives(m.group("body"), f"{path}:{i + 1}"))
             i += 1
             continue
-        if _ANY_TEST_COMMENT.search(line):
+        if _ANY_TEST_COMMENT.search(re.sub(r"`[^`]*`", "", line)):  # a directive quoted in inline code is text
             raise DocBlockError(f"{path}:{i + 1}: a test directive must be a whole line: <!-- test: ... -->")
         fence = _FENCE.match(line)
         if fence is None:
@@ -376,10 +377,11 @@ def environment(root: Path = ROOT) -> dict[str, str]:
 
 _RUNNER = """
 import json, sys
-ns = {"__name__": "__main__"}
-for where, first, source in json.load(open(sys.argv[1], encoding="utf-8")):
-    path = where.rsplit(":", 1)[0]
-    exec(compile("\\n" * first + source, path, "exec"), ns)
+for chain in json.load(open(sys.argv[1], encoding="utf-8")):
+    ns = {"__name__": "__main__"}  # a fresh namespace per chain of blocks
+    for where, first, source in chain:
+        path = where.rsplit(":", 1)[0]
+        exec(compile("\\n" * first + source, path, "exec"), ns)
 """
 
 
@@ -423,25 +425,27 @@ def run_page(blocks: Sequence[Block], tier: Tier, workdir: Path, *, timeout: flo
     """Run the blocks of one page and tier in document order in ``workdir`` (prepared by ``prepare``)."""
     env = environment(root)
     result = PageRun()
-    chain: list[Block] = []
+    chains: list[list[Block]] = []  # consecutive python chains share a process, each with a fresh namespace
 
     def flush() -> None:
-        if not chain:
+        if not chains:
             return
-        spec = workdir / f".docblock-{chain[0].line}.json"
-        spec.write_text(json.dumps([[b.where, b.line, b.source()] for b in chain]), encoding="utf-8")
-        where = chain[0].where if len(chain) == 1 else f"{chain[0].where} (+ {', '.join(b.where for b in chain[1:])})"
+        spec = workdir / f".docblock-{chains[0][0].line}.json"
+        spec.write_text(json.dumps([[[b.where, b.line, b.source()] for b in chain] for chain in chains]),
+                        encoding="utf-8")
+        where = ", ".join(b.where for chain in chains for b in chain)
         seconds = _run([sys.executable, "-c", _RUNNER, str(spec)], where, "python", workdir, env, timeout)
         result.ran.append((where, seconds))
-        chain.clear()
+        chains.clear()
 
     for b in blocks:
         if not b.runs or b.directives.tier != tier:
             continue
         if b.kind == "python":
-            if not b.directives.cont:
-                flush()
-            chain.append(b)
+            if b.directives.cont and chains:
+                chains[-1].append(b)
+            else:
+                chains.append([b])
             continue
         flush()
         seconds = 0.0
@@ -453,7 +457,7 @@ def run_page(blocks: Sequence[Block], tier: Tier, workdir: Path, *, timeout: flo
 
 
 def copy_tree(source: Path, target: Path) -> None:
-    """Copy a folder (the integration tier's ``runs/demo``) into a working folder."""
+    """Copy a folder (the integration tiers' ``runs/demo``) into a working folder."""
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source, target, dirs_exist_ok=True)
 

@@ -1,8 +1,8 @@
-"""The README and the docs as tests: the block collector and its directives, the cheap blocks (no real model),
+"""The README and the docs as tests: the block collector and its directives, the cheap blocks (no directive),
 the public face (every ``from emovec... import X`` resolves; top-level names are in ``emovec.__all__``), every
 ``emovec`` command line names a real command and real options, and the README's length.
 
-The blocks that need the real model run in tests/integration/test_docs_blocks.py. The directive syntax is in
+The blocks marked `integration` or `slow` run in tests/integration/test_docs_blocks.py. The directive syntax is in
 docs/contributing.md."""
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import re
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +36,19 @@ PAGES = collect()
 
 # Blocks skipped on purpose, per page: a new skip (or a forgotten one) changes a count and fails
 # test_skips_are_counted until this table is updated with it.
-EXPECTED_SKIPS: dict[str, Counter[str]] = {}
+EXPECTED_SKIPS: dict[str, Counter[str]] = {
+    "README.md": Counter(install=1),
+    "docs/contributing.md": Counter(install=2),
+    "docs/getting-started.md": Counter(install=1),
+    "docs/guides/cross-model.md": Counter(long=1),
+    "docs/guides/drift.md": Counter(cluster=1, long=1),
+    "docs/guides/gpu.md": Counter(install=1, gpu=2),
+    "docs/guides/paper.md": Counter(long=1),
+    "docs/guides/policy-dominance.md": Counter(long=2),
+    "docs/guides/ray.md": Counter(cluster=4),
+    "docs/guides/robustify.md": Counter(long=2),
+    "docs/guides/steer-monitor-export.md": Counter(interactive=1, external=1),
+}
 
 
 def _unit_pages() -> list[str]:
@@ -46,7 +60,7 @@ def _unit_pages() -> list[str]:
 def test_directives_are_read():
     text = "\n".join([
         "intro", "<!-- test: skip gpu -->", "```python", "import torch", "```", "",
-        "<!-- test: model; small --topics 3 --permutations 0 -->", "```bash", "emovec demo --out runs/demo", "```",
+        "<!-- test: integration; small --topics 3 --permutations 0 -->", "```bash", "emovec demo --out runs/demo", "```",
         "<!-- test: file sweep.yaml -->", "```yaml", "out: runs/sweep", "```",
         "<!-- test: slow -->", "```python", "x = 1", "```",
         "<!-- test: slow -->", "<!-- test: continue -->", "```python", "print(x)", "```",
@@ -56,7 +70,7 @@ def test_directives_are_read():
     ])
     blocks = parse_markdown(text, "page.md")
     kinds = [(b.kind, b.directives.tier, b.directives.skip, b.runs) for b in blocks]
-    assert kinds == [("python", "unit", "gpu", False), ("shell", "model", None, True), ("file", "unit", None, False),
+    assert kinds == [("python", "unit", "gpu", False), ("shell", "integration", None, True), ("file", "unit", None, False),
                      ("python", "slow", None, True), ("python", "slow", None, True), ("console", "unit", None, True),
                      ("show", "unit", None, False)]
     assert blocks[1].source() == "emovec demo --out runs/demo --topics 3 --permutations 0\n"
@@ -68,13 +82,13 @@ def test_directives_are_read():
     ("<!-- test: skip -->\n```python\nx\n```\n", "needs a reason"),
     ("<!-- test: skip lazy -->\n```python\nx\n```\n", "needs a reason"),
     ("<!-- test: sometimes -->\n```python\nx\n```\n", "unknown directive"),
-    ("<!-- test: model -->\n\n```python\nx\n```\n", "just before a code fence"),
-    ("<!-- test: model -->\ntext\n", "just before a code fence"),
+    ("<!-- test: integration -->\n\n```python\nx\n```\n", "just before a code fence"),
+    ("<!-- test: integration -->\ntext\n", "just before a code fence"),
     ("<!-- test: small --topics 2 -->\n```python\nx\n```\n", "'small' applies to shell blocks"),
-    ("<!-- test: model -->\n```text\nx\n```\n", "is not run"),
-    ("<!-- test: skip gpu; model -->\n```python\nx\n```\n", "takes no other directive"),
-    ("<!-- test: model; slow -->\n```python\nx\n```\n", "either 'model' or 'slow'"),
-    ("see <!-- test: model --> here\n", "must be a whole line"),
+    ("<!-- test: integration -->\n```text\nx\n```\n", "is not run"),
+    ("<!-- test: skip gpu; integration -->\n```python\nx\n```\n", "takes no other directive"),
+    ("<!-- test: integration; slow -->\n```python\nx\n```\n", "either 'integration' or 'slow'"),
+    ("see <!-- test: integration --> here\n", "must be a whole line"),
     ("```python\nx\n", "never closed"),
 ])
 def test_bad_directives_are_errors(text: str, message: str):
@@ -84,7 +98,7 @@ def test_bad_directives_are_errors(text: str, message: str):
 
 def test_continue_needs_a_python_block_of_its_tier(tmp_path: Path):
     page = tmp_path / "page.md"
-    page.write_text("<!-- test: model -->\n```python\nx = 1\n```\n<!-- test: continue -->\n```python\nx\n```\n")
+    page.write_text("<!-- test: integration -->\n```python\nx = 1\n```\n<!-- test: continue -->\n```python\nx\n```\n")
     with pytest.raises(DocBlockError, match="'continue' needs"):
         collect([page], root=tmp_path)
 
@@ -128,7 +142,7 @@ def test_blocks_of_a_page_share_a_folder_and_chains_share_a_process(tmp_path: Pa
     blocks = parse_markdown(text, "page.md")
     prepare(blocks, tmp_path)
     ran = run_page(blocks, "unit", tmp_path, timeout=60).ran
-    assert [w.split(" ")[0] for w, _ in ran] == ["page.md:5", "page.md:8", "page.md:16"]
+    assert [w for w, _ in ran] == ["page.md:5", "page.md:8, page.md:13, page.md:16"]
 
 
 # -- the docs themselves ----------------------------------------------------------------------------------------
@@ -136,6 +150,25 @@ def test_blocks_of_a_page_share_a_folder_and_chains_share_a_process(tmp_path: Pa
 def test_readme_is_short():
     n = len((ROOT / "README.md").read_text(encoding="utf-8").splitlines())
     assert n <= 200, f"README.md has {n} lines; move the detail into docs/"
+
+
+def test_readme_links_resolve():
+    """The README's relative links point at files that exist (the site's own links are checked by the strict
+    build, tests/integration/test_docs_blocks.py)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    missing = [t for t in targets if "://" not in t and not (ROOT / t.split("#")[0]).exists()]
+    assert targets and not missing, f"README links to missing files: {missing}"
+
+
+def test_readme_lists_every_command():
+    import typer.main
+
+    from emovec.cli import app
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    names = list(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    assert names and not [n for n in names if f"`emovec {n}" not in text and f"/ `{n}`" not in text]
 
 
 def test_every_fence_names_its_language():
@@ -197,47 +230,68 @@ def test_public_face_imports_resolve():
     assert not problems, "\n".join(problems)
 
 
-def test_emovec_command_lines_name_real_commands_and_options():
-    """Every ``emovec ...`` line of a shell block (skipped ones too) names a command that exists and options it
-    takes, so a renamed command or option fails here even where the block cannot run."""
-    import click
+def cli_problems(where: str, line: str) -> list[str]:
+    """What is wrong with one shell line's ``emovec`` commands: an unknown command or an unknown option."""
     import typer.main
 
     from emovec.cli import app
 
-    root = typer.main.get_command(app)
+    root: Any = typer.main.get_command(app)  # typer's own click: a group has `commands`, a command `params`
+    problems: list[str] = []
+    for part in line.replace("&&", ";").split(";"):
+        argv = emovec_argv(part.strip())
+        if argv is None:
+            continue
+        cmd = root
+        path = ["emovec"]
+        args = list(argv)
+        while hasattr(cmd, "commands") and args and not args[0].startswith("-"):
+            if args[0] not in cmd.commands and "run" in cmd.commands:
+                args = ["run", *args]  # emovec judge NAME FILE is emovec judge run NAME FILE
+            sub = cmd.commands.get(args[0])
+            if sub is None:
+                problems.append(f"{where}: {' '.join(path)} has no command {args[0]!r}")
+                break
+            path.append(args.pop(0))
+            cmd = sub
+        known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+        problems += [f"{where}: {' '.join(path)} has no option {a.split('=')[0]}" for a in args
+                     if a.startswith("--") and a.split("=")[0] not in known]
+    return problems
+
+
+def test_cli_check_finds_unknown_commands_and_options():
+    assert cli_problems("x", "emovec steer runs/demo --prompt hi --steer calm=0.1 --layers 16") == []
+    assert cli_problems("x", "emovec judge refusal replies.csv --method rules") == []
+    assert cli_problems("x", "emovec steer runs/demo --strength 0.1") == ["x: emovec steer has no option --strength"]
+    assert cli_problems("x", "emovec study nonsense") == ["x: emovec study has no command 'nonsense'"]
+
+
+def test_emovec_command_lines_name_real_commands_and_options():
+    """Every ``emovec ...`` line of a shell block (skipped ones too) names a command that exists and options it
+    takes, so a renamed command or option fails here even where the block cannot run."""
     problems: list[str] = []
     for blocks in PAGES.values():
         for b in blocks:
-            if b.kind not in ("shell", "console"):
-                continue
-            for line in shell_commands(b.source() if b.runs else b.code, console=b.kind == "console"):
-                for part in line.replace("&&", ";").split(";"):
-                    argv = emovec_argv(part.strip())
-                    if argv is None:
-                        continue
-                    cmd: click.Command = root
-                    path = ["emovec"]
-                    args = list(argv)
-                    while isinstance(cmd, click.Group) and args and not args[0].startswith("-"):
-                        if args[0] not in cmd.commands and "run" in cmd.commands:
-                            args = ["run", *args]  # emovec judge NAME FILE is emovec judge run NAME FILE
-                        sub = cmd.commands.get(args[0])
-                        if sub is None:
-                            problems.append(f"{b.where}: {' '.join(path)} has no command {args[0]!r}")
-                            break
-                        path.append(args.pop(0))
-                        cmd = sub
-                    known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
-                    for a in args:
-                        if a.startswith("--") and a.split("=")[0] not in known:
-                            problems.append(f"{b.where}: {' '.join(path)} has no option {a.split('=')[0]}")
+            if b.kind in ("shell", "console"):
+                for line in shell_commands(b.source() if b.runs else b.code, console=b.kind == "console"):
+                    problems += cli_problems(b.where, line)
     assert not problems, "\n".join(problems)
+
+
+def test_unit_blocks_are_cheap():
+    """The unit tier runs no `emovec` command, loads no model and reads no vector set: those blocks say
+    `integration` (or `slow`)."""
+    heavy = [b.where for blocks in PAGES.values() for b in blocks if b.runs and b.directives.tier == "unit" and (
+        (b.kind in ("shell", "console") and any(emovec_argv(c) is not None or "make " in c
+                                                 for c in shell_commands(b.code, console=b.kind == "console")))
+        or (b.kind == "python" and ("load_model(" in b.code or "runs/" in b.code)))]
+    assert not heavy, f"mark these blocks `<!-- test: integration -->`: {heavy}"
 
 
 @pytest.mark.parametrize("page", _unit_pages())
 def test_unit_blocks_run(page: str, tmp_path: Path):
-    """The page's blocks with no model directive, in order, in one fresh folder."""
+    """The page's blocks with no tier directive, in order, in one fresh folder."""
     blocks = PAGES[page]
     prepare(blocks, tmp_path)
     run_page(blocks, "unit", tmp_path, timeout=300)
