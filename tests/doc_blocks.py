@@ -18,8 +18,8 @@ A directive is an HTML comment on the line(s) just before a fence (docs/contribu
     <!-- test: continue -->                       a python block that runs after the one before, in its process
 
 Several directives go in one comment, separated by ``;``. A block with no directive runs in the unit tier and
-must pass there, in a few seconds. The blocks of one page and tier run in document order in one fresh working folder, so a block
-may read what an earlier block of the same tier wrote.
+must pass there, in a few seconds. The blocks of one page and tier run in document order in one fresh working
+folder, so a block may read what an earlier block of the same tier wrote.
 """
 
 from __future__ import annotations
@@ -171,7 +171,8 @@ def _merge(parts: Sequence[Directives], where: str) -> Directives:
     if len(skip) > 1 or len(set(tier)) > 1 or len(files) > 1:
         raise DocBlockError(f"{where}: conflicting directives")
     return Directives(skip=skip[0] if skip else None, tier=tier[0] if tier else "unit",
-                      small=tuple(a for p in parts for a in p.small), replace=tuple(r for p in parts for r in p.replace),
+                      small=tuple(a for p in parts for a in p.small),
+                      replace=tuple(r for p in parts for r in p.replace),
                       file=files[0] if files else None, cont=any(p.cont for p in parts))
 
 
@@ -313,10 +314,11 @@ def apply_small(code: str, args: Sequence[str], where: str, console: bool = Fals
                     command += f" {flag}"
                 continue
             pattern = re.compile(rf"(?<!\S){re.escape(flag)}(?:=|\s+){value_re}")
+            setting = f"{flag} {shlex.quote(value)}"
             if pattern.search(command):
-                command = pattern.sub(lambda _m, f=flag, v=value: f"{f} {shlex.quote(v)}", command)
+                command = pattern.sub(setting.replace("\\", "\\\\"), command)
             else:
-                command += f" {flag} {shlex.quote(value)}"
+                command += f" {setting}"
         lines[n] = prefix + command + (f"  {comment}" if comment else "")
     if not touched:
         raise DocBlockError(f"{where}: 'small' found no `emovec` command in the block")

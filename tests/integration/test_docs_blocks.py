@@ -56,17 +56,17 @@ def _run(page: str, tier: Tier, workdir: Path, vectors: Path) -> None:
 
 
 @pytest.mark.parametrize("page", _pages("integration"))
-def test_integration_blocks_run(page: str, docs_vectors: Path, tmp_path: Path):
+def test_integration_blocks_run(page: str, docs_vectors: Path, tmp_path: Path) -> None:
     _run(page, "integration", tmp_path, docs_vectors)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("page", _pages("slow"))
-def test_slow_blocks_run(page: str, docs_vectors: Path, tmp_path: Path):
+def test_slow_blocks_run(page: str, docs_vectors: Path, tmp_path: Path) -> None:
     _run(page, "slow", tmp_path, docs_vectors)
 
 
-def test_docs_build_strictly(tmp_path: Path):
+def test_docs_build_strictly(tmp_path: Path) -> None:
     """`mkdocs build --strict`, as `make docs` and CI run it: a broken link, anchor or API reference fails."""
     mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent))
     if mkdocs is None:

@@ -57,10 +57,11 @@ def _unit_pages() -> list[str]:
 
 # -- the collector and its directives ---------------------------------------------------------------------------
 
-def test_directives_are_read():
+def test_directives_are_read() -> None:
     text = "\n".join([
         "intro", "<!-- test: skip gpu -->", "```python", "import torch", "```", "",
-        "<!-- test: integration; small --topics 3 --permutations 0 -->", "```bash", "emovec demo --out runs/demo", "```",
+        "<!-- test: integration; small --topics 3 --permutations 0 -->",
+        "```bash", "emovec demo --out runs/demo", "```",
         "<!-- test: file sweep.yaml -->", "```yaml", "out: runs/sweep", "```",
         "<!-- test: slow -->", "```python", "x = 1", "```",
         "<!-- test: slow -->", "<!-- test: continue -->", "```python", "print(x)", "```",
@@ -70,9 +71,9 @@ def test_directives_are_read():
     ])
     blocks = parse_markdown(text, "page.md")
     kinds = [(b.kind, b.directives.tier, b.directives.skip, b.runs) for b in blocks]
-    assert kinds == [("python", "unit", "gpu", False), ("shell", "integration", None, True), ("file", "unit", None, False),
-                     ("python", "slow", None, True), ("python", "slow", None, True), ("console", "unit", None, True),
-                     ("show", "unit", None, False)]
+    assert kinds == [("python", "unit", "gpu", False), ("shell", "integration", None, True),
+                     ("file", "unit", None, False), ("python", "slow", None, True), ("python", "slow", None, True),
+                     ("console", "unit", None, True), ("show", "unit", None, False)]
     assert blocks[1].source() == "emovec demo --out runs/demo --topics 3 --permutations 0\n"
     assert blocks[4].directives.cont and blocks[0].line == 3 and blocks[0].where == "page.md:3"
     assert shell_commands(blocks[5].source(), console=True) == ["emovec study drift --preset quick"]
@@ -91,19 +92,19 @@ def test_directives_are_read():
     ("see <!-- test: integration --> here\n", "must be a whole line"),
     ("```python\nx\n", "never closed"),
 ])
-def test_bad_directives_are_errors(text: str, message: str):
+def test_bad_directives_are_errors(text: str, message: str) -> None:
     with pytest.raises(DocBlockError, match=message):
         parse_markdown(text, "page.md")
 
 
-def test_continue_needs_a_python_block_of_its_tier(tmp_path: Path):
+def test_continue_needs_a_python_block_of_its_tier(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text("<!-- test: integration -->\n```python\nx = 1\n```\n<!-- test: continue -->\n```python\nx\n```\n")
     with pytest.raises(DocBlockError, match="'continue' needs"):
         collect([page], root=tmp_path)
 
 
-def test_small_replaces_or_appends_options_on_emovec_lines_only():
+def test_small_replaces_or_appends_options_on_emovec_lines_only() -> None:
     code = 'emovec extract --out runs/v --topics 26 --layers "0-29"  # all of it\nls runs\n'
     out = apply_small(code, ["--topics", "3", "--layers", "8,16", "--skip-short"], "x")
     assert out.splitlines() == ["emovec extract --out runs/v --topics 3 --layers 8,16 --skip-short  # all of it",
@@ -116,14 +117,14 @@ def test_small_replaces_or_appends_options_on_emovec_lines_only():
         parse_markdown('<!-- test: replace "abc" "d" -->\n```bash\nls\n```\n', "p.md")[0].source()
 
 
-def test_shell_lines_join_continuations_and_drop_comments():
+def test_shell_lines_join_continuations_and_drop_comments() -> None:
     code = "# a comment\nemovec extract \\\n    --out runs/v   # where\n\nls\n"
     assert shell_commands(code) == ["emovec extract      --out runs/v   # where", "ls"]
     assert emovec_argv("EMOVEC_CORPUS=smollm2 emovec inspect runs/v --json  # note") == ["inspect", "runs/v", "--json"]
     assert emovec_argv("make demo") is None
 
 
-def test_a_failing_block_without_a_directive_fails(tmp_path: Path):
+def test_a_failing_block_without_a_directive_fails(tmp_path: Path) -> None:
     """Nothing passes silently: a failing python or shell block with no directive fails its page, named."""
     for code, lang in (("raise SystemExit(3)", "python"), ("false", "bash"), ("import no_such_module_x", "python")):
         blocks = parse_markdown(f"text\n\n```{lang}\n{code}\n```\n", "page.md")
@@ -131,7 +132,7 @@ def test_a_failing_block_without_a_directive_fails(tmp_path: Path):
             run_page(blocks, "unit", tmp_path, timeout=60)
 
 
-def test_blocks_of_a_page_share_a_folder_and_chains_share_a_process(tmp_path: Path):
+def test_blocks_of_a_page_share_a_folder_and_chains_share_a_process(tmp_path: Path) -> None:
     text = "\n".join([
         "<!-- test: file data/in.txt -->", "```text", "hello", "```",
         "```bash", "cat data/in.txt > out.txt", "```",
@@ -147,12 +148,12 @@ def test_blocks_of_a_page_share_a_folder_and_chains_share_a_process(tmp_path: Pa
 
 # -- the docs themselves ----------------------------------------------------------------------------------------
 
-def test_readme_is_short():
+def test_readme_is_short() -> None:
     n = len((ROOT / "README.md").read_text(encoding="utf-8").splitlines())
     assert n <= 200, f"README.md has {n} lines; move the detail into docs/"
 
 
-def test_readme_links_resolve():
+def test_readme_links_resolve() -> None:
     """The README's relative links point at files that exist (the site's own links are checked by the strict
     build, tests/integration/test_docs_blocks.py)."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -161,7 +162,7 @@ def test_readme_links_resolve():
     assert targets and not missing, f"README links to missing files: {missing}"
 
 
-def test_readme_lists_every_command():
+def test_readme_lists_every_command() -> None:
     import typer.main
 
     from emovec.cli import app
@@ -171,19 +172,19 @@ def test_readme_lists_every_command():
     assert names and not [n for n in names if f"`emovec {n}" not in text and f"/ `{n}`" not in text]
 
 
-def test_every_fence_names_its_language():
+def test_every_fence_names_its_language() -> None:
     bare = [b.where for blocks in PAGES.values() for b in blocks if not b.language]
     assert not bare, f"give these code fences a language (python, bash, console, text, yaml, ...): {bare}"
 
 
-def test_skips_are_counted():
+def test_skips_are_counted() -> None:
     found = {page: Counter(b.directives.skip for b in blocks if b.directives.skip) for page, blocks in PAGES.items()}
     found = {page: c for page, c in found.items() if c}
     assert found == EXPECTED_SKIPS, "skipped blocks changed; update EXPECTED_SKIPS if that is intended"
     assert all(reason in SKIP_REASONS for c in found.values() for reason in c)
 
 
-def test_python_blocks_parse():
+def test_python_blocks_parse() -> None:
     for blocks in PAGES.values():
         for b in blocks:
             if b.kind == "python" or (b.kind == "file" and b.language == "python"):
@@ -194,7 +195,7 @@ def _python_blocks() -> list[Block]:
     return [b for blocks in PAGES.values() for b in blocks if b.language in ("python", "py")]
 
 
-def test_public_face_imports_resolve():
+def test_public_face_imports_resolve() -> None:
     """Every ``from emovec... import X`` in the README and docs (skipped blocks too) resolves, and every name
     taken from the top-level package, by import or as ``emovec.X``, is in ``emovec.__all__``."""
     import emovec
@@ -260,14 +261,14 @@ def cli_problems(where: str, line: str) -> list[str]:
     return problems
 
 
-def test_cli_check_finds_unknown_commands_and_options():
+def test_cli_check_finds_unknown_commands_and_options() -> None:
     assert cli_problems("x", "emovec steer runs/demo --prompt hi --steer calm=0.1 --layers 16") == []
     assert cli_problems("x", "emovec judge refusal replies.csv --method rules") == []
     assert cli_problems("x", "emovec steer runs/demo --strength 0.1") == ["x: emovec steer has no option --strength"]
     assert cli_problems("x", "emovec study nonsense") == ["x: emovec study has no command 'nonsense'"]
 
 
-def test_emovec_command_lines_name_real_commands_and_options():
+def test_emovec_command_lines_name_real_commands_and_options() -> None:
     """Every ``emovec ...`` line of a shell block (skipped ones too) names a command that exists and options it
     takes, so a renamed command or option fails here even where the block cannot run."""
     problems: list[str] = []
@@ -279,7 +280,7 @@ def test_emovec_command_lines_name_real_commands_and_options():
     assert not problems, "\n".join(problems)
 
 
-def test_unit_blocks_are_cheap():
+def test_unit_blocks_are_cheap() -> None:
     """The unit tier runs no `emovec` command, loads no model and reads no vector set: those blocks say
     `integration` (or `slow`)."""
     heavy = [b.where for blocks in PAGES.values() for b in blocks if b.runs and b.directives.tier == "unit" and (
@@ -290,7 +291,7 @@ def test_unit_blocks_are_cheap():
 
 
 @pytest.mark.parametrize("page", _unit_pages())
-def test_unit_blocks_run(page: str, tmp_path: Path):
+def test_unit_blocks_run(page: str, tmp_path: Path) -> None:
     """The page's blocks with no tier directive, in order, in one fresh folder."""
     blocks = PAGES[page]
     prepare(blocks, tmp_path)
