@@ -172,6 +172,13 @@ def test_readme_lists_every_command() -> None:
     assert names and not [n for n in names if f"`emovec {n}" not in text and f"/ `{n}`" not in text]
 
 
+def test_the_two_quickstarts_are_one() -> None:
+    """docs/index.md repeats the README's quickstart; the integration tier runs the README's, the slow tier both."""
+    readme = [b.code for b in PAGES["README.md"] if b.kind == "python"]
+    index = [b.code for b in PAGES["docs/index.md"] if b.kind == "python"]
+    assert readme and readme == index
+
+
 def test_every_fence_names_its_language() -> None:
     bare = [b.where for blocks in PAGES.values() for b in blocks if not b.language]
     assert not bare, f"give these code fences a language (python, bash, console, text, yaml, ...): {bare}"

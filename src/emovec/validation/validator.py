@@ -230,7 +230,7 @@ def _external(lm: LoadedModel, vectors: VectorSet, layer: int, per_subset: int |
         f"{len(vader_snippets())}" + (f" ({per_subset} sampled per subset, seed {seed})" if per_subset else "")
     )
     # The first tokens of every text carry the model's attention-sink activations (norms far above the rest),
-    # which swamp a mean over a 20-token snippet; they are skipped (measured in the README).
+    # which swamp a mean over a 20-token snippet; they are skipped (measured: docs/results/recipe.md).
     snippets = [s for s, ok in zip(snippets, readable(lm, [s.text for s in snippets], SNIPPET_TOKEN_START),
                                    strict=True) if ok]
     res = capture(lm, [s.text for s in snippets], [layer], selection=TokenSelection.from_index(SNIPPET_TOKEN_START))
