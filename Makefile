@@ -16,7 +16,7 @@ DATA_PACKAGES := nrclex vadersentiment==3.3.2 chitchat-dataset==0.9.0
 DATA_DIR := $(VENV)/share/emovec-data
 STAMP := $(VENV)/.emovec-installed
 
-.PHONY: install suites demo test test-slow test-all test-unit test-integration lint bench clean
+.PHONY: install suites demo test test-slow test-all test-unit test-integration lint bench docs clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -61,5 +61,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+# The documentation site (mkdocs.yml): strict, so a broken link, anchor or API reference fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .mypy_cache .ruff_cache

@@ -194,7 +194,9 @@ def generate_corpus(
         lm: the generating model (an instruction model writes better stories).
         out: the JSONL file; settings go to ``<out>.meta.json``.
         jobs: from ``plan_stories`` and ``plan_neutral``.
-        max_new_tokens, temperature, top_p: sampling settings.
+        max_new_tokens: sampling setting.
+        temperature: sampling setting.
+        top_p: sampling setting.
         seed: batch ``i`` samples with seed ``seed + i``.
         batch_size: prompts per ``generate`` call.
         show_progress: report the ``stories`` stage (a bar in a terminal, else one line when done).

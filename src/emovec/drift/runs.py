@@ -34,7 +34,7 @@ class DriftPreset(BaseModel):
     examples: int = 96
     learning_rate: float = 2e-3
     batch_size: int = 8
-    stories_per_emotion: int = 20  # probe stories per key emotion: split-half needs all 20 topics (README)
+    stories_per_emotion: int = 20  # probe stories per key emotion: split-half needs all 20 topics (docs/results)
     prompts: int = 12
     vector_topics: int = 4
     n_boot: int = 1000

@@ -215,8 +215,11 @@ def run_drift_study(preset: str | DriftPreset = "quick", out: str | Path = "runs
         preset: ``quick``, ``full`` or a ``DriftPreset`` (its ``seeds`` and ``learning_rates`` set the sweep).
         executor: ``ExecutorOptions(kind="ray", ...)`` runs the runs as Ray Tune trials, ``workers`` at a time,
             each loading ``model`` itself (``emovec.drift.trials``); local by default.
-        lm, keys, probes, vectors: a loaded model, key emotions, probe sets and vector set to use instead of the
-            defaults (``vectors`` is saved to ``OUT/vectors`` for the trials); ``external`` runs the external evals.
+        lm: a loaded model to use instead of the default.
+        keys: key emotions instead of the defaults.
+        probes: probe sets instead of the defaults.
+        vectors: a vector set to use instead of the default (saved to ``OUT/vectors`` for the trials).
+        external: run the external evals.
         on_progress: a line as each part starts.
         show_progress: report extraction, the runs and each run's fine-tuning as stages (a bar in a terminal,
             else one line each).

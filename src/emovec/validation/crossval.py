@@ -118,7 +118,8 @@ def cross_validated_ranks(
 
     Args:
         acts: ``[n, L, d]`` per-story activations.
-        emotions, topics: labels per story.
+        emotions: the emotion label of each story.
+        topics: the topic label of each story.
         bases: per layer, the neutral directions to project out (or ``None``).
         recipe: topic removal on/off and the readout.
         n_folds: topics are dealt to this many folds.

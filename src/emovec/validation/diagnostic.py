@@ -44,7 +44,8 @@ def pair_cosines(acts: Tensor, emotions: Sequence[str], topics: Sequence[str], l
 
     Args:
         acts: ``[n, L, d]`` per-story activations.
-        emotions, topics: labels per story.
+        emotions: the emotion label of each story.
+        topics: the topic label of each story.
         layers: the layer of each position on the layer axis.
 
     Example:

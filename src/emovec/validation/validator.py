@@ -245,7 +245,7 @@ def _external(lm: LoadedModel, vectors: VectorSet, layer: int, per_subset: int |
     )
     weights = _probe(story_acts, story_labels, polarity, layer, checks)
     # The first tokens of every text carry the model's attention-sink activations (norms far above the rest),
-    # which swamp a mean over a 20-token snippet; they are skipped (measured in the README).
+    # which swamp a mean over a 20-token snippet; they are skipped (measured: docs/results/recipe.md).
     snippets = [s for s, ok in zip(snippets, readable(lm, [s.text for s in snippets], SNIPPET_TOKEN_START),
                                    strict=True) if ok]
     res = capture(lm, [s.text for s in snippets], [layer], selection=TokenSelection.from_index(SNIPPET_TOKEN_START),
@@ -284,8 +284,8 @@ def validate(
     Args:
         lm: the model (checked against the set's provenance).
         vectors: the emotion vectors.
-        stories, bases: every story's activations and the neutral bases, from ``extract_emotion_vectors``; re-read
-            from the corpus when ``None``.
+        stories: every story's activations, from ``extract_emotion_vectors``; re-read from the corpus when ``None``.
+        bases: the neutral bases, from ``extract_emotion_vectors``; re-read from the corpus when ``None``.
         readout: how cross-validation scores a story: ``projection`` (as monitoring does) or ``lda``.
         n_folds: topics are dealt to this many cross-validation folds.
         n_permutations: label permutations for the baseline (0: none).
