@@ -55,6 +55,8 @@ def _run(page: str, tier: Tier, workdir: Path, vectors: Path) -> None:
     run_page(blocks, tier, workdir, timeout=1800)
 
 
+# Every page's blocks together take minutes on 2 cores: make test-all runs them, make test leaves them out.
+@pytest.mark.slow
 @pytest.mark.parametrize("page", _pages("integration"))
 def test_integration_blocks_run(page: str, docs_vectors: Path, tmp_path: Path) -> None:
     _run(page, "integration", tmp_path, docs_vectors)
@@ -66,6 +68,7 @@ def test_slow_blocks_run(page: str, docs_vectors: Path, tmp_path: Path) -> None:
     _run(page, "slow", tmp_path, docs_vectors)
 
 
+@pytest.mark.slow
 def test_docs_build_strictly(tmp_path: Path) -> None:
     """`mkdocs build --strict`, as `make docs` and CI run it: a broken link, anchor or API reference fails."""
     mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent))
