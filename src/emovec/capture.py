@@ -198,7 +198,8 @@ def capture(
         max_batch: texts per batch at most.
         max_length: truncate texts to this many tokens.
         show_progress: show a progress bar in a terminal, else one line when done (``emovec._progress``).
-        description, detail: the stage's name and what it reads, for that bar and line.
+        description: the stage's name, for that bar and line.
+        detail: what the stage reads, for that bar and line.
 
     Returns:
         A ``CaptureResult``.
