@@ -22,10 +22,7 @@ EMOTIONS = ("afraid", "angry", "calm", "desperate", "happy", "lonely", "proud", 
 
 def small_corpus(topics: int, neutral: int) -> emovec.Corpus:
     """The stories of ``EMOTIONS`` on the shipped corpus's first ``topics`` topics, and ``neutral`` neutral texts."""
-    full = emovec.load_corpus()
-    kept = set(full.topics()[:topics])
-    stories = [r for r in full.stories if r.emotion in EMOTIONS and r.topic in kept]
-    return emovec.Corpus(tuple(stories + full.neutral[:neutral]), full.source, full.settings)
+    return emovec.load_corpus().subset(None, neutral, topics=topics, emotions=EMOTIONS)
 
 
 def main() -> int:

@@ -26,10 +26,7 @@ PROMPT = "My landlord says I have to move out by Friday. What should I do?"
 
 def small_vectors(lm: emovec.LoadedModel) -> emovec.VectorSet:
     """Vectors of ``EMOTIONS`` from the shipped corpus's first 3 topics at layers 8 and 12 (12 recommended)."""
-    full = emovec.load_corpus()
-    kept = set(full.topics()[:3])
-    stories = [r for r in full.stories if r.emotion in EMOTIONS and r.topic in kept]
-    corpus = emovec.Corpus(tuple(stories + full.neutral[:24]), full.source, full.settings)
+    corpus = emovec.load_corpus().subset(None, 24, topics=3, emotions=EMOTIONS)
     ext = emovec.extract_emotion_vectors(lm, corpus, layers=[8, 12], token_start=10, max_length=64, skip_short=True,
                                          show_progress=True)
     return ext.vectors.with_recommended_layer(12)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gzip
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -150,16 +150,18 @@ class Corpus:
         return train, held
 
     def subset(self, stories_per_emotion: int | None, neutral_limit: int | None = None,
-               topics: int | None = None) -> Corpus:
-        """Keep the stories of the first ``topics`` topics, then the first ``stories_per_emotion`` stories of each
-        emotion, and ``neutral_limit`` neutral texts."""
+               topics: int | None = None, emotions: Sequence[str] | None = None) -> Corpus:
+        """Keep the stories of the first ``topics`` topics (and of ``emotions`` only, when given), then the first
+        ``stories_per_emotion`` stories of each emotion, and ``neutral_limit`` neutral texts."""
+        wanted = set(emotions) if emotions is not None else None
         counts: Counter[str] = Counter()
         keep: list[CorpusRecord] = []
         n_neutral = 0
         kept_topics = set(self.topics()[:topics]) if topics is not None else None
         for r in sorted(self.records, key=lambda r: (r.kind, str(r.emotion), r.index)):
             if r.kind == "story":
-                if kept_topics is not None and r.topic not in kept_topics:
+                if (kept_topics is not None and r.topic not in kept_topics) or (
+                        wanted is not None and r.emotion not in wanted):
                     continue
                 counts[str(r.emotion)] += 1
                 if stories_per_emotion is None or counts[str(r.emotion)] <= stories_per_emotion:

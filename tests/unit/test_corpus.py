@@ -82,6 +82,10 @@ def test_split_and_subset(write_corpus):
     assert len(train) == 12 and len(held) == 4 and all(r.index == 3 for r in held)
     sub = corpus.subset(2)
     assert len(sub.stories) == 8 and len(sub.neutral) == len(corpus.neutral)
+    two = corpus.emotions()[:2]
+    only = corpus.subset(None, 1, emotions=two)
+    assert sorted({str(r.emotion) for r in only.stories}) == sorted(two) and len(only.stories) == 8
+    assert len(only.neutral) == 1
 
 
 def test_plan_crossed_is_topic_major_and_complete():
