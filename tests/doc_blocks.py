@@ -366,12 +366,27 @@ def emovec_argv(command: str) -> list[str] | None:
 
 # -- running ----------------------------------------------------------------------------------------------------
 
+def _installed_from(root: Path) -> bool:
+    """Whether this interpreter, with no PYTHONPATH, already imports ``emovec`` from ``root/src`` (an editable
+    install of this checkout)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = "import importlib.util as u; s = u.find_spec('emovec'); print(s.origin if s and s.origin else '')"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False)
+    origin = out.stdout.strip()
+    return bool(origin) and Path(origin).resolve().is_relative_to((root / "src").resolve())
+
+
 def environment(root: Path = ROOT) -> dict[str, str]:
-    """This interpreter's folder first on PATH (its ``emovec``), this checkout's ``src`` first on PYTHONPATH, and
-    nothing fetched from the network."""
+    """This interpreter's folder first on PATH (its ``emovec``), this checkout's ``src`` first on PYTHONPATH unless
+    the interpreter's editable install already points there, and nothing fetched from the network.
+
+    PYTHONPATH stays untouched for an editable install: with ``src`` on it, ``importlib.metadata`` finds the
+    build's ``src/emovec.egg-info`` before the install's metadata, Inspect no longer sees emovec as an installed
+    package and names its task ``refusal_pairs`` instead of ``emovec/refusal_pairs``."""
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(root / "src"), env.get("PYTHONPATH", "")] if p)
+    if not _installed_from(root):
+        env["PYTHONPATH"] = os.pathsep.join(p for p in [str(root / "src"), env.get("PYTHONPATH", "")] if p)
     env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error",
                 "MPLBACKEND": "Agg", "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb", "PYTHONUNBUFFERED": "1"})
     return env
