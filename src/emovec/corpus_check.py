@@ -21,6 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from emovec._files import atomic_write, cache_root, sha256_of
+from emovec._progress import stage
+from emovec._version import __version__
 from emovec.errors import CorpusError
 
 __all__ = ["CheckRow", "CheckSettings", "CorpusCheck", "Problem", "check_corpus", "corpus_warning",
@@ -293,17 +296,66 @@ def _other_words(rows: Iterable[_Row], emotions: Sequence[str]) -> tuple[list[in
 
 
 def corpus_warning(path: str | Path) -> str | None:
-    """One line naming the failed checks and their counts, or ``None`` when the corpus passes."""
+    """One line naming the failed checks and their counts, or ``None`` when the corpus passes.
+
+    The answer is cached under emovec's cache folder, keyed by the file's SHA-256, emovec's version and this
+    checker's own source, so ``emovec extract`` checks a corpus once, not on every run (a cache that cannot be
+    read or written is ignored)."""
+    key = _warning_key(path)
+    cached = _cached_warning(key)
+    if cached is not None:
+        return cached or None
     result = check_corpus(path, CheckSettings(min_neutral=0))
-    if result.ok:
+    warning = None
+    if not result.ok:
+        failed = ", ".join(f"{r.check} {r.failed}" for r in result.rows if r.failed)
+        warning = (f"{path} fails `emovec corpus check` ({failed} of {result.n_stories} stories and "
+                   f"{result.n_neutral} neutral texts); vectors from it may carry those faults: run `emovec corpus "
+                   "check` for the records")
+    _cache_warning(key, warning)
+    return warning
+
+
+def _warning_key(path: str | Path) -> str | None:
+    from emovec.data import corpus_path
+
+    p = corpus_path(path)
+    if not p.is_file():
         return None
-    failed = ", ".join(f"{r.check} {r.failed}" for r in result.rows if r.failed)
-    return (f"{path} fails `emovec corpus check` ({failed} of {result.n_stories} stories and {result.n_neutral} "
-            "neutral texts); vectors from it may carry those faults: run `emovec corpus check` for the records")
+    return sha256_of([p, Path(__file__)]) + "-" + __version__
 
 
-def check_corpus(path: str | Path, settings: CheckSettings | None = None) -> CorpusCheck:
+def _cache_file(key: str) -> Path:
+    return cache_root() / "corpus-checks" / f"{key}.json"
+
+
+def _cached_warning(key: str | None) -> str | None:
+    """The cached warning (``""`` for a corpus that passed), or ``None`` when there is none to read."""
+    if key is None:
+        return None
+    try:
+        value = json.loads(_cache_file(key).read_text(encoding="utf-8"))["warning"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _cache_warning(key: str | None, warning: str | None) -> None:
+    if key is None:
+        return
+    try:
+        _cache_file(key).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(_cache_file(key), json.dumps({"warning": warning or ""}))
+    except OSError:
+        pass
+
+
+def check_corpus(path: str | Path, settings: CheckSettings | None = None, show_progress: bool = False
+                 ) -> CorpusCheck:
     """Check a corpus file; see the module docstring for the checks.
+
+    ``show_progress`` reports each of the checks' four passes (parse, cells and texts, duplicates, other emotion
+    words) as it ends.
 
     Raises:
         CorpusError: the file does not exist.
@@ -321,17 +373,22 @@ def check_corpus(path: str | Path, settings: CheckSettings | None = None) -> Cor
     s = settings or CheckSettings()
     emotions = s.emotions or list(all_emotions())
     problems: list[Problem] = []
-    rows = _parse(p, problems)
-    n_records = len(rows) + len(problems)
-    stories = [r for r in rows if r.kind == "story"]
-    neutral = [r for r in rows if r.kind == "neutral"]
-    cells_failed = _check_cells(stories, emotions, problems)
-    text_failed = _check_texts(rows, s, problems)
-    pairs, best = near_duplicates([r.text for r in rows], s.ngram, s.near_duplicate)
-    for i, j, jac in pairs:
-        problems.append(Problem(record=rows[j].ref, check="duplicates",
-                                detail=f"{s.ngram}-gram Jaccard {jac:.2f} with {rows[i].ref}"))
-    per_story, neutral_hits = _other_words(rows, emotions)
+    with stage("corpus check", 4, unit="passes", detail=p.name, show=show_progress) as advance:
+        rows = _parse(p, problems)
+        n_records = len(rows) + len(problems)
+        stories = [r for r in rows if r.kind == "story"]
+        neutral = [r for r in rows if r.kind == "neutral"]
+        advance()
+        cells_failed = _check_cells(stories, emotions, problems)
+        text_failed = _check_texts(rows, s, problems)
+        advance()
+        pairs, best = near_duplicates([r.text for r in rows], s.ngram, s.near_duplicate)
+        for i, j, jac in pairs:
+            problems.append(Problem(record=rows[j].ref, check="duplicates",
+                                    detail=f"{s.ngram}-gram Jaccard {jac:.2f} with {rows[i].ref}"))
+        advance()
+        per_story, neutral_hits = _other_words(rows, emotions)
+        advance()
     n_topics = len({r.topic for r in stories})
     checks = [("records", n_records, n_records - len(rows)), ("cells", len(emotions) * n_topics, cells_failed),
               ("length", len(rows), text_failed["length"]), ("own word", len(stories), text_failed["own word"]),

@@ -149,6 +149,32 @@ def test_extract_warning_names_the_counts(tmp_path):
     assert warning is not None and "own word 1" in warning and "length 1" in warning
 
 
+def test_extract_warning_is_cached_per_file_content(tmp_path, monkeypatch):
+    import emovec.corpus_check as cc
+
+    monkeypatch.setenv("EMOVEC_CACHE", str(tmp_path / "cache"))
+    calls: list[object] = []
+    real = cc.check_corpus
+
+    def counting(path, settings=None, show_progress=False):  # type: ignore[no-untyped-def]
+        calls.append(path)
+        return real(path, settings, show_progress)
+
+    monkeypatch.setattr(cc, "check_corpus", counting)
+    rows = _rows()
+    path = _write(tmp_path / "c.jsonl", rows)
+    first = cc.corpus_warning(path)
+    assert cc.corpus_warning(path) == first and len(calls) == 1        # read once, then from the cache
+    rows[1]["text"] = "Short."
+    _write(path, rows)
+    changed = cc.corpus_warning(path)
+    assert len(calls) == 2 and changed is not None and "length 1" in changed   # new content, checked again
+    assert cc.corpus_warning(path) == changed and len(calls) == 2
+    for cached in (tmp_path / "cache" / "corpus-checks").iterdir():
+        cached.write_text("not json")                                    # a broken cache is checked afresh
+    assert cc.corpus_warning(path) == changed and len(calls) == 3
+
+
 def test_shipped_corpora_by_name():
     from emovec.data import CORPORA, corpus_path
 

@@ -35,7 +35,7 @@ def check(
 
     names = [e.strip() for e in emotions.split(",")] if emotions else None
     result = check_corpus(path, CheckSettings(min_words=min_words, max_words=max_words, min_neutral=min_neutral,
-                                              emotions=names))
+                                              emotions=names), show_progress=not as_json)
     if as_json:
         out.print_json(result.model_dump_json())
     else:
