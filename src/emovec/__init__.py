@@ -33,8 +33,9 @@ from emovec.errors import (
     UnknownModelError,
 )
 from emovec.export import export_gguf
-from emovec.generation import Generation, format_prompt, generate
+from emovec.generation import Generation, generate
 from emovec.models import BUILTIN_MODELS, DEFAULT_MODEL, LoadedModel, ModelSource, load_model, wrap_model
+from emovec.models.prompts import format_prompt
 from emovec.monitor import MonitorTrace, monitoring
 from emovec.steer import SteeringSpec, SteerTerm, steering
 from emovec.validation import ValidationReport, validate

@@ -94,9 +94,6 @@ class CaptureResult:
     mean_norm: Tensor
     tokens: list[Tensor] | None = None
 
-    def group_index(self) -> dict[Hashable, int]:
-        return {g: i for i, g in enumerate(self.groups)}
-
 
 class _StopForward(Exception):
     """Raised by the deepest hook so nothing after the last needed layer is computed."""

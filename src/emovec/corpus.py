@@ -34,6 +34,11 @@ class CorpusRecord(BaseModel):
     brief: str | None = None
 
 
+# tokens a writer may write per text: the shipped corpus's setting (data/corpus/smollm2.jsonl.meta.json), room for
+# about 150 words; `generate_corpus` and `emovec stories --max-new-tokens` both default to it
+MAX_NEW_TOKENS = 170
+
+
 class GenerationSettings(BaseModel):
     """How a corpus was generated: stored beside it so it can be reproduced and resumed."""
 

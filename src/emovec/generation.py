@@ -11,16 +11,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from emovec.errors import EmovecError
 from emovec.models.kvcache import cache_argument, cache_of
 from emovec.models.loading import LoadedModel
+from emovec.models.prompts import Conversation, PromptError, encode_left_padded, format_conversation, format_prompt
 from emovec.monitor import MonitorTrace, monitoring
 from emovec.steer import SteeringSpec, steering
 from emovec.vectors.vector_set import VectorSet
 
-
-class PromptError(EmovecError, ValueError):
-    """An empty or unusable prompt."""
+# the prompt formatting lives with the model (emovec.models.prompts); named here too, where generation is
+__all__ = ["Conversation", "Generation", "PromptError", "format_conversation", "format_prompt", "generate", "timing"]
 
 
 @dataclass
@@ -82,30 +81,6 @@ def timing(lm: LoadedModel) -> Iterator[list[float]]:
             handle.remove()
 
 
-def format_prompt(lm: LoadedModel, prompt: str, system: str | None = None, chat: bool = True) -> str:
-    """The text the model sees: the chat template when the model has one and ``chat`` is set.
-
-    Example:
-        >>> text = format_prompt(lm, "How are you?", system="Answer briefly.")
-    """
-    if chat and lm.has_chat_template:
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        return str(lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-    return f"{system}\n\n{prompt}" if system else prompt
-
-
-Conversation = Sequence[dict[str, str]]
-
-
-def format_conversation(lm: LoadedModel, messages: Conversation, chat: bool = True) -> str:
-    """A whole conversation (``[{"role": ..., "content": ...}]``) as the model sees it, ready for the reply."""
-    if not messages:
-        raise PromptError("a conversation has no messages")
-    if chat and lm.has_chat_template:
-        return str(lm.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True))
-    return "\n\n".join(m["content"] for m in messages)
-
-
 def generate(
     lm: LoadedModel,
     prompts: Sequence[str | Conversation],
@@ -158,18 +133,12 @@ def generate(
     if empty:
         raise PromptError(f"prompt {empty[0]} is empty; give the model something to reply to")
     tok = lm.tokenizer
-    side = tok.padding_side
-    tok.padding_side = "left"
-    try:
-        systems = [system] * len(prompts) if system is None or isinstance(system, str) else list(system)
-        if len(systems) != len(prompts):
-            raise PromptError(f"{len(systems)} system messages for {len(prompts)} prompts")
-        texts = [format_prompt(lm, p, s, chat) if isinstance(p, str) else format_conversation(lm, p, chat)
-                 for p, s in zip(prompts, systems, strict=True)]
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not (chat and lm.has_chat_template))
-    finally:
-        tok.padding_side = side
-    enc = enc.to(lm.device)
+    systems = [system] * len(prompts) if system is None or isinstance(system, str) else list(system)
+    if len(systems) != len(prompts):
+        raise PromptError(f"{len(systems)} system messages for {len(prompts)} prompts")
+    texts = [format_prompt(lm, p, s, chat) if isinstance(p, str) else format_conversation(lm, p, chat)
+             for p, s in zip(prompts, systems, strict=True)]
+    enc = encode_left_padded(lm, texts, add_special_tokens=not (chat and lm.has_chat_template))
     if monitor is not False and vectors is None:
         raise PromptError("monitoring needs a vector set")
     n_prompt = enc["input_ids"].shape[1]

@@ -19,7 +19,7 @@ from emovec.studies.robustify import (
     _emotion_judge,
     _matched,
     run_robustify_study,
-    stability,
+    seed_stability,
     verdict,
 )
 from emovec.vectors import extract_emotion_vectors
@@ -122,9 +122,9 @@ def test_each_arm_is_matched_with_the_naive_strength_of_the_nearest_kl() -> None
 
 def test_stability_compares_whole_directions_and_their_parts_orthogonal_to_the_source() -> None:
     src, x = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0])
-    same = stability(src + x, 2 * (src + x), src, 1)
+    same = seed_stability(src + x, 2 * (src + x), src, 1)
     assert same.cos_between == pytest.approx(1.0) and same.cos_moves == pytest.approx(1.0)
-    apart = stability(src + x, src - x, src, 1)
+    apart = seed_stability(src + x, src - x, src, 1)
     assert apart.cos_between == pytest.approx(0.0, abs=1e-6) and apart.cos_moves == pytest.approx(-1.0)
     assert apart.cos_source_other == pytest.approx(2**-0.5)
 

@@ -15,9 +15,9 @@ from emovec.studies import (
     Preset,
     StudyError,
     influence_from_values,
+    measure_stability,
     monitoring_value,
     run_study,
-    stability,
     steering_value,
     story_activations,
 )
@@ -52,9 +52,9 @@ def test_stability_sees_real_structure_and_not_shuffled_labels(tiny_llama, write
     sa = story_activations(tiny_llama, corpus, ["happy", "sad", "angry", "calm"], 1, per_emotion=6,
                            templates={"story": "{story}", "dialogue": "A: what happened ?\nB: {story}"})
     assert sa.acts["story"].shape[0] == 24 and set(sa.acts) == {"story", "dialogue"}
-    real = stability(sa, ["happy", "calm"], n_splits=20, n_seeds=4)
+    real = measure_stability(sa, ["happy", "calm"], n_splits=20, n_seeds=4)
     shuffled = sa.__class__(sa.layer, sa.emotions, np.random.default_rng(0).permutation(sa.labels), sa.acts)
-    noise = stability(shuffled, ["happy", "calm"], n_splits=20, n_seeds=4)
+    noise = measure_stability(shuffled, ["happy", "calm"], n_splits=20, n_seeds=4)
     for name in ("happy", "calm"):
         est = real.split_half[name]
         assert est.low <= est.value <= est.high and est.n == 20
@@ -69,9 +69,9 @@ def test_stability_sees_real_structure_and_not_shuffled_labels(tiny_llama, write
     assert pooled is not None and pooled.n == 20
     assert np.mean([real.split_half[k].value for k in ("happy", "calm")]) > pooled.high
     with pytest.raises(KeyError, match="not among"):
-        stability(sa, ["proud"])
+        measure_stability(sa, ["proud"])
     with pytest.raises(ValueError, match="at least 10 splits"):
-        stability(sa, ["happy"], n_splits=3)
+        measure_stability(sa, ["happy"], n_splits=3)
 
 
 def test_split_halves_follow_topics_so_topic_effects_cannot_pull_an_emotions_halves_apart() -> None:
@@ -84,9 +84,10 @@ def test_split_halves_follow_topics_so_topic_effects_cannot_pull_an_emotions_hal
     labels, topics = np.repeat(np.arange(n_e), n_t), np.tile(np.arange(n_t), n_e)
     acts = torch.tensor(emo[labels] + top[topics] + 0.3 * rng.normal(size=(n_e * n_t, d)), dtype=torch.float32)
     names = [f"e{i}" for i in range(n_e)]
-    by_topic = stability(StoryActivations(1, names, labels, {"story": acts}, topics=topics), names[:3],
-                         n_splits=20, n_seeds=4)
-    per_emotion = stability(StoryActivations(1, names, labels, {"story": acts}), names[:3], n_splits=20, n_seeds=4)
+    by_topic = measure_stability(StoryActivations(1, names, labels, {"story": acts}, topics=topics), names[:3],
+                                 n_splits=20, n_seeds=4)
+    per_emotion = measure_stability(StoryActivations(1, names, labels, {"story": acts}), names[:3], n_splits=20,
+                                    n_seeds=4)
     for name in names[:3]:
         assert by_topic.split_half[name].value > 0.9 and by_topic.readout_auc[name].value > 0.75
         assert by_topic.resample[name].value > 0.9
@@ -233,7 +234,7 @@ def test_stability_curve_reads_once_and_matches_the_study_at_each_count(tiny_lla
                             log=lambda _: None)
     assert [r.per_emotion for r in curve.rows] == [4, 6] and [r.n_stories for r in curve.rows] == [16, 24]
     # a count's figures are the study's own with that many stories (the same stories, read the same way)
-    direct = stability(story_activations(tiny_llama, corpus, names, 1, per_emotion=4, max_length=100),
+    direct = measure_stability(story_activations(tiny_llama, corpus, names, 1, per_emotion=4, max_length=100),
                        ["happy", "calm"], n_splits=10, n_seeds=3)
     for k in ("happy", "calm"):
         assert curve.rows[0].split_half[k].value == pytest.approx(direct.split_half[k].value, abs=1e-5)

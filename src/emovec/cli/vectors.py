@@ -28,6 +28,7 @@ from emovec.cli.shared import (
     friendly,
     out,
 )
+from emovec.corpus import MAX_NEW_TOKENS
 from emovec.parsing import parse_layers
 
 
@@ -61,7 +62,7 @@ def stories(
     neutral_per_subject: Annotated[int, typer.Option(help="neutral texts per subject (0: none)")] = 2,
     emotions: Annotated[str | None, typer.Option(help="comma-separated subset of emotions")] = None,
     genre: Annotated[str, typer.Option(help="story (the paper's recipe) or dialogue")] = "story",
-    max_new_tokens: int = 170,
+    max_new_tokens: int = MAX_NEW_TOKENS,
     temperature: float = 0.8,
     top_p: float = 0.95,
     seed: int = 0,

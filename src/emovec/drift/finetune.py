@@ -30,8 +30,8 @@ from emovec._version import __version__
 from emovec.drift.data import REGIMES, Example, regime_data
 from emovec.drift.rows import DriftRow, read_rows
 from emovec.errors import EmovecError
-from emovec.generation import format_prompt
 from emovec.models.loading import LoadedModel
+from emovec.models.prompts import format_prompt
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 

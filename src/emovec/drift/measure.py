@@ -33,9 +33,10 @@ from emovec.drift.probes import ProbeSet
 from emovec.evaluation.judges.model_scores import refusal_logodds
 from emovec.evaluation.judges.refusal import judge_refusal
 from emovec.evaluation.judges.text import judge_helpful
-from emovec.generation import format_prompt, generate
+from emovec.generation import generate
 from emovec.metrics import Estimate, finite_mean, permuted_within, readout, target_share, wilson
 from emovec.models.loading import LoadedModel
+from emovec.models.prompts import format_prompt
 from emovec.steer import mixed_spec
 from emovec.vectors.vector_set import VectorSet
 

@@ -6,7 +6,6 @@ step already stored is never measured or written twice, so a resumed run adds on
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -97,7 +96,3 @@ def append_row(folder: str | Path, row: DriftRow) -> bool:
     Path(folder).mkdir(parents=True, exist_ok=True)
     atomic_write(Path(folder) / ROWS_FILE, "".join(r.model_dump_json() + "\n" for r in rows))
     return True
-
-
-def rows_json(rows: list[DriftRow]) -> str:
-    return json.dumps([r.model_dump() for r in rows], indent=1)

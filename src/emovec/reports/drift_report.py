@@ -13,7 +13,7 @@ import numpy as np
 
 from emovec.drift.study import BASELINE_INDICES, INDICES, DriftStudyResult, RunSummary
 from emovec.reports.figures import new_figure, png_base64
-from emovec.reports.pages import render, write_result_page
+from emovec.reports.pages import write_result_page
 
 EVALS = ("refusal_harmful", "refusal_benign", "refusal_overrefusal", "helpful", "perplexity")
 
@@ -88,11 +88,6 @@ def context(result: DriftStudyResult) -> dict[str, Any]:
         "preset_json": json.dumps(result.preset.model_dump(), indent=1),
         "criteria_json": json.dumps(result.criteria.model_dump(), indent=1),
     }
-
-
-def render_drift_report(result: DriftStudyResult) -> str:
-    """The drift report's HTML text."""
-    return render("drift.html.j2", context(result))
 
 
 def write_drift_report(out: str | Path, result: DriftStudyResult) -> Path:

@@ -22,7 +22,7 @@ from emovec.studies.policy_dominance import (
     run_model,
     run_study,
 )
-from emovec.studies.stability import StabilityResult, corpus_stability, stability, story_activations
+from emovec.studies.stability import StabilityResult, corpus_stability, measure_stability, story_activations
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -46,7 +46,7 @@ __all__ = [
     "reply_readouts",
     "run_model",
     "run_study",
-    "stability",
+    "measure_stability",
     "steering_value",
     "story_activations",
 ]

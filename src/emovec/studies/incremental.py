@@ -15,7 +15,6 @@ of a logistic regression for each, and the difference with a paired bootstrap ov
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,11 +170,3 @@ def monitoring_value(y: np.ndarray, controls: np.ndarray, emotions: np.ndarray, 
         return float(roc_auc_score(y[i], b[i]) - roc_auc_score(y[i], a[i]))
 
     return MonitoringValue(n, pos, float(auc_a), float(auc_b), index_bootstrap(n, gain, n_resamples=n_boot, seed=seed))
-
-
-def readout_features(readouts: np.ndarray, names: Sequence[str], controls: Sequence[str]) -> tuple[np.ndarray,
-                                                                                                   np.ndarray]:
-    """Split a readout matrix into (control columns, other columns)."""
-    ci = [i for i, n in enumerate(names) if n in controls]
-    ei = [i for i, n in enumerate(names) if n not in controls]
-    return readouts[:, ci], readouts[:, ei]

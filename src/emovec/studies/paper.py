@@ -2,9 +2,10 @@
 
 1. **Intensity templates** (``data/paper/intensity.json``, written for emovec): sentences where one quantity
    makes a situation more or less frightening, sad, happy or angry, 8 levels, 3 paraphrases. Per template, the
-   Spearman rho of the matching emotion's readout against the level (mean over paraphrases, with its Student-t
-   95% interval over the paraphrases and their range), the opposite emotion's rho beside it, and the 95th
-   percentile of the same statistic for random directions.
+   Spearman rho of the matching emotion's readout against the level (mean over paraphrases, with a Student-t
+   95% interval on Fisher's z scale, so it stays inside [-1, 1], and their range), the opposite emotion's rho
+   beside it, and the 95th percentile of the same statistic for random directions. Three paraphrases are too
+   few for a tight interval (``paper_results.MIN_PARAPHRASES``); ``findings`` says so.
 2. **Top-activating human text**: the VADER study's human-written snippets each emotion reads highest and
    lowest.
 3. **Activity preferences** (``data/paper/activities.txt``, 64 activities written for emovec): Bradley-Terry
@@ -25,7 +26,6 @@ set's centre, in units of the layer's mean norm.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,13 +34,12 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.stats import pearsonr, spearmanr
-from scipy.stats import t as student_t
 
 from emovec._progress import stage
 from emovec.capture import FIRST_CONTENT_TOKEN, TokenSelection, capture
 from emovec.data import data_path
 from emovec.executors import ExecutorOptions, make_executor
-from emovec.metrics import Estimate, bootstrap, index_bootstrap, pearson_estimate, readout
+from emovec.metrics import Estimate, bootstrap, fisher_mean, index_bootstrap, pearson_estimate, readout
 from emovec.models.loading import LoadedModel
 from emovec.studies import preferences as prefs
 from emovec.studies.paper_results import (
@@ -86,20 +85,11 @@ def intensity(lm: LoadedModel, vectors: VectorSet, layer: int, n_random: int, se
         rho = np.array([[spearmanr(levels, read[p, :, d]).statistic for d in range(read.shape[2])]
                         for p in range(read.shape[0])])  # [paraphrases, directions]
         mean = np.nan_to_num(rho.mean(0))
-        low, high = _t_interval(np.nan_to_num(rho[:, 0]))
-        out.append(TemplateResult(id=t["id"], emotion=names[0], opposite=names[1], rho=float(mean[0]),
+        out.append(TemplateResult(id=t["id"], emotion=names[0], opposite=names[1],
+                                  rho=fisher_mean(np.nan_to_num(rho[:, 0])),
                                   rho_min=float(rho[:, 0].min()), rho_max=float(rho[:, 0].max()),
-                                  rho_low=low, rho_high=high,
                                   opposite_rho=float(mean[1]), random_p95=float(np.quantile(mean[2:], 0.95))))
     return out
-
-
-def _t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float | None, float | None]:
-    """Student-t interval of the mean of a few values (the paraphrases of a template); None for fewer than two."""
-    if len(values) < 2:
-        return None, None
-    half = float(student_t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-    return float(values.mean() - half), float(values.mean() + half)
 
 
 def human_text(n_vader: int, n_chat: int, seed: int = 0) -> tuple[list[Snippet], dict[str, int], list[str]]:
@@ -152,10 +142,7 @@ def preference_correlations(read: np.ndarray, scores: np.ndarray, names: Sequenc
                             ) -> tuple[list[EmotionPreference], float]:
     """Per emotion, r across activities between readout and score; the 95th percentile of |r| pooled over
     emotions and activity shuffles (the baseline one emotion's |r| must beat)."""
-    rs = []
-    for e, n in enumerate(names):
-        est = pearson_estimate(read[:, e], scores)
-        rs.append(EmotionPreference(emotion=n, r=est.value, r_low=est.low, r_high=est.high))
+    rs = [EmotionPreference(emotion=n, r=pearson_estimate(read[:, e], scores)) for e, n in enumerate(names)]
     rng = np.random.default_rng(seed)
     null = [abs(pearsonr(read[:, e], rng.permutation(scores)).statistic)
             for _ in range(max(1, n_perm // len(names) + 1)) for e in range(len(names))]
@@ -236,7 +223,7 @@ def steering_shifts(lm: LoadedModel, vectors: VectorSet, layer: int, acts: Seque
 
 def _steer_emotions(prefs_r: Sequence[EmotionPreference], k: int) -> list[str]:
     """The k/2 emotions with the most positive and the k/2 with the most negative preference r."""
-    ranked = sorted(prefs_r, key=lambda p: p.r)
+    ranked = sorted(prefs_r, key=lambda p: p.r.value)
     picked = ranked[: k // 2] + ranked[-(k - k // 2):]
     return list(dict.fromkeys(p.emotion for p in picked))
 
@@ -277,15 +264,15 @@ def run_paper_study(lm: LoadedModel, vectors: VectorSet, preset: str | PaperPres
                                   n_random=p.steer_random, executor=executor, on_direction=advance)
     for e in pr:
         if e.emotion in steered.emotions:
-            est = steered.shift(e.emotion)
-            e.shift, e.shift_low, e.shift_high = est.value, est.low, est.high
-    xs = np.array([next(e.r for e in pr if e.emotion == n) for n in chosen])
+            e.shift = steered.shift(e.emotion)
+    xs = np.array([next(e.r.value for e in pr if e.emotion == n) for n in chosen])
     ys = np.array([steered.shift(n).value for n in chosen])
-    r, lo, hi = _corr_with_interval(xs, ys)
+    method = "Bradley-Terry score, percentile bootstrap over the compared pairs"
     result = PaperResult(model=lm.name, layer=layer, intensity=intens, top_text=tops, text_sources=text_counts,
                          activities=acts,
-                         activity_scores=scores.tolist(), activity_low=low.tolist(), activity_high=high.tolist(),
-                         preference_r=pr, shuffled_r_p95=null95, steering_r=r, steering_r_low=lo, steering_r_high=hi,
+                         activity_scores=[Estimate(value=float(v), low=float(lo), high=float(hi), n=len(pairs),
+                                                   method=method) for v, lo, hi in zip(scores, low, high, strict=True)],
+                         preference_r=pr, shuffled_r_p95=null95, steering_r=_corr_with_interval(xs, ys),
                          random_shifts=steered.random_means(),
                          activity_shifts={n: [round(float(v), 5) for v in a] for n, a in steered.emotions.items()},
                          notes=[*text_notes,
@@ -296,14 +283,13 @@ def run_paper_study(lm: LoadedModel, vectors: VectorSet, preset: str | PaperPres
     return result
 
 
-def _corr_with_interval(x: np.ndarray, y: np.ndarray, n_boot: int = 1000, seed: int = 0
-                        ) -> tuple[float | None, float | None, float | None]:
+def _corr_with_interval(x: np.ndarray, y: np.ndarray, n_boot: int = 1000, seed: int = 0) -> Estimate | None:
+    """Pearson r of ``x`` and ``y`` with a bootstrap interval over the pairs; None for fewer than 4 or no spread."""
     if len(x) < 4 or np.std(x) == 0 or np.std(y) == 0:
-        return None, None, None
+        return None
 
     def r(i: np.ndarray) -> float:
         ok = np.std(x[i]) > 0 and np.std(y[i]) > 0
         return float(pearsonr(x[i], y[i]).statistic) if ok else float("nan")
 
-    est = index_bootstrap(len(x), r, n_resamples=n_boot, seed=seed)
-    return est.value, est.low, est.high
+    return index_bootstrap(len(x), r, n_resamples=n_boot, seed=seed)

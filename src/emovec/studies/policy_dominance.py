@@ -49,7 +49,7 @@ from emovec.studies.policy_results import ModelResult, StudyError, StudyReport
 from emovec.studies.stability import (
     TEMPLATES,
     corpus_stability,
-    stability,
+    measure_stability,
     story_activations,
     vectors_from,
 )
@@ -170,7 +170,7 @@ def run_model(spec: ModelPlan, preset: Preset, out: Path, *, keys: Mapping[str, 
         f"{len(preset.templates)} framings")
     sa = story_activations(lm, corpus, pool, layer, per_emotion=preset.per_emotion, max_length=preset.max_length,
                            templates={t: TEMPLATES[t] for t in preset.templates}, show_progress=show_progress)
-    stab = stability(sa, targets, n_splits=preset.n_splits, n_seeds=preset.n_seeds, seed=seed)
+    stab = measure_stability(sa, targets, n_splits=preset.n_splits, n_seeds=preset.n_seeds, seed=seed)
     if spec.dialogues:
         dialogues = load_corpus(spec.dialogues)
         have = [e for e in pool if sum(r.emotion == e for r in dialogues.stories) >= 4]

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import minimize
 
-from emovec.generation import format_prompt
 from emovec.metrics import vector_index_bootstrap
 from emovec.models.loading import LoadedModel
+from emovec.models.prompts import format_prompt
 from emovec.steer import masked_steering
 
 QUESTION = "Which would you rather do?\nA: {a}\nB: {b}\nAnswer with A or B."

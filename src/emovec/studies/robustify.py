@@ -60,14 +60,15 @@ from emovec.studies.robustify_results import (
 )
 
 __all__ = ["PRESETS", "ArmEval", "ArmResult", "RobustPreset", "RobustifyError", "RobustifyResult", "Stability",
-           "eval_prompts", "evaluate_arm", "evaluate_arms", "refusal_fit_overlap", "run_robustify_study", "stability"]
+           "eval_prompts", "evaluate_arm", "evaluate_arms", "refusal_fit_overlap", "run_robustify_study",
+           "seed_stability"]
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=0))
 
 
-def stability(first: torch.Tensor, other: torch.Tensor, source: torch.Tensor, seed: int) -> Stability:
+def seed_stability(first: torch.Tensor, other: torch.Tensor, source: torch.Tensor, seed: int) -> Stability:
     """How alike two optimised directions are, overall and in their parts orthogonal to the shared source."""
     src = torch.nn.functional.normalize(source.float(), dim=0)
     moves = first.float() - (first.float() @ src) * src, other.float() - (other.float() @ src) * src
@@ -295,7 +296,7 @@ def run_robustify_study(preset: str | RobustPreset = "quick", out: str | Path = 
             res = optimise(arm, float(weight or 0.0), 0, adv)
             direction = res.direction
             if arm in p.stability_arms:
-                stable = stability(direction, optimise(arm, float(weight or 0.0), 1, adv).direction, source, 1)
+                stable = seed_stability(direction, optimise(arm, float(weight or 0.0), 1, adv).direction, source, 1)
         prepared.append((ArmJob(arm, direction, strength, system), kind, weight, res, stable))
     where = "" if executor is None or executor.kind == "local" else f" on {executor.workers} Ray workers"
     tell(f"evaluating {len(prepared)} arms on the held-out suites{where}")

@@ -53,7 +53,7 @@ def template_stability(lm: LoadedModel, vectors: VectorSet, source: str, directi
     the steered one, in units of the strength); its mean over prompts, and the standard deviation of its mean
     per template (framing), each with a bootstrap interval over prompts."""
     from emovec.capture import TokenSelection, capture
-    from emovec.generation import format_prompt
+    from emovec.models.prompts import format_prompt
     from emovec.steer import differentiable_steering
 
     at = min(layer + READOUT_OFFSET, lm.n_layers - 1)

@@ -169,7 +169,7 @@ class StabilityResult:
                 else self.split_half_null_pooled.as_dict()}
 
 
-def stability(sa: StoryActivations, targets: Sequence[str], *, n_splits: int = 50, n_seeds: int = 10,
+def measure_stability(sa: StoryActivations, targets: Sequence[str], *, n_splits: int = 50, n_seeds: int = 10,
               seed: int = 0) -> StabilityResult:
     """Every stability measure for the ``targets`` among ``sa.emotions`` (see module docs)."""
     missing = [t for t in targets if t not in sa.emotions]

@@ -23,7 +23,7 @@ from emovec.corpus import Corpus, load_corpus
 from emovec.metrics import Estimate
 from emovec.models.loading import LoadedModel
 from emovec.studies.policy_results import StudyError
-from emovec.studies.stability import StoryActivations, stability, story_activations
+from emovec.studies.stability import StoryActivations, measure_stability, story_activations
 
 
 class CountRow(BaseModel):
@@ -103,8 +103,8 @@ def _subset(sa: StoryActivations, rows: np.ndarray) -> StoryActivations:
 def _count_row(sa: StoryActivations, keys: Sequence[str], count: int, n_splits: int, seed: int) -> CountRow:
     """The figures at one count of stories per emotion (its first stories of each emotion)."""
     part = _subset(sa, _first(sa, count))
-    res = stability(part, keys, n_splits=n_splits, n_seeds=3, seed=seed)
-    assert res.split_half_null is not None and res.split_half_null_pooled is not None  # stability() measures it
+    res = measure_stability(part, keys, n_splits=n_splits, n_seeds=3, seed=seed)
+    assert res.split_half_null is not None and res.split_half_null_pooled is not None  # measure_stability() measures it
     return CountRow(per_emotion=count, n_stories=len(part.labels), split_half=res.split_half,
                     split_half_null=res.split_half_null, split_half_null_pooled=res.split_half_null_pooled,
                     readout_auc=res.readout_auc)
