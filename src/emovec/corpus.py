@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ValidationError
 
 from emovec._version import __version__
+from emovec.data import corpus_path
 from emovec.errors import CorpusError
 
 Kind = Literal["story", "neutral"]
@@ -196,8 +197,6 @@ def load_corpus(path: str | Path | None = None) -> Corpus:
     Example:
         >>> corpus = load_corpus("my_stories.jsonl")
     """
-    from emovec.data import corpus_path
-
     p = corpus_path(path)
     if not p.is_file():
         raise CorpusError(f"corpus file {p} does not exist; generate one with `emovec stories --out {p}`")

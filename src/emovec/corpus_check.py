@@ -21,6 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from emovec.corpus import GenerationSettings, meta_path, read_meta
+from emovec.data import corpus_path, data_path
+from emovec.data import emotions as all_emotions
 from emovec.errors import CorpusError
 
 __all__ = ["CheckRow", "CheckSettings", "CorpusCheck", "Problem", "check_corpus", "corpus_warning",
@@ -103,8 +106,6 @@ FIXES = {
 
 @cache
 def _families() -> dict[str, list[str]]:
-    from emovec.data import data_path
-
     raw: dict[str, list[str]] = json.loads(data_path("emotion_word_families.json").read_text(encoding="utf-8"))
     return raw
 
@@ -142,8 +143,6 @@ def _raw_lines(path: Path) -> Iterator[tuple[int, str]]:
 
 def _generator(path: Path) -> str | None:
     """The model that generated a corpus (its meta file's ``model``), which stands as the writer of its records."""
-    from emovec.corpus import GenerationSettings, meta_path, read_meta
-
     meta = meta_path(path)
     if meta.is_file():
         settings = read_meta(meta)
@@ -312,9 +311,6 @@ def check_corpus(path: str | Path, settings: CheckSettings | None = None) -> Cor
         >>> result = check_corpus("stories.jsonl")
         >>> result.ok, [(r.check, r.failed) for r in result.rows]
     """
-    from emovec.data import corpus_path
-    from emovec.data import emotions as all_emotions
-
     p = corpus_path(path)
     if not p.is_file():
         raise CorpusError(f"corpus file {p} does not exist; give the path of a JSONL corpus")

@@ -106,8 +106,8 @@ def test_a_missing_estimate_survives_a_json_round_trip_inside_any_model():
 
     from pydantic import BaseModel
 
-    from emovec.drift.rows import DriftRow
     from emovec.metrics import Estimate
+    from emovec.studies.drift.rows import DriftRow
 
     class Holder(BaseModel):
         e: Estimate

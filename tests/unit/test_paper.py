@@ -9,8 +9,8 @@ import torch
 
 from emovec.metrics import Estimate
 from emovec.steer import SteeringError, masked_steering
-from emovec.studies import preferences as prefs
-from emovec.studies.paper import intensity, preference_correlations
+from emovec.studies.paper import preferences as prefs
+from emovec.studies.paper.run import intensity, preference_correlations
 from tests.builders import make_set
 
 
@@ -71,8 +71,8 @@ def _e(value: float, low: float = float("nan"), high: float = float("nan"), n: i
 
 
 def test_report_renders_all_four_experiments_and_escapes_snippets(tmp_path) -> None:
-    from emovec.reports.paper_report import write_paper_report
     from emovec.studies.paper import EmotionPreference, PaperResult, TemplateResult
+    from emovec.studies.paper.report import write_paper_report
 
     result = PaperResult(
         model="tiny", layer=1,
@@ -98,7 +98,7 @@ def test_report_renders_all_four_experiments_and_escapes_snippets(tmp_path) -> N
 
 
 def test_top_text_reads_every_installed_human_source_and_skips_a_missing_one(tiny_llama, monkeypatch) -> None:
-    from emovec.studies import paper
+    from emovec.studies.paper import run as paper
     from emovec.validation import external
     from emovec.validation.external import ExternalDataMissing, Snippet
     from tests.builders import make_set
@@ -123,8 +123,8 @@ def test_top_text_reads_every_installed_human_source_and_skips_a_missing_one(tin
 
 
 def test_random_directions_are_steered_like_the_emotions(tiny_llama, monkeypatch) -> None:
-    from emovec.studies import preferences
-    from emovec.studies.paper import steering_shifts
+    from emovec.studies.paper import preferences
+    from emovec.studies.paper.run import steering_shifts
     from tests.builders import make_set
 
     # the tiny word-level tokenizer has no "A"/"B": answer with two words it has
@@ -145,9 +145,9 @@ def test_random_directions_are_steered_like_the_emotions(tiny_llama, monkeypatch
 
 def test_the_whole_study_runs_on_a_tiny_model_and_states_its_findings_from_its_figures(tiny_llama, monkeypatch,
                                                                                        tmp_path) -> None:
-    from emovec.reports.paper_report import write_paper_report
-    from emovec.studies import paper, preferences
-    from emovec.studies.paper import PaperPreset, PaperResult, run_paper_study
+    from emovec.studies.paper import PaperPreset, PaperResult, preferences, run_paper_study
+    from emovec.studies.paper import run as paper
+    from emovec.studies.paper.report import write_paper_report
 
     vocab = tiny_llama.tokenizer.get_vocab()
     monkeypatch.setattr(preferences, "_option_tokens", lambda lm: (vocab["red"], vocab["blue"]))
@@ -183,7 +183,7 @@ def test_a_schema_1_result_reads_back_with_its_intervals_as_estimates() -> None:
     import json
     from pathlib import Path
 
-    from emovec.studies.paper import PaperResult
+    from emovec.studies.paper.run import PaperResult
 
     old = json.loads((Path(__file__).parent / "golden" / "paper_schema1.json").read_text())
     new = PaperResult.model_validate(old)

@@ -9,24 +9,22 @@ import pytest
 import torch
 
 from emovec.corpus import load_corpus
-from emovec.reports.study_report import write_study_report
-from emovec.studies import (
+from emovec.studies import StudyError
+from emovec.studies.policy_dominance import (
     ModelPlan,
     Preset,
-    StudyError,
     influence_from_values,
-    measure_stability,
     monitoring_value,
     run_study,
     steering_value,
-    story_activations,
 )
-from emovec.studies.effects import CausalInfluence, Modularity
-from emovec.studies.stability import StabilityResult
+from emovec.studies.policy_dominance.effects import CausalInfluence, Modularity
+from emovec.studies.policy_dominance.report import write_study_report
+from emovec.validation.stability import StabilityResult, measure_stability, story_activations
 
 
 def test_story_and_reply_readings_leave_the_attention_sink_out(tiny_llama, write_corpus):
-    from emovec.studies.effects import reply_readouts
+    from emovec.studies.policy_dominance.effects import reply_readouts
     from emovec.validation.geometry import implicit_emotion
     from tests.builders import attention_sink, make_set
 
@@ -75,7 +73,7 @@ def test_stability_sees_real_structure_and_not_shuffled_labels(tiny_llama, write
 
 
 def test_split_halves_follow_topics_so_topic_effects_cannot_pull_an_emotions_halves_apart() -> None:
-    from emovec.studies.stability import StoryActivations
+    from emovec.validation.stability import StoryActivations
 
     # a crossed design where topics outweigh emotions five-fold: story (e, t) = emotion e + 5 x topic t + noise
     rng = np.random.default_rng(0)
@@ -100,7 +98,7 @@ def test_split_halves_follow_topics_so_topic_effects_cannot_pull_an_emotions_hal
 
 def test_corpus_stability_compares_two_corpora(tiny_llama, write_corpus):
     from emovec.corpus import Corpus
-    from emovec.studies import corpus_stability
+    from emovec.validation.stability import corpus_stability
 
     emotions = ("happy", "sad", "angry", "calm")
     a = load_corpus(write_corpus(emotions=emotions, per=5, length=30))
@@ -166,7 +164,7 @@ def test_steering_value_compares_at_matched_side_effects():
     assert "needs both" in steering_value(only_emotions).note
 
 
-PRESET = Preset("tiny", background=2, per_emotion=4, max_length=40, templates=("story", "dialogue"), n_splits=10,
+PRESET = Preset(name="tiny", background=2, per_emotion=4, max_length=40, templates=("story", "dialogue"), n_splits=10,
                 n_seeds=3, n_boot=100, limits={"paired": 2, "helpful": 2}, max_new_tokens=3, strength=1.0,
                 dose=(-1.0, 0.0, 1.0), dose_prompts=3)
 
@@ -218,15 +216,14 @@ def test_study_bad_input(tiny_llama, tmp_path: Path):
         run_study([ModelPlan("tiny", str(tmp_path / "vecs"))], PRESET, tmp_path / "s",
                   keys={"calm": "calm", "desperate": "desperate"}, loaded={"tiny": tiny_llama})
     with pytest.raises(StudyError, match="too few prompts"):
-        run_study([ModelPlan("tiny")], Preset(**{**PRESET.__dict__, "dose_prompts": 2}), tmp_path / "s",
+        run_study([ModelPlan("tiny")], PRESET.model_copy(update={"dose_prompts": 2}), tmp_path / "s",
                   loaded={"tiny": tiny_llama})
     with pytest.raises(StudyError, match="not one of the corpus"):
         run_study([ModelPlan("tiny")], PRESET, tmp_path / "s", keys={"joy": "joyous"})
 
 
 def test_stability_curve_reads_once_and_matches_the_study_at_each_count(tiny_llama, write_corpus, tmp_path) -> None:
-    from emovec.studies.policy_results import StudyError
-    from emovec.studies.stability_curve import StabilityCurve, stability_curve, write_curve
+    from emovec.studies.stability.curve import StabilityCurve, stability_curve, write_curve
 
     names = ["happy", "sad", "angry", "calm"]
     corpus = load_corpus(write_corpus(emotions=tuple(names), per=8, length=24))

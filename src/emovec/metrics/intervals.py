@@ -1,6 +1,7 @@
 """Point estimates with intervals: the percentile bootstrap (one sample, stratified, paired, over units or
 clusters, through ``scipy.stats.bootstrap`` where the statistic vectorises), Pearson r with a Fisher-z
-interval, the mean of a few correlations with a Fisher-z interval, percentiles. Every interval in emovec comes from here."""
+interval, the mean of a few correlations with a Fisher-z interval, percentiles. Every interval in emovec comes
+from here."""
 
 from __future__ import annotations
 
