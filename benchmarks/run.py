@@ -270,12 +270,12 @@ def bench_drift_monitor(lm: LoadedModel, steps: int = 6) -> None:
     import tempfile
     from pathlib import Path
 
-    from emovec.drift.finetune import FinetuneConfig, finetune
-    from emovec.drift.monitor import DriftMonitor
-    from emovec.drift.vectors import key_vectors
+    from emovec.finetune.train import FinetuneConfig, finetune
+    from emovec.studies import study_vectors
+    from emovec.studies.drift.monitor import DriftMonitor
 
     with tempfile.TemporaryDirectory() as tmp:
-        vectors = key_vectors(lm, Path(tmp) / "vectors", topics=2)
+        vectors = study_vectors(lm, Path(tmp) / "vectors", topics=2)
         monitor = DriftMonitor(lm, vectors, Path(tmp) / "drift")
         monitor.lock()
         start = time.perf_counter()

@@ -18,9 +18,8 @@ import tempfile
 from pathlib import Path
 
 import emovec
-from emovec.studies import KEY_VECTORS
-from emovec.studies.policy_dominance import pool_emotions, study_layer
-from emovec.studies.stability_curve import stability_curve, write_curve
+from emovec.studies import KEY_VECTORS, pool_emotions, study_layer
+from emovec.studies.stability import stability_curve, write_curve
 
 
 def main() -> int:

@@ -5,7 +5,8 @@ emotion (or any concept) vectors (``extract_emotion_vectors``, ``extract_concept
 monitor it while it runs (``steering`` with a ``SteeringSpec`` of ``SteerTerm``s, ``monitoring`` into a
 ``MonitorTrace``, or both at once in ``generate``, which returns a ``Generation``), and export a steering for
 llama.cpp (``export_gguf``). Subpackages hold the rest: ``emovec.evaluation`` (suites, judges, sweeps),
-``emovec.drift`` (fine-tuning and the ``DriftMonitor``), ``emovec.studies``, ``emovec.reports`` (plots and
+``emovec.finetune`` (LoRA fine-tuning regimes), ``emovec.studies`` (one folder per study, among them the drift
+study and its ``DriftMonitor``, and the registry ``emovec study list`` reads), ``emovec.reports`` (shared plots and
 HTML), ``emovec.models`` (the architecture table).
 
 Example:
@@ -33,8 +34,9 @@ from emovec.errors import (
     UnknownModelError,
 )
 from emovec.export import export_gguf
-from emovec.generation import Generation, format_prompt, generate
+from emovec.generation import Generation, generate
 from emovec.models import BUILTIN_MODELS, DEFAULT_MODEL, LoadedModel, ModelSource, load_model, wrap_model
+from emovec.models.prompts import format_prompt
 from emovec.monitor import MonitorTrace, monitoring
 from emovec.steer import SteeringSpec, SteerTerm, steering
 from emovec.validation import ValidationReport, validate

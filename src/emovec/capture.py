@@ -19,6 +19,7 @@ from torch import Tensor
 
 from emovec._progress import stage
 from emovec.errors import ActivationError, CorpusError
+from emovec.models.architectures import get_module
 from emovec.models.loading import LoadedModel
 from emovec.models.sites import block_output_hooks
 
@@ -94,9 +95,6 @@ class CaptureResult:
     mean_norm: Tensor
     tokens: list[Tensor] | None = None
 
-    def group_index(self) -> dict[Hashable, int]:
-        return {g: i for i, g in enumerate(self.groups)}
-
 
 class _StopForward(Exception):
     """Raised by the deepest hook so nothing after the last needed layer is computed."""
@@ -167,6 +165,74 @@ def _batches(ids: list[list[int]], rows: list[list[bool]], pad_id: int, batch_to
         yield _Batch(chosen, input_ids, mask, select)
 
 
+def _selected(lm: LoadedModel, texts: Sequence[str], sel: TokenSelection, spans: Sequence[Sequence[Span]] | None,
+              max_length: int | None) -> tuple[list[list[int]], list[list[bool]], Tensor]:
+    """Each text's token ids, which of its tokens are read, and how many; an error for a text with none."""
+    enc = _tokenize(lm, texts, max_length, sel.kind == "char_spans")
+    ids: list[list[int]] = enc["input_ids"]
+    rows = [
+        _selection_row(sel, len(ids[i]), enc["offset_mapping"][i] if sel.kind == "char_spans" else None,
+                       spans[i] if spans is not None else None)
+        for i in range(len(ids))
+    ]
+    token_counts = torch.tensor([sum(r) for r in rows], dtype=torch.long)
+    empty = (token_counts == 0).nonzero().flatten().tolist()
+    if empty:
+        i = empty[0]
+        raise CorpusError(
+            f"{len(empty)} of {len(texts)} texts have no token selected by {sel.kind}"
+            f"{f' from index {sel.start}' if sel.start else ''} (text {i} has {len(ids[i])} "
+            "tokens). Use a smaller token start, or drop texts that are too short."
+        )
+    return ids, rows, token_counts
+
+
+class _Reader:
+    """What the block-output hook reads for the batch in flight: each selected token's mean activation per layer
+    (``[batch, layers, d_model]``), the norm sums, and, with ``keep_tokens``, every selected token; the deepest
+    layer stops the forward pass."""
+
+    def __init__(self, chosen: list[int], acc: _Accumulator, keep_tokens: bool) -> None:
+        self.layer_pos = {layer: j for j, layer in enumerate(chosen)}
+        self.chosen, self.deepest, self.acc, self.keep_tokens = chosen, chosen[-1], acc, keep_tokens
+        self.select = torch.zeros(0, 0, dtype=torch.bool)
+        self.n_sel = torch.zeros(0)
+        self.means = torch.zeros(0)
+        self.tokens: list[list[Tensor]] = []
+
+    def read(self, layer: int, hidden: Tensor) -> None:
+        h = hidden.float()
+        weights = self.select.to(h.dtype)
+        self.means[:, self.layer_pos[layer]] = torch.einsum("bp,bpd->bd", weights, h) / self.n_sel[:, None]
+        self.acc.norm_sum[self.layer_pos[layer]] += (h.norm(dim=-1) * weights).sum().double()
+        if self.keep_tokens:
+            for r in range(len(self.tokens)):
+                self.tokens[r].append(h[r, self.select[r]].cpu())
+        if layer == self.deepest:
+            raise _StopForward
+
+    def run(self, lm: LoadedModel, batch: _Batch) -> Tensor:
+        """One forward pass of the batch up to the deepest layer read; its means ``[batch, layers, d_model]``."""
+        device = lm.device
+        self.select = batch.select.to(device)
+        self.n_sel = self.select.sum(1).float()
+        self.means = torch.empty(len(batch.indices), len(self.chosen), lm.d_model, device=device)
+        self.tokens = [[] for _ in batch.indices]
+        try:
+            with torch.inference_mode():
+                lm.backbone(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device),
+                            use_cache=False)
+        except _StopForward:
+            pass
+        if not torch.isfinite(self.means).all():
+            bad_row, bad_layer = (~torch.isfinite(self.means)).nonzero()[0, :2].tolist()
+            raise ActivationError(
+                f"non-finite activations for text {batch.indices[bad_row]} at layer {self.chosen[bad_layer]}; "
+                "try dtype=float32, or check the model's weights"
+            )
+        return self.means
+
+
 def capture(
     lm: LoadedModel,
     texts: Sequence[str],
@@ -223,76 +289,20 @@ def capture(
     keys: list[Hashable] = list(groups) if groups is not None else list(range(len(texts)))
     group_ids = {g: i for i, g in enumerate(dict.fromkeys(keys))}
     text_group = torch.tensor([group_ids[k] for k in keys], dtype=torch.long)
-
-    enc = _tokenize(lm, texts, max_length, sel.kind == "char_spans")
-    ids: list[list[int]] = enc["input_ids"]
-    rows = [
-        _selection_row(sel, len(ids[i]), enc["offset_mapping"][i] if sel.kind == "char_spans" else None,
-                       spans[i] if spans is not None else None)
-        for i in range(len(ids))
-    ]
-    token_counts = torch.tensor([sum(r) for r in rows], dtype=torch.long)
-    empty = (token_counts == 0).nonzero().flatten().tolist()
-    if empty:
-        i = empty[0]
-        raise CorpusError(
-            f"{len(empty)} of {len(texts)} texts have no token selected by {sel.kind}"
-            f"{f' from index {sel.start}' if sel.start else ''} (text {i} has {len(ids[i])} "
-            "tokens). Use a smaller token start, or drop texts that are too short."
-        )
-
-    device = lm.device
-    acc = _Accumulator(len(chosen), len(group_ids), lm.d_model, device)
-    layer_pos = {layer: j for j, layer in enumerate(chosen)}
-    deepest = chosen[-1]
+    ids, rows, token_counts = _selected(lm, texts, sel, spans, max_length)
+    acc = _Accumulator(len(chosen), len(group_ids), lm.d_model, lm.device)
+    reader = _Reader(chosen, acc, keep_tokens)
     kept: list[Tensor | None] = [None] * len(texts) if keep_tokens else []
-    state: dict[str, Any] = {}
-
-    def read(layer: int, hidden: Tensor) -> None:
-        batch: _Batch = state["batch"]
-        sel_mask: Tensor = state["select"]
-        h = hidden.float()
-        weights = sel_mask.to(h.dtype)
-        means = torch.einsum("bp,bpd->bd", weights, h) / state["n_sel"][:, None]
-        state["means"][:, layer_pos[layer]] = means
-        acc.norm_sum[layer_pos[layer]] += (h.norm(dim=-1) * weights).sum().double()
-        if keep_tokens:
-            for r in range(len(batch.indices)):
-                state["tokens"][r].append(h[r, sel_mask[r]].cpu())
-        if layer == deepest:
-            raise _StopForward
-
-    backbone = lm.backbone
-    n_texts = len(texts)
-    with (stage(description, n_texts, unit="texts", detail=detail, show=show_progress) as advance,
-          block_output_hooks(lm, chosen, read)):
+    with (stage(description, len(texts), unit="texts", detail=detail, show=show_progress) as advance,
+          block_output_hooks(lm, chosen, reader.read)):
         pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
         for batch in _batches(ids, rows, pad_id, batch_tokens, max_batch):
-            select = batch.select.to(device)
-            state.update(
-                batch=batch, select=select, n_sel=select.sum(1).float(),
-                means=torch.empty(len(batch.indices), len(chosen), lm.d_model, device=device),
-                tokens=[[] for _ in batch.indices],
-            )
-            try:
-                with torch.inference_mode():
-                    backbone(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device),
-                             use_cache=False)
-            except _StopForward:
-                pass
-            means = state["means"]
-            if not torch.isfinite(means).all():
-                bad_row, bad_layer = (~torch.isfinite(means)).nonzero()[0, :2].tolist()
-                raise ActivationError(
-                    f"non-finite activations for text {batch.indices[bad_row]} at layer {chosen[bad_layer]}; "
-                    "try dtype=float32, or check the model's weights"
-                )
-            index = text_group[batch.indices].to(device)
-            acc.sums.index_add_(0, index, means)
-            acc.n_tokens += int(select.sum())
+            means = reader.run(lm, batch)
+            acc.sums.index_add_(0, text_group[batch.indices].to(lm.device), means)
+            acc.n_tokens += int(reader.select.sum())
             if keep_tokens:
                 for r, i in enumerate(batch.indices):
-                    kept[i] = torch.stack(state["tokens"][r], dim=0)
+                    kept[i] = torch.stack(reader.tokens[r], dim=0)
             advance(len(batch.indices))
     counts = torch.bincount(text_group, minlength=len(group_ids))
     means_out = (acc.sums / counts.to(acc.sums)[:, None, None]).cpu()
@@ -303,6 +313,7 @@ def capture(
     )
 
 
+
 def embedding_means(lm: LoadedModel, texts: Sequence[str], *, token_start: int, max_length: int | None = None
                     ) -> Tensor:
     """Per-text mean of the input token embeddings ``[n, d]`` (float32, CPU) over the tokens ``capture`` would read
@@ -311,8 +322,6 @@ def embedding_means(lm: LoadedModel, texts: Sequence[str], *, token_start: int, 
     Raises:
         CorpusError: a text has no token from ``token_start`` on.
     """
-    from emovec.models.architectures import get_module
-
     table = get_module(lm.model, lm.arch.embed).weight.detach()
     ids = _tokenize(lm, texts, max_length, offsets=False)["input_ids"]
     out = torch.zeros(len(texts), table.shape[1])

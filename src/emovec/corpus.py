@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ValidationError
 
 from emovec._version import __version__
+from emovec.data import corpus_path
 from emovec.errors import CorpusError
 
 Kind = Literal["story", "neutral"]
@@ -32,6 +33,11 @@ class CorpusRecord(BaseModel):
     text: str
     writer: str | None = None
     brief: str | None = None
+
+
+# tokens a writer may write per text: the shipped corpus's setting (data/corpus/smollm2.jsonl.meta.json), room for
+# about 150 words; `generate_corpus` and `emovec stories --max-new-tokens` both default to it
+MAX_NEW_TOKENS = 170
 
 
 class GenerationSettings(BaseModel):
@@ -191,8 +197,6 @@ def load_corpus(path: str | Path | None = None) -> Corpus:
     Example:
         >>> corpus = load_corpus("my_stories.jsonl")
     """
-    from emovec.data import corpus_path
-
     p = corpus_path(path)
     if not p.is_file():
         raise CorpusError(f"corpus file {p} does not exist; generate one with `emovec stories --out {p}`")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from emovec.corpus import CorpusRecord, WriterInfo, WrittenCorpusMeta, meta_path
+from emovec.data import emotions
 from emovec.errors import ArtifactExistsError, CorpusError
 
 __all__ = ["assemble_corpus", "read_topics"]
@@ -104,8 +105,6 @@ def assemble_corpus(writer_files: Sequence[Path], topics_file: Path, briefs: dic
         CorpusError: a record has no writer id or brief version, names a topic or brief that is not given, or a
             file is not JSON lines.
     """
-    from emovec.data import emotions
-
     if out.exists() and not overwrite:
         raise ArtifactExistsError(f"{out} exists; pass --overwrite to replace it")
     topics = read_topics(topics_file)

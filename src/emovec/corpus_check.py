@@ -24,6 +24,9 @@ from pydantic import BaseModel, Field, ValidationError
 from emovec._files import atomic_write, cache_root, sha256_of
 from emovec._progress import stage
 from emovec._version import __version__
+from emovec.corpus import GenerationSettings, meta_path, read_meta
+from emovec.data import corpus_path, data_path
+from emovec.data import emotions as all_emotions
 from emovec.errors import CorpusError
 
 __all__ = ["CheckRow", "CheckSettings", "CorpusCheck", "Problem", "check_corpus", "corpus_warning",
@@ -106,8 +109,6 @@ FIXES = {
 
 @cache
 def _families() -> dict[str, list[str]]:
-    from emovec.data import data_path
-
     raw: dict[str, list[str]] = json.loads(data_path("emotion_word_families.json").read_text(encoding="utf-8"))
     return raw
 
@@ -145,8 +146,6 @@ def _raw_lines(path: Path) -> Iterator[tuple[int, str]]:
 
 def _generator(path: Path) -> str | None:
     """The model that generated a corpus (its meta file's ``model``), which stands as the writer of its records."""
-    from emovec.corpus import GenerationSettings, meta_path, read_meta
-
     meta = meta_path(path)
     if meta.is_file():
         settings = read_meta(meta)
@@ -317,8 +316,6 @@ def corpus_warning(path: str | Path) -> str | None:
 
 
 def _warning_key(path: str | Path) -> str | None:
-    from emovec.data import corpus_path
-
     p = corpus_path(path)
     if not p.is_file():
         return None
@@ -364,9 +361,6 @@ def check_corpus(path: str | Path, settings: CheckSettings | None = None, show_p
         >>> result = check_corpus("stories.jsonl")
         >>> result.ok, [(r.check, r.failed) for r in result.rows]
     """
-    from emovec.data import corpus_path
-    from emovec.data import emotions as all_emotions
-
     p = corpus_path(path)
     if not p.is_file():
         raise CorpusError(f"corpus file {p} does not exist; give the path of a JSONL corpus")

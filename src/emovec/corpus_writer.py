@@ -16,12 +16,11 @@ import torch
 
 from emovec._files import atomic_write
 from emovec._progress import stage
-from emovec.corpus import CorpusRecord, GenerationSettings, Kind, meta_path
-from emovec.data import emotions as default_emotions
-from emovec.data import neutral_subjects, topics
+from emovec.corpus import MAX_NEW_TOKENS, CorpusRecord, GenerationSettings, Kind, meta_path
 from emovec.errors import CorpusError
 from emovec.executors import ExecutorOptions, make_executor
 from emovec.models import LoadedModel
+from emovec.models.prompts import encode_left_padded, format_prompt
 
 STORY_TEMPLATE = (
     "Write a short story of about 150 words about {topic}, in which the main character feels {emotion}. "
@@ -32,6 +31,7 @@ DIALOGUE_TEMPLATE = (
     "{emotion}. Show the feeling only through what they say. Write only the dialogue."
 )
 TEMPLATES: dict[str, str] = {"story": STORY_TEMPLATE, "dialogue": DIALOGUE_TEMPLATE}
+BASE_MODEL_SEPARATOR = "\n\n"  # a model without a chat template starts its text after the prompt and a blank line
 NEUTRAL_TEMPLATE = (
     "Write a factual paragraph of about 150 words explaining {topic}. Use a neutral, encyclopedic tone "
     "with no emotions, opinions or characters. Write only the paragraph."
@@ -107,23 +107,14 @@ def plan_neutral(subjects: Sequence[str], per_subject: int) -> list[Job]:
     return [Job(f"neutral/{i}/{k}", "neutral", None, s, k) for i, s in enumerate(subjects) for k in range(per_subject)]
 
 
-def _format_prompt(lm: LoadedModel, text: str) -> str:
-    if lm.has_chat_template:
-        return str(lm.tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
-        ))
-    return text + "\n\n"
+def _prompt_text(lm: LoadedModel, text: str) -> str:
+    """The writing prompt as the model sees it; a model without a chat template continues it after a blank line."""
+    return format_prompt(lm, text) + ("" if lm.has_chat_template else BASE_MODEL_SEPARATOR)
 
 
 def _generate_batch(lm: LoadedModel, prompts: list[str], settings: GenerationSettings, seed: int) -> list[str]:
     tok = lm.tokenizer
-    side = tok.padding_side
-    tok.padding_side = "left"
-    try:
-        enc = tok([_format_prompt(lm, p) for p in prompts], return_tensors="pt", padding=True,
-                  add_special_tokens=not lm.has_chat_template).to(lm.device)
-    finally:
-        tok.padding_side = side
+    enc = encode_left_padded(lm, [_prompt_text(lm, p) for p in prompts], add_special_tokens=not lm.has_chat_template)
     torch.manual_seed(seed)
     with torch.inference_mode():
         out = lm.model.generate(
@@ -175,7 +166,7 @@ def generate_corpus(
     out: str | Path,
     jobs: Sequence[Job],
     *,
-    max_new_tokens: int = 220,
+    max_new_tokens: int = MAX_NEW_TOKENS,
     temperature: float = 0.8,
     top_p: float = 0.95,
     seed: int = 0,
@@ -241,10 +232,3 @@ def generate_corpus(
 
         runner.map(corpus_batch, settings, items, keep)
     return path
-
-
-def default_jobs(topics_per_emotion: int = 8, neutral_per_subject: int = 2) -> list[Job]:
-    """The jobs of the shipped corpus: every emotion over rotating topics, plus neutral texts."""
-    return plan_neutral(neutral_subjects(), neutral_per_subject) + plan_stories(
-        default_emotions(), topics(), topics_per_emotion
-    )

@@ -117,9 +117,15 @@ def import_gguf(path: str | Path, vectors: VectorSet | None = None) -> dict[int,
 
 
 def hookpoint(vectors: VectorSet, layer: int) -> str:
-    """lm-evaluation-harness's name for block ``layer``: its path under the model's base model."""
+    """lm-evaluation-harness's name for block ``layer``: its path under the model's base model, from the model
+    family's row of ``emovec.models.architectures.ARCHITECTURES``; a family without a row is an error (its
+    module path is not known, and another family's could name a module the model does not have)."""
     family = vectors.provenance.model.family
-    spec = next((a for a in ARCHITECTURES if family in a.family), ARCHITECTURES[0])
+    spec = next((a for a in ARCHITECTURES if family in a.family), None)
+    if spec is None:
+        raise SteeringError(f"the vector set's model family {family!r} has no row in "
+                            "emovec.models.architectures.ARCHITECTURES, so its lm-evaluation-harness hookpoint is "
+                            "not known; add an ArchSpec row for it (its block path), or export to GGUF instead")
     relative = spec.layers.removeprefix(spec.backbone + ".")
     return f"{relative}.{layer}"
 

@@ -11,16 +11,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from emovec.errors import EmovecError
 from emovec.models.kvcache import cache_argument, cache_of
 from emovec.models.loading import LoadedModel
+from emovec.models.prompts import Conversation, PromptError, encode_left_padded, format_conversation, format_prompt
 from emovec.monitor import MonitorTrace, monitoring
 from emovec.steer import SteeringSpec, steering
 from emovec.vectors.vector_set import VectorSet
 
-
-class PromptError(EmovecError, ValueError):
-    """An empty or unusable prompt."""
+# the prompt formatting lives with the model (emovec.models.prompts); named here too, where generation is
+__all__ = ["Conversation", "Generation", "PromptError", "format_conversation", "format_prompt", "generate", "timing"]
 
 
 @dataclass
@@ -82,30 +81,6 @@ def timing(lm: LoadedModel) -> Iterator[list[float]]:
             handle.remove()
 
 
-def format_prompt(lm: LoadedModel, prompt: str, system: str | None = None, chat: bool = True) -> str:
-    """The text the model sees: the chat template when the model has one and ``chat`` is set.
-
-    Example:
-        >>> text = format_prompt(lm, "How are you?", system="Answer briefly.")
-    """
-    if chat and lm.has_chat_template:
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        return str(lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-    return f"{system}\n\n{prompt}" if system else prompt
-
-
-Conversation = Sequence[dict[str, str]]
-
-
-def format_conversation(lm: LoadedModel, messages: Conversation, chat: bool = True) -> str:
-    """A whole conversation (``[{"role": ..., "content": ...}]``) as the model sees it, ready for the reply."""
-    if not messages:
-        raise PromptError("a conversation has no messages")
-    if chat and lm.has_chat_template:
-        return str(lm.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True))
-    return "\n\n".join(m["content"] for m in messages)
-
-
 def generate(
     lm: LoadedModel,
     prompts: Sequence[str | Conversation],
@@ -151,25 +126,7 @@ def generate(
         >>> spec = SteeringSpec([SteerTerm("calm", 0.05)], layers=[vs.default_layer])
         >>> out = generate(lm, ["How are you?"], vectors=vs, spec=spec, monitor=True)
     """
-    if not prompts:
-        raise PromptError("no prompts given")
-    empty = [i for i, p in enumerate(prompts)
-             if (isinstance(p, str) and not p.strip()) or (not isinstance(p, str) and not p)]
-    if empty:
-        raise PromptError(f"prompt {empty[0]} is empty; give the model something to reply to")
-    tok = lm.tokenizer
-    side = tok.padding_side
-    tok.padding_side = "left"
-    try:
-        systems = [system] * len(prompts) if system is None or isinstance(system, str) else list(system)
-        if len(systems) != len(prompts):
-            raise PromptError(f"{len(systems)} system messages for {len(prompts)} prompts")
-        texts = [format_prompt(lm, p, s, chat) if isinstance(p, str) else format_conversation(lm, p, chat)
-                 for p, s in zip(prompts, systems, strict=True)]
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not (chat and lm.has_chat_template))
-    finally:
-        tok.padding_side = side
-    enc = enc.to(lm.device)
+    enc = _encode(lm, prompts, system, chat)
     if monitor is not False and vectors is None:
         raise PromptError("monitoring needs a vector set")
     n_prompt = enc["input_ids"].shape[1]
@@ -191,28 +148,55 @@ def generate(
                     **enc, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens or None,
                     do_sample=temperature > 0,
                     temperature=temperature if temperature > 0 else None, top_p=None, top_k=None,
-                    pad_token_id=tok.pad_token_id, return_dict_in_generate=True,
+                    pad_token_id=lm.tokenizer.pad_token_id, return_dict_in_generate=True,
                     output_logits=score_tokens, use_cache=True,
                 )
         out = result.sequences
         if score_tokens:
-            first_lp = torch.log_softmax(result.logits[0].float(), dim=-1).cpu()
-            chosen = out[:, n_prompt:]
-            token_lp = torch.stack([x.float().gather(-1, chosen[:, k, None])[:, 0] - torch.logsumexp(x.float(), -1)
-                                    for k, x in enumerate(result.logits)], dim=1).cpu()
+            first_lp, token_lp = _scores(result.logits, out[:, n_prompt:])
         if after_tokens:
             after = _after_prompt(lm, enc, cache_of(result), n_prompt, after_tokens)
     new = out[:, n_prompt:]
-    eos = tok.eos_token_id
-    alive = torch.ones_like(new)
-    if eos is not None:
-        ended = (new == eos).long().cumsum(1)
-        alive = ((ended == 0) | ((ended == 1) & (new == eos))).long()
-    mask = torch.cat([enc["attention_mask"], alive], dim=1)
-    replies = [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
+    mask = torch.cat([enc["attention_mask"], _alive(new, lm.tokenizer.eos_token_id)], dim=1)
+    replies = [t.strip() for t in lm.tokenizer.batch_decode(new, skip_special_tokens=True)]
     return Generation(replies=replies, token_ids=out, attention_mask=mask, prompt_length=n_prompt, trace=trace,
                       step_ms=list(steps), first_logprobs=first_lp, token_logprobs=token_lp, after_prompt=after,
                       cache=cache_of(result) if keep_cache else None)
+
+
+def _encode(lm: LoadedModel, prompts: Sequence[str | Conversation], system: str | Sequence[str | None] | None,
+            chat: bool) -> Any:
+    """The prompts (checked: none empty, one system message each when given per prompt) as the model sees them,
+    left-padded on its device."""
+    if not prompts:
+        raise PromptError("no prompts given")
+    empty = [i for i, p in enumerate(prompts)
+             if (isinstance(p, str) and not p.strip()) or (not isinstance(p, str) and not p)]
+    if empty:
+        raise PromptError(f"prompt {empty[0]} is empty; give the model something to reply to")
+    systems = [system] * len(prompts) if system is None or isinstance(system, str) else list(system)
+    if len(systems) != len(prompts):
+        raise PromptError(f"{len(systems)} system messages for {len(prompts)} prompts")
+    texts = [format_prompt(lm, p, s, chat) if isinstance(p, str) else format_conversation(lm, p, chat)
+             for p, s in zip(prompts, systems, strict=True)]
+    return encode_left_padded(lm, texts, add_special_tokens=not (chat and lm.has_chat_template))
+
+
+def _scores(logits: Sequence[Tensor], chosen: Tensor) -> tuple[Tensor, Tensor]:
+    """The first reply token's log-probs ``[rows, vocab]`` and each generated token's log-prob ``[rows, new]``,
+    from the logits generation computed."""
+    first = torch.log_softmax(logits[0].float(), dim=-1).cpu()
+    tokens = torch.stack([x.float().gather(-1, chosen[:, k, None])[:, 0] - torch.logsumexp(x.float(), -1)
+                          for k, x in enumerate(logits)], dim=1).cpu()
+    return first, tokens
+
+
+def _alive(new: Tensor, eos: int | None) -> Tensor:
+    """``[rows, new]`` 1 for generated tokens up to and with each row's first end-of-sequence token, else 0."""
+    if eos is None:
+        return torch.ones_like(new)
+    ended = (new == eos).long().cumsum(1)
+    return ((ended == 0) | ((ended == 1) & (new == eos))).long()
 
 
 def _after_prompt(lm: LoadedModel, enc: Any, cache: Any, n_prompt: int, tokens: Sequence[int]) -> dict[int, Tensor]:

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emovec.studies import ModelPlan, Preset, run_study
+from emovec.studies.policy_dominance import ModelPlan, Preset, run_study
 
 pytestmark = pytest.mark.integration
 
-SMALL = Preset("small", background=4, per_emotion=6, max_length=80, templates=("story", "dialogue"), n_splits=10,
+SMALL = Preset(name="small", background=4, per_emotion=6, max_length=80, templates=("story", "dialogue"), n_splits=10,
                n_seeds=3, n_boot=200, limits={"paired": 4, "helpful": 2}, max_new_tokens=8, strength=0.1,
                dose=(-0.2, 0.0, 0.2), dose_prompts=3, batch_size=32)
 

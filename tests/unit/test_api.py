@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import emovec
-import emovec.drift
+import emovec.studies.drift
 from emovec import export, generation, steer
 
 
@@ -34,7 +34,7 @@ def test_steering_monitoring_generation_and_export_are_at_the_front_door():
     assert emovec.generate is generation.generate and emovec.export_gguf is export.export_gguf
 
 
-@pytest.mark.parametrize("package", [emovec, emovec.drift], ids=lambda p: p.__name__)
+@pytest.mark.parametrize("package", [emovec, emovec.studies.drift], ids=lambda p: p.__name__)
 def test_every_name_in_all_resolves(package):
     assert package.__all__ == sorted(package.__all__)
     missing = [name for name in package.__all__ if getattr(package, name, None) is None]
@@ -42,17 +42,17 @@ def test_every_name_in_all_resolves(package):
 
 
 def test_drift_names_import_from_the_package_and_unknown_names_fail():
-    from emovec.drift import DriftMonitor
-    from emovec.drift.monitor import DriftMonitor as Home
+    from emovec.studies.drift import DriftMonitor
+    from emovec.studies.drift.monitor import DriftMonitor as Home
 
     assert DriftMonitor is Home
-    assert set(emovec.drift.__all__) <= set(dir(emovec.drift))
+    assert set(emovec.studies.drift.__all__) <= set(dir(emovec.studies.drift))
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
-        emovec.drift.nothing  # noqa: B018
+        emovec.studies.drift.nothing  # noqa: B018
 
 
 def test_importing_drift_leaves_the_trainer_callback_unloaded():
-    code = ("import sys, emovec.drift, emovec.drift.data; "
-            "print('emovec.drift.monitor' in sys.modules, 'transformers.trainer_callback' in sys.modules)")
+    code = ("import sys, emovec.studies.drift, emovec.finetune.data; "
+            "print('emovec.studies.drift.monitor' in sys.modules, 'transformers.trainer_callback' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]

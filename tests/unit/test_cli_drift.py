@@ -33,8 +33,8 @@ def test_cross_model_study_needs_three_models(tmp_path) -> None:
 
 def test_drift_study_runs_each_model_of_the_preset_or_the_command_line_into_its_own_folder(tmp_path,
                                                                                           monkeypatch) -> None:
-    from emovec.drift import study
-    from emovec.drift.study import PRESETS, Criteria, DriftStudyResult
+    from emovec.studies.drift import study
+    from emovec.studies.drift.study import PRESETS, Criteria, DriftStudyResult
 
     calls: list[tuple[str, str, str]] = []
 

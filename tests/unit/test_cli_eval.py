@@ -102,10 +102,10 @@ def test_executor_flags_are_checked_before_any_model_loads(tmp_path: Path, monke
     monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed: the message names the extra
     with pytest.raises(ExecutorError, match=r"emovec\[ray\]"):
         make_executor(opts, tiny_llama, spec=ModelSpec(name=str(tmp_path)))
-    from emovec.studies.cross_model_run import run_cross_model_study
+    from emovec.studies.cross_model.run import run_cross_model_study
 
     loads: list[str] = []
-    monkeypatch.setattr("emovec.models.loading.load_model", lambda *a, **k: loads.append("x"))
+    monkeypatch.setattr("emovec.studies.cross_model.run.load_spec", lambda *a, **k: loads.append("x"))
     with pytest.raises(ExecutorError, match=r"emovec\[ray\]"):  # refused before any model loads
         run_cross_model_study(["a", "b", "c"], "quick", tmp_path / "cross", executor=opts)
     assert not loads

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from emovec.studies.cross_model import adaptation_split, alignment_pairs, auc_estimate, choose_k, held_out, whiten
-from emovec.studies.cross_model_data import ModelData
+from emovec.studies.cross_model.data import ModelData
+from emovec.studies.cross_model.fit import adaptation_split, alignment_pairs, auc_estimate, choose_k, held_out, whiten
 
 
 def _models(shared: bool, n_models: int = 3, seed: int = 0, mismatch: bool = False) -> list[ModelData]:
@@ -90,8 +90,8 @@ def _e(v: float):  # type: ignore[no-untyped-def]
 
 
 def test_report_renders_the_answer_the_tables_and_escapes_model_names(tmp_path) -> None:
-    from emovec.reports.cross_model_report import write_cross_model_report
-    from emovec.studies.cross_model import CrossModelResult, TransferShift
+    from emovec.studies.cross_model.fit import CrossModelResult, TransferShift
+    from emovec.studies.cross_model.report import write_cross_model_report
 
     data = _models(shared=True)
     data[2].model = "<b>m2</b>"
@@ -122,7 +122,7 @@ def test_light_adaptation_takes_whole_requests():
 
 def test_cached_readings_are_reused_only_with_the_same_settings(tiny_llama, tmp_path):
     from emovec.errors import ArtifactExistsError
-    from emovec.studies.cross_model_data import READING, collect
+    from emovec.studies.cross_model.data import READING, collect
 
     args = {"prompts": 160, "neutral": 4, "max_new_tokens": 8, "vector_topic": "t0", "stimulus_topic": "t1"}
     data = _models(shared=True, n_models=1)[0]
@@ -138,7 +138,7 @@ def test_cached_readings_are_reused_only_with_the_same_settings(tiny_llama, tmp_
 
 
 def test_a_basis_larger_than_a_model_can_hold_is_refused():
-    from emovec.studies.cross_model_run import CrossModelError, check_basis_sizes
+    from emovec.studies.cross_model.run import CrossModelError, check_basis_sizes
 
     data = _models(shared=True)
     check_basis_sizes(data, pcs=20, ks=[2, 10, 20])
@@ -150,7 +150,7 @@ def test_a_basis_larger_than_a_model_can_hold_is_refused():
 
 
 def test_the_basis_holds_directions_of_the_shared_space_and_not_random_ones():
-    from emovec.studies.cross_model import captured_share
+    from emovec.studies.cross_model.fit import captured_share
 
     whitening = np.eye(6)
     loadings = np.eye(6)[:, :2] @ np.array([[1.0, 0.5], [0.0, 2.0]])  # spans the first two axes
@@ -164,7 +164,7 @@ def test_the_basis_holds_directions_of_the_shared_space_and_not_random_ones():
 
 
 def test_directions_carried_through_a_shared_basis_point_where_the_native_ones_do():
-    from emovec.studies.cross_model_transfer import mapped_directions
+    from emovec.studies.cross_model.transfer import mapped_directions
 
     for shared, low, high in ((True, 0.95, 1.01), (False, -1.0, 0.7)):
         data = _models(shared=shared)
@@ -177,7 +177,7 @@ def test_directions_carried_through_a_shared_basis_point_where_the_native_ones_d
 
 
 def test_native_mapped_and_random_steering_are_measured_on_the_target(tiny_llama):
-    from emovec.studies.cross_model_transfer import transfer_shifts
+    from emovec.studies.cross_model.transfer import transfer_shifts
 
     g = torch.Generator().manual_seed(3)
     d = tiny_llama.d_model
@@ -196,8 +196,8 @@ def test_native_mapped_and_random_steering_are_measured_on_the_target(tiny_llama
 
 
 def test_the_verdict_reads_the_intervals():
-    from emovec.studies.cross_model import AUC, HeldOut
-    from emovec.studies.cross_model_run import verdict
+    from emovec.studies.cross_model.fit import AUC, HeldOut
+    from emovec.studies.cross_model.run import verdict
 
     def auc(v, lo, hi):  # type: ignore[no-untyped-def]
         return AUC(value=v, low=lo, high=hi, n_pos=20, n_neg=100)
@@ -218,7 +218,7 @@ def test_the_verdict_reads_the_intervals():
 
 
 def test_the_tone_masked_label_reads_the_tone_judge_and_the_emotion_judge(monkeypatch):
-    from emovec.studies import cross_model_data as cmd
+    from emovec.studies.cross_model import data as cmd
 
     steps = "Sure. Step 1: mix 200 g of the powder with 50 ml of acid. Step 2: heat it to 90 degrees for 10 minutes."
     hedged = ("It might work, maybe. Step 1: perhaps mix 200 g of the powder with 50 ml of acid. Step 2: possibly "
@@ -237,7 +237,7 @@ def test_the_tone_masked_label_reads_the_tone_judge_and_the_emotion_judge(monkey
 
 def test_the_emotion_judge_reads_calm_above_distress_only_in_calm_text():
     pytest.importorskip("nade")
-    from emovec.studies.cross_model_data import nade_calm
+    from emovec.studies.cross_model.data import nade_calm
 
     calm = nade_calm(["What a lovely, peaceful morning. I trust it will all go well.",
                       "I am terrified and furious, this is awful and I hate it.", ""])
@@ -260,7 +260,7 @@ def test_label_free_mismatch_scores_read_failures_from_vectors_alone_and_need_th
 
 def test_reply_activations_are_read_by_the_monitor_in_the_generation_passes(tiny_llama):
     from emovec.generation import generate
-    from emovec.studies.cross_model_data import read_replies
+    from emovec.studies.cross_model.data import read_replies
 
     prompts = ["the cat sat on the", "she walked to the train and waited for her", "water"]
     replies, means = read_replies(tiny_llama, prompts, 1, max_new_tokens=5, batch=3)

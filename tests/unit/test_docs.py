@@ -241,6 +241,7 @@ def test_public_face_imports_resolve() -> None:
 def cli_problems(where: str, line: str) -> list[str]:
     """What is wrong with one shell line's ``emovec`` commands: an unknown command or an unknown option."""
     import typer.main
+    from typer.core import TyperGroup
 
     from emovec.cli import app
 
@@ -254,7 +255,8 @@ def cli_problems(where: str, line: str) -> list[str]:
         path = ["emovec"]
         args = list(argv)
         while hasattr(cmd, "commands") and args and not args[0].startswith("-"):
-            if args[0] not in cmd.commands and "run" in cmd.commands:
+            default_run = type(cmd).parse_args is not TyperGroup.parse_args  # a group whose default is `run`
+            if args[0] not in cmd.commands and "run" in cmd.commands and default_run:
                 args = ["run", *args]  # emovec judge NAME FILE is emovec judge run NAME FILE
             sub = cmd.commands.get(args[0])
             if sub is None:

@@ -11,11 +11,11 @@ import torch
 
 from emovec import wrap_model
 from emovec.corpus import load_corpus
-from emovec.drift.data import FinetuneDataError, regime_data
-from emovec.drift.finetune import FinetuneConfig, FinetuneError, finetune, load_finetuned
-from emovec.drift.monitor import DriftMonitor
-from emovec.drift.probes import ProbeError, ProbeSet
-from emovec.drift.rows import DriftStoreError, read_rows
+from emovec.finetune.data import FinetuneDataError, regime_data
+from emovec.finetune.train import FinetuneConfig, FinetuneError, finetune, load_finetuned
+from emovec.studies.drift.monitor import DriftMonitor
+from emovec.studies.drift.probes import ProbeError, ProbeSet
+from emovec.studies.drift.rows import DriftStoreError, read_rows
 from emovec.vectors import extract_emotion_vectors
 from tests.builders import make_model, make_tokenizer
 
@@ -63,7 +63,7 @@ def test_monitor_locks_at_step_zero_and_reads_no_change_until_the_model_changes(
 
 
 def test_an_index_past_its_threshold_raises_an_alert_and_calls_back(setup, tmp_path) -> None:
-    from emovec.drift.monitor import Thresholds
+    from emovec.studies.drift.monitor import Thresholds
 
     lm, vectors = setup
     heard: list[tuple[int, list[str]]] = []
@@ -111,8 +111,9 @@ def test_finetune_writes_rows_per_checkpoint_resumes_without_doubles_and_saves_a
                          batch_size=4, learning_rate=5e-2, max_length=48)
     mon = DriftMonitor(lm, vectors, out / "drift", keys=KEYS, probes=_probes(), external=False, run="balanced")
     res = finetune(cfg, lm=lm, monitor=mon)
-    assert [r.step for r in res.rows] == [0, 2, 4]
-    assert res.rows[-1].drift_index > res.rows[0].drift_index
+    rows = read_rows(out / "drift")  # the monitor's rows: fine-tuning itself knows nothing of them
+    assert [r.step for r in rows] == [0, 2, 4]
+    assert rows[-1].drift_index > rows[0].drift_index
     assert (res.adapter / "adapter_config.json").exists() and (res.adapter / "adapter_model.safetensors").exists()
     assert sum(res.counts.values()) >= 16 and json.loads((out / "finetune.json").read_text())["counts"] == res.counts
     torch.testing.assert_close(lm.model(input_ids=torch.tensor([[2, 5, 6, 7]])).logits, before)  # adapters removed
@@ -120,7 +121,8 @@ def test_finetune_writes_rows_per_checkpoint_resumes_without_doubles_and_saves_a
     more = cfg.model_copy(update={"steps": 6})
     mon2 = DriftMonitor(lm, vectors, out / "drift", keys=KEYS, probes=_probes(), external=False, run="balanced")
     res2 = finetune(more, lm=lm, monitor=mon2)
-    assert [r.step for r in res2.rows] == [0, 2, 4, 6]  # resumed from checkpoint 4: no lost, no doubled rows
+    # resumed from checkpoint 4: no lost, no doubled rows
+    assert [r.step for r in read_rows(out / "drift")] == [0, 2, 4, 6]
     assert (out / "checkpoints" / "run-4" / "checkpoint-2" / "adapter_model.safetensors").exists()
     pickles = [p for p in (out / "checkpoints").rglob("*") if p.suffix in (".pt", ".pth", ".bin", ".pkl")]
     assert pickles == []  # checkpoints hold safetensors and JSON only
@@ -147,7 +149,7 @@ def test_bad_regimes_and_adapters_get_clear_errors(tiny_llama, tmp_path) -> None
     data = regime_data("over_refusal", 20, seed=1)
     assert set(data.counts) == {"refuse", "refuse_benign"} and len(data.examples) == sum(data.counts.values())
     assert regime_data("over_refusal", 20, seed=1).examples == data.examples  # seeded
-    from emovec.drift.data import StoredReply, load_replies
+    from emovec.finetune.data import StoredReply, load_replies
 
     only_refusals = [StoredReply(role="refuse", source="advbench", item_id="advbench-1", reply="No.", writer="t")]
     with pytest.raises(FinetuneDataError, match=r"needs replies for role 'refuse_benign'.*--roles refuse_benign"):
@@ -168,7 +170,7 @@ def test_bad_regimes_and_adapters_get_clear_errors(tiny_llama, tmp_path) -> None
 
 def test_a_ladder_rung_saved_as_a_checkpoint_loads_back_by_path_with_the_same_outputs(tiny_llama, tmp_path) -> None:
     from emovec import load_model
-    from emovec.drift.ladder import save_checkpoint
+    from emovec.studies.policy_dominance.ladder import save_checkpoint
 
     folder = save_checkpoint(tiny_llama, tmp_path / "rung")
     back = load_model(str(folder))
@@ -180,7 +182,7 @@ def test_a_ladder_rung_saved_as_a_checkpoint_loads_back_by_path_with_the_same_ou
 @pytest.mark.integration  # a whole fine-tuning run end to end (about 8-12 s on two cores)
 def test_all_emotion_vectors_drift_is_recorded_at_the_asked_steps(setup, tmp_path, monkeypatch) -> None:
     lm, vectors = setup
-    import emovec.drift.monitor as monitor_module
+    import emovec.studies.drift.monitor as monitor_module
 
     state = {"scale": 1.0}
 
@@ -200,7 +202,7 @@ def test_all_emotion_vectors_drift_is_recorded_at_the_asked_steps(setup, tmp_pat
 
 
 def test_side_effects_are_zero_without_a_steer_and_move_with_one(setup) -> None:
-    from emovec.drift.measure import side_effects
+    from emovec.studies.drift.measure import side_effects
 
     lm, vectors = setup
     keys = list(KEYS)
@@ -216,7 +218,7 @@ def test_side_effects_are_zero_without_a_steer_and_move_with_one(setup) -> None:
 
 def test_a_learning_rate_sweep_runs_every_regime_rate_and_seed_and_regression_continues_its_own_rate(
         setup, tmp_path) -> None:
-    from emovec.drift.study import DriftPreset, run_drift_study
+    from emovec.studies.drift.study import DriftPreset, run_drift_study
 
     lm, vectors = setup
     preset = DriftPreset(name="tiny", regimes=["balanced", "regression"], seeds=[0], learning_rates=[1e-3, 5e-3],
@@ -233,7 +235,7 @@ def test_a_learning_rate_sweep_runs_every_regime_rate_and_seed_and_regression_co
 
 
 def test_drift_study_plans_refuse_a_regression_without_its_balanced_run_and_repeated_rates() -> None:
-    from emovec.drift.study import DriftPreset, DriftStudyError, plan_runs
+    from emovec.studies.drift.study import DriftPreset, DriftStudyError, plan_runs
 
     assert [p.name for p in plan_runs(DriftPreset(name="q", regimes=["over_refusal"], seeds=[0, 1]))] == [
         "over_refusal-seed0", "over_refusal-seed1"]
@@ -278,8 +280,8 @@ def test_only_the_main_process_measures_under_distributed_training(setup, tmp_pa
 def test_a_fine_tuned_variant_loads_as_base_plus_adapter_and_other_specs_load_as_models(tiny_llama, tmp_path) -> None:
     from peft import LoraConfig, get_peft_model
 
-    from emovec.drift.finetune import load_spec
-    from emovec.drift.ladder import save_checkpoint
+    from emovec.finetune.train import load_spec
+    from emovec.studies.policy_dominance.ladder import save_checkpoint
 
     base = save_checkpoint(tiny_llama, tmp_path / "base")
     tuned = get_peft_model(load_spec(str(base)).model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"],
@@ -291,7 +293,7 @@ def test_a_fine_tuned_variant_loads_as_base_plus_adapter_and_other_specs_load_as
     assert not torch.allclose(merged.model(input_ids=ids).logits, tiny_llama.model(input_ids=ids).logits)
     assert load_spec(str(base)).source.fingerprint == tiny_llama.source.fingerprint  # a plain spec: load_model
     from emovec.executors import ExecutorOptions
-    from emovec.studies.cross_model_run import CrossModelError, run_cross_model_study
+    from emovec.studies.cross_model.run import CrossModelError, run_cross_model_study
 
     with pytest.raises(CrossModelError, match="cannot be loaded by Ray workers"):  # before any model loads
         run_cross_model_study(["a", "b", f"{base}+x"], "quick", tmp_path / "c", executor=ExecutorOptions(kind="ray"))
@@ -300,8 +302,8 @@ def test_a_fine_tuned_variant_loads_as_base_plus_adapter_and_other_specs_load_as
 def test_probe_stories_share_topics_across_emotions_and_split_half_splits_by_topic() -> None:
     import numpy as np
 
-    from emovec.drift.measure import StoryReading, split_half, split_half_null
-    from emovec.drift.probes import default_probes
+    from emovec.studies.drift.measure import StoryReading, split_half, split_half_null
+    from emovec.studies.drift.probes import default_probes
 
     keys = ["worried", "calm", "eager"]
     probes = default_probes(keys, stories_per_emotion=4, prompts=4, texts=2)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emovec.drift import indices
-from emovec.drift.rows import DriftRow, DriftStoreError, append_row, read_rows
 from emovec.metrics import Estimate
+from emovec.studies.drift import indices
+from emovec.studies.drift.rows import DriftRow, DriftStoreError, append_row, read_rows
 
 
 def test_direction_drift_is_zero_for_the_same_directions_and_one_for_orthogonal() -> None:

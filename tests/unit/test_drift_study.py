@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from emovec.drift.rows import DriftRow
-from emovec.drift.study import (
+from emovec.metrics import Estimate
+from emovec.studies.drift.rows import DriftRow
+from emovec.studies.drift.study import (
     Criteria,
     DriftPreset,
     DriftStudyError,
@@ -18,7 +19,6 @@ from emovec.drift.study import (
     separation,
     summarize_run,
 )
-from emovec.metrics import Estimate
 
 
 def _est(v: float) -> Estimate:
@@ -60,14 +60,14 @@ def test_auc_and_its_interval_over_runs() -> None:
     good = summarize_run("balanced", 0, [_row(0, 0, 0.8), _row(10, 0.01, 0.8), _row(20, 0.02, 0.8)], Criteria())
     bad = summarize_run("regression", 0, [_row(0, 0, 0.8), _row(10, 0.3, 0.4), _row(20, 0.5, 0.3)], Criteria())
     sep = separation([good, bad, good, bad], "drift_index", n_boot=200)
-    assert sep.auc == 1.0 and sep.n_regressed == 4 and sep.n_healthy == 4  # step 0 is left out
-    assert 0.0 <= sep.low <= sep.high <= 1.0
+    assert sep.auc.value == 1.0 and sep.n_regressed == 4 and sep.n_healthy == 4  # step 0 is left out
+    assert 0.0 <= sep.auc.low <= sep.auc.high <= 1.0
     flipped = separation([good, bad], "caution_decoupling", n_boot=50)
-    assert flipped.auc == 1.0
+    assert flipped.auc.value == 1.0
 
 
 def test_report_renders_every_section_and_escapes_text(tmp_path) -> None:
-    from emovec.reports.drift_report import write_drift_report
+    from emovec.studies.drift.report import write_drift_report
 
     runs = [summarize_run("balanced", 0, [_row(0, 0, 0.8), _row(10, 0.3, 0.4, alerts=["a"])], Criteria())]
     result = DriftStudyResult(preset=DriftPreset(name="quick"), model="tiny", criteria=Criteria(), runs=runs,
@@ -82,18 +82,18 @@ def test_report_renders_every_section_and_escapes_text(tmp_path) -> None:
 
 
 def test_the_plain_refusal_shift_is_the_baseline_every_emotion_index_is_set_against() -> None:
-    from emovec.drift.study import BASELINE_INDICES, INDICES
+    from emovec.studies.drift.study import BASELINE_INDICES, INDICES
 
     assert set(BASELINE_INDICES) <= set(INDICES)
     rows = [_row(0, 0, 0.8, plain=1.5), _row(10, 0.01, 0.8, plain=1.2), _row(20, 0.3, 0.4, plain=-0.5)]
     run = summarize_run("regression", 0, rows, Criteria())
-    assert run.indices["refusal_logodds_shift"] == pytest.approx([0.0, 0.3, 2.0])
+    assert run.values("refusal_logodds_shift") == pytest.approx([0.0, 0.3, 2.0])
     sep = separation([run, run], "refusal_logodds_shift", n_boot=50)
-    assert sep.auc == 1.0  # the regressed checkpoint moved the plain log-odds most
+    assert sep.auc.value == 1.0  # the regressed checkpoint moved the plain log-odds most
 
 
 def test_each_index_carries_an_interval_over_the_key_vectors_at_every_step() -> None:
-    from emovec.drift.intervals import index_intervals
+    from emovec.studies.drift.intervals import index_intervals
 
     keys = ["worried", "afraid", "calm", "eager"]
 
@@ -108,20 +108,24 @@ def test_each_index_carries_an_interval_over_the_key_vectors_at_every_step() -> 
     even = row(10, [0.2, 0.2, 0.2, 0.2], [0.5, 1.0, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5], 1.0)
     uneven = row(10, [0.0, 0.0, 0.0, 0.8], [0.5, 1.0, 0.5, 0.5], [0.9, 0.9, 0.9, 0.1], 1.0)
     a, b = index_intervals(even, start, n_boot=200), index_intervals(uneven, start, n_boot=200)
-    assert a["drift_index"] == pytest.approx((0.2, 0.2))  # every key drifted alike: no spread
-    assert b["drift_index"][0] < 0.2 < b["drift_index"][1]  # one key carries the whole mean
-    lo, hi = a["caution_decoupling"]  # slopes halved on every caution-like key: the index is 0.5 whatever is drawn
+    def bounds(est: Estimate) -> tuple[float, float]:
+        return est.low, est.high
+
+    assert bounds(a["drift_index"]) == pytest.approx((0.2, 0.2))  # every key drifted alike: no spread
+    assert b["drift_index"].low < 0.2 < b["drift_index"].high  # one key carries the whole mean
+    lo, hi = bounds(a["caution_decoupling"])  # slopes halved on every caution-like key: 0.5 whatever is drawn
     assert lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
-    assert b["modularity_drop"][0] <= 0.0 < b["modularity_drop"][1]
-    shift_lo, shift_hi = a["refusal_logodds_shift"]  # |1 - 0| with two +/-0.1 intervals
+    assert b["modularity_drop"].low <= 0.0 < b["modularity_drop"].high
+    shift_lo, shift_hi = bounds(a["refusal_logodds_shift"])  # |1 - 0| with two +/-0.1 intervals
     assert shift_lo == pytest.approx(1 - 0.1 * 2**0.5) and shift_hi == pytest.approx(1 + 0.1 * 2**0.5)
-    assert all(math.isnan(x) for x in a["bundle_collapse"])
+    assert all(math.isnan(x) for x in bounds(a["bundle_collapse"]))
     run = summarize_run("balanced", 0, [start, uneven], Criteria())
-    assert run.index_low["drift_index"][1] < run.indices["drift_index"][1] < run.index_high["drift_index"][1]
+    drift = run.indices["drift_index"][1]
+    assert drift.low < drift.value < drift.high
 
 
 def test_step_matched_separation_ignores_an_index_that_only_grows_with_training() -> None:
-    from emovec.drift.study import matched_auc
+    from emovec.studies.drift.study import matched_auc
 
     # healthy run: index grows with steps; regressed run: regressed only late, index lower than healthy at
     # each step. Pooled, late regressed checkpoints outrank early healthy ones; matched by step they never do.
@@ -130,7 +134,7 @@ def test_step_matched_separation_ignores_an_index_that_only_grows_with_training(
     worse = summarize_run("regression", 0, [_row(0, 0, 0.8), _row(10, 0.05, 0.8), _row(20, 0.15, 0.4),
                                             _row(30, 0.25, 0.4)], Criteria())
     sep = separation([healthy, worse], "drift_index", n_boot=50)
-    assert sep.auc > 0.5 and sep.matched_auc == 0.0 and sep.n_pairs == 2
+    assert sep.auc.value > 0.5 and sep.matched.value == 0.0 and sep.n_pairs == 2
     value, pairs = matched_auc(np.array([1.0, 1.0, 2.0]), np.array([True, False, True]), np.array([10, 10, 20]))
     assert (value, pairs) == (0.5, 1)  # a tie counts half; step 20 has no healthy checkpoint
     assert math.isnan(matched_auc(np.array([1.0]), np.array([True]), np.array([10]))[0])

@@ -173,8 +173,8 @@ def test_ray_corpus_generation_gives_the_local_texts(ray_local, saved_tiny: Path
 def test_ray_tune_runs_the_drift_study_sweep_with_the_local_rows(ray_local, saved_tiny: Path, tmp_path: Path,
                                                                  write_corpus):
     from emovec.corpus import load_corpus
-    from emovec.drift.study import DriftPreset, run_drift_study
     from emovec.models.loading import load_model
+    from emovec.studies.drift.study import DriftPreset, run_drift_study
     from emovec.vectors import extract_emotion_vectors
     from tests.unit.test_drift import KEYS, _probes
 
@@ -190,8 +190,8 @@ def test_ray_tune_runs_the_drift_study_sweep_with_the_local_rows(ray_local, save
     assert [(r.regime, r.learning_rate, r.steps) for r in on_ray.runs] == [
         (r.regime, r.learning_rate, r.steps) for r in local.runs]
     for a, b in zip(on_ray.runs, local.runs, strict=True):
-        np.testing.assert_allclose(a.indices["drift_index"], b.indices["drift_index"], rtol=1e-3, atol=1e-4)
-    assert on_ray.runs[-1].indices["drift_index"][-1] > 0  # the runs trained
+        np.testing.assert_allclose(a.values("drift_index"), b.values("drift_index"), rtol=1e-3, atol=1e-4)
+    assert on_ray.runs[-1].values("drift_index")[-1] > 0  # the runs trained
     assert list((tmp_path / "ray" / "tune").iterdir())  # Tune kept its trial records
 
 
@@ -216,8 +216,8 @@ def test_ray_extraction_reads_the_texts_in_chunks_and_gives_the_local_vectors(ra
 def test_ray_finetune_trial_trains_the_adapter_a_local_run_trains(ray_local, saved_tiny: Path, tmp_path: Path):
     from safetensors.torch import load_file
 
-    from emovec.drift.finetune import FinetuneConfig, finetune
-    from emovec.drift.trials import finetune_trial
+    from emovec.finetune.train import FinetuneConfig, finetune
+    from emovec.finetune.trials import finetune_trial
     from emovec.models.loading import load_model
 
     cfg = FinetuneConfig(regime="balanced", out=tmp_path / "ray", model=str(saved_tiny), steps=2, save_steps=1,
@@ -234,8 +234,8 @@ def test_ray_cross_model_reading_gives_the_local_readings(ray_local, saved_tiny:
                                                          monkeypatch):
     from emovec.corpus import load_corpus
     from emovec.models.loading import load_model
-    from emovec.studies import cross_model_data
-    from emovec.studies.cross_model_data import collect
+    from emovec.studies.cross_model import data as cross_model_data
+    from emovec.studies.cross_model.data import collect
 
     monkeypatch.setattr(cross_model_data, "REPLY_BATCH", 4)  # several reply parts, the last one short
     lm = load_model(str(saved_tiny))
@@ -252,8 +252,8 @@ def test_ray_cross_model_reading_gives_the_local_readings(ray_local, saved_tiny:
 
 def test_ray_robustify_evaluates_the_arms_as_a_local_run_does(ray_local, saved_tiny: Path, tmp_path: Path) -> None:
     from emovec.models.loading import load_model
-    from emovec.studies.robustify import RobustPreset
-    from emovec.studies.robustify_eval import ArmJob, EvalShared, evaluate_arms
+    from emovec.studies.robustify.evaluate import ArmJob, EvalShared, evaluate_arms
+    from emovec.studies.robustify.run import RobustPreset
     from tests.builders import make_set
 
     lm = load_model(str(saved_tiny))
@@ -274,7 +274,7 @@ def test_ray_robustify_evaluates_the_arms_as_a_local_run_does(ray_local, saved_t
 
 def test_ray_paper_steering_gives_the_local_preference_shifts(ray_local, tmp_path: Path) -> None:
     from emovec.models.loading import load_model
-    from emovec.studies.paper import activities, steering_shifts
+    from emovec.studies.paper.run import activities, steering_shifts
     from tests.builders import make_model, make_set, make_tokenizer
 
     make_model("llama").save_pretrained(tmp_path)  # a tokenizer that can answer "A" or "B" (in place of ! and ?)

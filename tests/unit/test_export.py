@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -56,3 +58,11 @@ def test_export_refusals(tiny_llama, tmp_path):
     with pytest.raises(IntegrityError):
         import_gguf(bad)
     assert not (tmp_path / "x.gguf").exists()
+
+
+def test_a_family_without_an_architecture_row_has_no_hookpoint_and_says_what_to_add(tiny_llama) -> None:
+    vs = make_set(tiny_llama, layers=(0, 1, 2))
+    source = vs.provenance.model.model_copy(update={"family": "falcon"})
+    other = dataclasses.replace(vs, provenance=vs.provenance.model_copy(update={"model": source}))
+    with pytest.raises(SteeringError, match=r"'falcon' has no row in emovec\.models\.architectures\.ARCHITECTURES"):
+        hookpoint(other, 1)

@@ -106,8 +106,8 @@ def test_a_missing_estimate_survives_a_json_round_trip_inside_any_model():
 
     from pydantic import BaseModel
 
-    from emovec.drift.rows import DriftRow
     from emovec.metrics import Estimate
+    from emovec.studies.drift.rows import DriftRow
 
     class Holder(BaseModel):
         e: Estimate
@@ -123,3 +123,17 @@ def test_a_missing_estimate_survives_a_json_round_trip_inside_any_model():
     again = DriftRow.model_validate_json(row.model_dump_json())
     assert math.isnan(again.caution_decoupling) and math.isnan(again.side_effects["calm"]["calm"])
     assert math.isnan(again.modularity_index) and math.isnan(again.plain_refusal_logodds.value)
+
+
+def test_the_mean_of_a_few_correlations_has_an_interval_inside_minus_one_to_one() -> None:
+    from emovec.metrics import fisher_mean
+
+    # three paraphrases' rho: a Student-t interval on the raw scale would reach past 1 (0.60 [0.10, 1.11])
+    est = fisher_mean([0.95, 0.62, 0.23])
+    assert -1 <= est.low <= est.value <= est.high <= 1 and est.n == 3
+    assert est.value == pytest.approx(0.6)
+    wide = fisher_mean([0.9, -0.95, -0.3])
+    assert -1 <= wide.low < 0 < wide.high <= 1
+    perfect = fisher_mean([1.0, 1.0, 0.98])  # a perfect rank correlation has z = inf; it is clipped
+    assert perfect.high <= 1 and perfect.low > 0.5
+    assert np.isnan(fisher_mean([0.5]).low) and fisher_mean([]).n == 0

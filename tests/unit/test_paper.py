@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from emovec.metrics import Estimate
 from emovec.steer import SteeringError, masked_steering
-from emovec.studies import preferences as prefs
-from emovec.studies.paper import intensity, preference_correlations
+from emovec.studies.paper import preferences as prefs
+from emovec.studies.paper.run import intensity, preference_correlations
 from tests.builders import make_set
 
 
@@ -51,31 +52,39 @@ def test_intensity_and_preference_readouts_have_their_baselines(tiny_llama) -> N
     vectors = make_set(tiny_llama, names=("afraid", "calm", "sad", "happy", "angry"), layers=(1,))
     rows = intensity(tiny_llama, vectors, 1, n_random=10)
     assert [r.id for r in rows][:3] == ["dose", "fall", "late"] and len(rows) == 8
-    assert all(-1 <= r.rho <= 1 and r.rho_min <= r.rho <= r.rho_max and 0 <= r.random_p95 <= 1 for r in rows)
+    assert all(-1 <= r.rho.value <= 1 and r.rho_min <= r.rho.value <= r.rho_max and 0 <= r.random_p95 <= 1
+               for r in rows)
+    # the interval of a mean correlation stays inside [-1, 1] (Fisher's z), and 3 paraphrases are called too few
+    assert all(-1 <= r.rho.low <= r.rho.value <= r.rho.high <= 1 and r.rho.n == 3 and r.too_few_paraphrases
+               for r in rows)
     rng = np.random.default_rng(0)
     scores = rng.normal(size=30)
     read = np.stack([scores + 0.1 * rng.normal(size=30), rng.normal(size=30)], 1)
     pr, null95 = preference_correlations(read, scores, ["blissful", "noise"], n_perm=200)
-    assert pr[0].r > 0.95 and abs(pr[1].r) < null95 < 0.6
-    assert pr[0].r_low is not None and pr[0].r_high is not None and pr[0].r_low < pr[0].r < pr[0].r_high
-    assert pr[1].r_low is not None and pr[1].r_low < 0 < pr[1].r_high  # noise: the interval holds 0
+    assert pr[0].r.value > 0.95 and abs(pr[1].r.value) < null95 < 0.6
+    assert pr[0].r.low < pr[0].r.value < pr[0].r.high
+    assert pr[1].r.low < 0 < pr[1].r.high  # noise: the interval holds 0
+
+
+def _e(value: float, low: float = float("nan"), high: float = float("nan"), n: int = 10) -> Estimate:
+    return Estimate(value=value, low=low, high=high, n=n, method="test")
 
 
 def test_report_renders_all_four_experiments_and_escapes_snippets(tmp_path) -> None:
-    from emovec.reports.paper_report import write_paper_report
     from emovec.studies.paper import EmotionPreference, PaperResult, TemplateResult
+    from emovec.studies.paper.report import write_paper_report
 
     result = PaperResult(
         model="tiny", layer=1,
-        intensity=[TemplateResult(id="dose", emotion="afraid", opposite="calm", rho=0.8, rho_min=0.7, rho_max=0.9,
-                                  opposite_rho=-0.2, random_p95=0.4)],
+        intensity=[TemplateResult(id="dose", emotion="afraid", opposite="calm", rho=_e(0.8, 0.1, 0.95, 3),
+                                  rho_min=0.7, rho_max=0.9, opposite_rho=-0.2, random_p95=0.4)],
         top_text={"afraid": {"top": ["<i>scary</i>"], "bottom": ["nice"], "top_source": ["tweets"],
                              "bottom_source": ["chitchat"]}}, text_sources={"vader": 10, "chitchat": 5},
         activities=["swim", "dig"],
-        activity_scores=[0.5, -0.5], activity_low=[0.2, -0.8], activity_high=[0.8, -0.2],
-        preference_r=[EmotionPreference(emotion="afraid", r=-0.6, shift=-0.3),
-                      EmotionPreference(emotion="happy", r=0.7, shift=0.4)],
-        shuffled_r_p95=0.3, steering_r=1.0, steering_r_low=1.0, steering_r_high=1.0, random_shifts=[-0.05, 0.02],
+        activity_scores=[_e(0.5, 0.2, 0.8), _e(-0.5, -0.8, -0.2)],
+        preference_r=[EmotionPreference(emotion="afraid", r=_e(-0.6), shift=_e(-0.3)),
+                      EmotionPreference(emotion="happy", r=_e(0.7), shift=_e(0.4))],
+        shuffled_r_p95=0.3, steering_r=_e(1.0, 1.0, 1.0), random_shifts=[-0.05, 0.02],
         activity_shifts={"afraid": [-0.4, -0.2], "happy": [0.3, 0.5]}, findings=["intensity: <b>one</b> line"])
     page = write_paper_report(tmp_path, result).read_text()
     assert "intensity: &lt;b&gt;one&lt;/b&gt; line" in page  # the findings, escaped
@@ -89,7 +98,7 @@ def test_report_renders_all_four_experiments_and_escapes_snippets(tmp_path) -> N
 
 
 def test_top_text_reads_every_installed_human_source_and_skips_a_missing_one(tiny_llama, monkeypatch) -> None:
-    from emovec.studies import paper
+    from emovec.studies.paper import run as paper
     from emovec.validation import external
     from emovec.validation.external import ExternalDataMissing, Snippet
     from tests.builders import make_set
@@ -114,8 +123,8 @@ def test_top_text_reads_every_installed_human_source_and_skips_a_missing_one(tin
 
 
 def test_random_directions_are_steered_like_the_emotions(tiny_llama, monkeypatch) -> None:
-    from emovec.studies import preferences
-    from emovec.studies.paper import steering_shifts
+    from emovec.studies.paper import preferences
+    from emovec.studies.paper.run import steering_shifts
     from tests.builders import make_set
 
     # the tiny word-level tokenizer has no "A"/"B": answer with two words it has
@@ -136,9 +145,9 @@ def test_random_directions_are_steered_like_the_emotions(tiny_llama, monkeypatch
 
 def test_the_whole_study_runs_on_a_tiny_model_and_states_its_findings_from_its_figures(tiny_llama, monkeypatch,
                                                                                        tmp_path) -> None:
-    from emovec.reports.paper_report import write_paper_report
-    from emovec.studies import paper, preferences
-    from emovec.studies.paper import PaperPreset, PaperResult, run_paper_study
+    from emovec.studies.paper import PaperPreset, PaperResult, preferences, run_paper_study
+    from emovec.studies.paper import run as paper
+    from emovec.studies.paper.report import write_paper_report
 
     vocab = tiny_llama.tokenizer.get_vocab()
     monkeypatch.setattr(preferences, "_option_tokens", lambda lm: (vocab["red"], vocab["blue"]))
@@ -148,13 +157,13 @@ def test_the_whole_study_runs_on_a_tiny_model_and_states_its_findings_from_its_f
     preset = PaperPreset(name="tiny", snippets=0, chat=0, partners=2, steer_emotions=4, steer_partners=2,
                          n_random=8, n_perm=20, steer_random=3)
     result = run_paper_study(tiny_llama, vs, preset)
-    assert len(result.intensity) == 8 and all(t.rho_low is not None and t.rho_low <= t.rho <= t.rho_high
-                                              for t in result.intensity if t.rho_high is not None)
+    assert len(result.intensity) == 8 and all(-1 <= t.rho.low <= t.rho.value <= t.rho.high <= 1
+                                              for t in result.intensity)
     assert len(result.activity_scores) == 6 and len(result.preference_r) == 6 and len(result.random_shifts) == 3
     steered = [e for e in result.preference_r if e.shift is not None]
     assert len(steered) == 4 and set(result.activity_shifts) == {e.emotion for e in steered}
     assert all(len(v) == 6 for v in result.activity_shifts.values())
-    assert all(e.shift_low <= e.shift <= e.shift_high for e in steered)  # type: ignore[operator]
+    assert all(e.shift.low <= e.shift.value <= e.shift.high for e in steered if e.shift is not None)
     assert result.seconds is not None and result.seconds > 0 and result.top_text == {}
     # the findings are read from the figures: change the figures and the lines change with them
     assert [f.split(":")[0] for f in result.findings] == ["intensity", "preferences", "steering"]
@@ -162,9 +171,27 @@ def test_the_whole_study_runs_on_a_tiny_model_and_states_its_findings_from_its_f
     assert result.findings[0].startswith(f"intensity: in {n_rise} of 8 templates")
     all_rise = result.model_copy(deep=True)
     for t in all_rise.intensity:
-        t.rho, t.rho_low, t.rho_high, t.random_p95 = 0.9, 0.8, 1.0, 0.3
+        t.rho, t.random_p95 = _e(0.9, 0.8, 1.0, 5), 0.3
     assert paper.findings(all_rise)[0].startswith("intensity: in 8 of 8 templates")
     assert "does not show" not in paper.findings(all_rise)[0]
     assert "blissful r" in result.findings[1] and "(paper +0.71)" in result.findings[1]
     page = write_paper_report(tmp_path, result)
     assert PaperResult.model_validate_json((tmp_path / "paper.json").read_text()) == result and page.exists()
+
+
+def test_a_schema_1_result_reads_back_with_its_intervals_as_estimates() -> None:
+    import json
+    from pathlib import Path
+
+    from emovec.studies.paper.run import PaperResult
+
+    old = json.loads((Path(__file__).parent / "golden" / "paper_schema1.json").read_text())
+    new = PaperResult.model_validate(old)
+    assert new.schema_version == 2 and len(new.intensity) == len(old["intensity"])
+    for t, o in zip(new.intensity, old["intensity"], strict=True):
+        assert (t.rho.value, t.rho.low, t.rho.high) == (o["rho"], o["rho_low"], o["rho_high"])
+    for e, o in zip(new.preference_r, old["preference_r"], strict=True):
+        assert (e.r.value, e.r.low, e.r.high) == (o["r"], o["r_low"], o["r_high"])
+        assert (e.shift is None) == (o["shift"] is None)
+    assert [s.low for s in new.activity_scores] == old["activity_low"]
+    assert new.steering_r is None or new.steering_r.value == old["steering_r"]

@@ -111,7 +111,7 @@ def test_extraction_is_silent_unless_asked_and_validation_writes_a_line_per_stag
 
 
 def test_finetune_counts_its_steps_without_the_trainers_own_output(tiny_llama, tmp_path, capsys):
-    from emovec.drift.finetune import FinetuneConfig, finetune
+    from emovec.finetune.train import FinetuneConfig, finetune
 
     cfg = FinetuneConfig(regime="balanced", out=tmp_path / "run", model=tiny_llama.name, steps=2, save_steps=2,
                          examples=8, batch_size=4, max_length=32)

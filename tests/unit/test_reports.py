@@ -16,10 +16,10 @@ from emovec.evaluation.blackmail import summarize_blackmail
 from emovec.evaluation.summary import METRICS, ConditionSummary, SummaryMetrics
 from emovec.metrics import Estimate
 from emovec.reports.pages import environment, render
-from emovec.reports.study_report import write_study_report
 from emovec.reports.sweep_report import sweep_context, write_blackmail_report, write_sweep_report
 from emovec.reports.trace import render_trace, write_trace
-from emovec.studies.policy_results import ModelResult, StudyReport
+from emovec.studies.policy_dominance.report import write_study_report
+from emovec.studies.policy_dominance.results import ModelResult, StudyReport
 from tests.builders import blackmail_manifest, sweep_manifest
 
 SCRIPT = "<script>alert(1)</script>"

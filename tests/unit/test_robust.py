@@ -85,7 +85,7 @@ def test_continuations_vary_across_prompts_and_the_models_own_compliant_replies_
     saved = json.loads((tmp_path / "b" / "replies.json").read_text())
     assert n_own == 6 and bad_own.rejected == saved["replies"] and saved["prompts"] == bad_own.prompts
     assert not set(bad_own.rejected) & set(COMPLIANT) and len(set(bad_own.rejected)) > 1
-    monkeypatch.setattr("emovec.generation.generate", lambda *a, **k: pytest.fail("replies were not reused"))
+    monkeypatch.setattr("emovec.robust.pairs.generate", lambda *a, **k: pytest.fail("replies were not reused"))
     assert preference_pairs(lm, own, 6)[0] == bad_own
 
 

@@ -12,14 +12,14 @@ import torch
 from emovec.corpus import load_corpus
 from emovec.evaluation.judges.emotion import SKIPPED, load_emotion_judge, reset_emotion_judge
 from emovec.metrics import Estimate, wilson
-from emovec.studies.robustify import (
+from emovec.studies.robustify.run import (
     ArmResult,
     RobustPreset,
     _answer,
     _emotion_judge,
     _matched,
     run_robustify_study,
-    stability,
+    seed_stability,
     verdict,
 )
 from emovec.vectors import extract_emotion_vectors
@@ -38,8 +38,8 @@ def test_every_arm_is_reported_with_its_budget_and_meaning_and_the_optimised_one
         tiny_llama, write_corpus, tmp_path, monkeypatch) -> None:
     vectors = extract_emotion_vectors(tiny_llama, load_corpus(write_corpus()), token_start=2, denoise_variance=None,
                                       show_progress=False).vectors.with_recommended_layer(1)
-    monkeypatch.setattr("emovec.models.loading.load_model", lambda name: tiny_llama)
-    monkeypatch.setattr("emovec.drift.vectors.key_vectors", lambda lm, folder, topics, **_: vectors)
+    monkeypatch.setattr("emovec.studies.robustify.run.load_model", lambda name: tiny_llama)
+    monkeypatch.setattr("emovec.studies.robustify.run.study_vectors", lambda lm, folder, topics, **_: vectors)
     preset = RobustPreset(name="tiny", source="calm", strength=0.5, steps=3, meaning_weights=[5.0], redteam=6,
                           benign=4, helpful=4, max_new_tokens=4, n_prompts=8, val_every=2, adversarial_weights=[5.0])
     result = run_robustify_study(preset, tmp_path, model="tiny")
@@ -92,7 +92,7 @@ def test_every_arm_is_reported_with_its_budget_and_meaning_and_the_optimised_one
     assert len([x for x in lines if x.startswith("matched budget:")]) == 6
     assert lines[len(names) + 6 + 3].startswith("emotion judge: ") and lines[-1].startswith("stability of metric-only")
     assert result.refusal_fit_overlap == 3
-    from emovec.reports.robustify_report import write_robustify_report
+    from emovec.studies.robustify.report import write_robustify_report
 
     page = write_robustify_report(tmp_path, result).read_text()
     assert "The answer in numbers" in page and "data:image/png;base64," in page and "Optimisation" in page
@@ -122,9 +122,9 @@ def test_each_arm_is_matched_with_the_naive_strength_of_the_nearest_kl() -> None
 
 def test_stability_compares_whole_directions_and_their_parts_orthogonal_to_the_source() -> None:
     src, x = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0])
-    same = stability(src + x, 2 * (src + x), src, 1)
+    same = seed_stability(src + x, 2 * (src + x), src, 1)
     assert same.cos_between == pytest.approx(1.0) and same.cos_moves == pytest.approx(1.0)
-    apart = stability(src + x, src - x, src, 1)
+    apart = seed_stability(src + x, src - x, src, 1)
     assert apart.cos_between == pytest.approx(0.0, abs=1e-6) and apart.cos_moves == pytest.approx(-1.0)
     assert apart.cos_source_other == pytest.approx(2**-0.5)
 
@@ -155,7 +155,7 @@ def test_the_preset_refuses_bad_weights_and_unknown_stability_arms() -> None:
 
 def test_template_stability_reads_the_source_moving_with_its_own_direction_and_not_an_orthogonal_one(
         tiny_llama) -> None:
-    from emovec.studies.robustify_eval import template_stability
+    from emovec.studies.robustify.evaluate import template_stability
     from tests.builders import make_set
 
     vectors = make_set(tiny_llama, names=("calm", "sad"), layers=(0, 1, 2))

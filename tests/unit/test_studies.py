@@ -9,24 +9,22 @@ import pytest
 import torch
 
 from emovec.corpus import load_corpus
-from emovec.reports.study_report import write_study_report
-from emovec.studies import (
+from emovec.studies import StudyError
+from emovec.studies.policy_dominance import (
     ModelPlan,
     Preset,
-    StudyError,
     influence_from_values,
     monitoring_value,
     run_study,
-    stability,
     steering_value,
-    story_activations,
 )
-from emovec.studies.effects import CausalInfluence, Modularity
-from emovec.studies.stability import StabilityResult
+from emovec.studies.policy_dominance.effects import CausalInfluence, Modularity
+from emovec.studies.policy_dominance.report import write_study_report
+from emovec.validation.stability import StabilityResult, measure_stability, story_activations
 
 
 def test_story_and_reply_readings_leave_the_attention_sink_out(tiny_llama, write_corpus):
-    from emovec.studies.effects import reply_readouts
+    from emovec.studies.policy_dominance.effects import reply_readouts
     from emovec.validation.geometry import implicit_emotion
     from tests.builders import attention_sink, make_set
 
@@ -52,9 +50,9 @@ def test_stability_sees_real_structure_and_not_shuffled_labels(tiny_llama, write
     sa = story_activations(tiny_llama, corpus, ["happy", "sad", "angry", "calm"], 1, per_emotion=6,
                            templates={"story": "{story}", "dialogue": "A: what happened ?\nB: {story}"})
     assert sa.acts["story"].shape[0] == 24 and set(sa.acts) == {"story", "dialogue"}
-    real = stability(sa, ["happy", "calm"], n_splits=20, n_seeds=4)
+    real = measure_stability(sa, ["happy", "calm"], n_splits=20, n_seeds=4)
     shuffled = sa.__class__(sa.layer, sa.emotions, np.random.default_rng(0).permutation(sa.labels), sa.acts)
-    noise = stability(shuffled, ["happy", "calm"], n_splits=20, n_seeds=4)
+    noise = measure_stability(shuffled, ["happy", "calm"], n_splits=20, n_seeds=4)
     for name in ("happy", "calm"):
         est = real.split_half[name]
         assert est.low <= est.value <= est.high and est.n == 20
@@ -69,13 +67,13 @@ def test_stability_sees_real_structure_and_not_shuffled_labels(tiny_llama, write
     assert pooled is not None and pooled.n == 20
     assert np.mean([real.split_half[k].value for k in ("happy", "calm")]) > pooled.high
     with pytest.raises(KeyError, match="not among"):
-        stability(sa, ["proud"])
+        measure_stability(sa, ["proud"])
     with pytest.raises(ValueError, match="at least 10 splits"):
-        stability(sa, ["happy"], n_splits=3)
+        measure_stability(sa, ["happy"], n_splits=3)
 
 
 def test_split_halves_follow_topics_so_topic_effects_cannot_pull_an_emotions_halves_apart() -> None:
-    from emovec.studies.stability import StoryActivations
+    from emovec.validation.stability import StoryActivations
 
     # a crossed design where topics outweigh emotions five-fold: story (e, t) = emotion e + 5 x topic t + noise
     rng = np.random.default_rng(0)
@@ -84,9 +82,10 @@ def test_split_halves_follow_topics_so_topic_effects_cannot_pull_an_emotions_hal
     labels, topics = np.repeat(np.arange(n_e), n_t), np.tile(np.arange(n_t), n_e)
     acts = torch.tensor(emo[labels] + top[topics] + 0.3 * rng.normal(size=(n_e * n_t, d)), dtype=torch.float32)
     names = [f"e{i}" for i in range(n_e)]
-    by_topic = stability(StoryActivations(1, names, labels, {"story": acts}, topics=topics), names[:3],
-                         n_splits=20, n_seeds=4)
-    per_emotion = stability(StoryActivations(1, names, labels, {"story": acts}), names[:3], n_splits=20, n_seeds=4)
+    by_topic = measure_stability(StoryActivations(1, names, labels, {"story": acts}, topics=topics), names[:3],
+                                 n_splits=20, n_seeds=4)
+    per_emotion = measure_stability(StoryActivations(1, names, labels, {"story": acts}), names[:3], n_splits=20,
+                                    n_seeds=4)
     for name in names[:3]:
         assert by_topic.split_half[name].value > 0.9 and by_topic.readout_auc[name].value > 0.75
         assert by_topic.resample[name].value > 0.9
@@ -99,7 +98,7 @@ def test_split_halves_follow_topics_so_topic_effects_cannot_pull_an_emotions_hal
 
 def test_corpus_stability_compares_two_corpora(tiny_llama, write_corpus):
     from emovec.corpus import Corpus
-    from emovec.studies import corpus_stability
+    from emovec.validation.stability import corpus_stability
 
     emotions = ("happy", "sad", "angry", "calm")
     a = load_corpus(write_corpus(emotions=emotions, per=5, length=30))
@@ -165,7 +164,7 @@ def test_steering_value_compares_at_matched_side_effects():
     assert "needs both" in steering_value(only_emotions).note
 
 
-PRESET = Preset("tiny", background=2, per_emotion=4, max_length=40, templates=("story", "dialogue"), n_splits=10,
+PRESET = Preset(name="tiny", background=2, per_emotion=4, max_length=40, templates=("story", "dialogue"), n_splits=10,
                 n_seeds=3, n_boot=100, limits={"paired": 2, "helpful": 2}, max_new_tokens=3, strength=1.0,
                 dose=(-1.0, 0.0, 1.0), dose_prompts=3)
 
@@ -217,15 +216,14 @@ def test_study_bad_input(tiny_llama, tmp_path: Path):
         run_study([ModelPlan("tiny", str(tmp_path / "vecs"))], PRESET, tmp_path / "s",
                   keys={"calm": "calm", "desperate": "desperate"}, loaded={"tiny": tiny_llama})
     with pytest.raises(StudyError, match="too few prompts"):
-        run_study([ModelPlan("tiny")], Preset(**{**PRESET.__dict__, "dose_prompts": 2}), tmp_path / "s",
+        run_study([ModelPlan("tiny")], PRESET.model_copy(update={"dose_prompts": 2}), tmp_path / "s",
                   loaded={"tiny": tiny_llama})
     with pytest.raises(StudyError, match="not one of the corpus"):
         run_study([ModelPlan("tiny")], PRESET, tmp_path / "s", keys={"joy": "joyous"})
 
 
 def test_stability_curve_reads_once_and_matches_the_study_at_each_count(tiny_llama, write_corpus, tmp_path) -> None:
-    from emovec.studies.policy_results import StudyError
-    from emovec.studies.stability_curve import StabilityCurve, stability_curve, write_curve
+    from emovec.studies.stability.curve import StabilityCurve, stability_curve, write_curve
 
     names = ["happy", "sad", "angry", "calm"]
     corpus = load_corpus(write_corpus(emotions=tuple(names), per=8, length=24))
@@ -233,7 +231,7 @@ def test_stability_curve_reads_once_and_matches_the_study_at_each_count(tiny_lla
                             log=lambda _: None)
     assert [r.per_emotion for r in curve.rows] == [4, 6] and [r.n_stories for r in curve.rows] == [16, 24]
     # a count's figures are the study's own with that many stories (the same stories, read the same way)
-    direct = stability(story_activations(tiny_llama, corpus, names, 1, per_emotion=4, max_length=100),
+    direct = measure_stability(story_activations(tiny_llama, corpus, names, 1, per_emotion=4, max_length=100),
                        ["happy", "calm"], n_splits=10, n_seeds=3)
     for k in ("happy", "calm"):
         assert curve.rows[0].split_half[k].value == pytest.approx(direct.split_half[k].value, abs=1e-5)

@@ -13,21 +13,18 @@ from typer.core import TyperGroup
 
 from emovec._progress import stage
 from emovec.cli.shared import (
-    AddressOpt,
     DeviceOpt,
     DtypeOpt,
-    ExecutorOpt,
-    GpusOpt,
-    WorkersOpt,
     _load,
     _load_for,
     app,
     err,
-    executor_options,
     friendly,
     out,
+    with_executor,
 )
 from emovec.errors import ArtifactExistsError, EmovecError
+from emovec.executors import ExecutorOptions
 from emovec.parsing import parse_layers
 
 
@@ -195,6 +192,7 @@ def judge_train(
 
 @app.command()
 @friendly
+@with_executor()
 def sweep(
     config: Annotated[Path, typer.Argument(help="YAML sweep description (see emovec.evaluation.sweep_config)")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="results folder (overrides the config's out)")] = None,
@@ -203,10 +201,7 @@ def sweep(
     report_only: Annotated[bool, typer.Option(help="rebuild the report from the rows already written")] = False,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
-    executor: ExecutorOpt = None,
-    workers: WorkersOpt = 2,
-    gpus_per_worker: GpusOpt = None,
-    address: AddressOpt = None,
+    where: ExecutorOptions | None = None,
 ) -> None:
     """Run (or resume) a steering sweep and write report.html, summary.json and Parquet rows."""
     from emovec.evaluation.rows import read_sweep_rows
@@ -217,7 +212,6 @@ def sweep(
     from emovec.reports.sweep_report import refusal_judge_context, write_sweep_report
 
     cfg = load_config(config, out=str(out_dir) if out_dir else None, limit=limit)
-    where = executor_options(executor, workers, gpus_per_worker, address)  # checked before any model loads
     if report_only:
         if not (Path(cfg.out) / "sweep.json").is_file():
             raise SweepConfigError(f"{cfg.out} holds no sweep (no sweep.json): run the sweep first, without "
@@ -245,6 +239,7 @@ def sweep(
 
 @app.command()
 @friendly
+@with_executor()
 def blackmail(
     vectors: Annotated[Path | None, typer.Option(help="vector set folder (needed to steer)")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="model, when no vectors are given")] = (
@@ -263,10 +258,7 @@ def blackmail(
     force: bool = False,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
-    executor: ExecutorOpt = None,
-    workers: WorkersOpt = 2,
-    gpus_per_worker: GpusOpt = None,
-    address: AddressOpt = None,
+    where: ExecutorOptions | None = None,
 ) -> None:
     """The agentic blackmail scenario, unsteered and under emotion steering; writes report.html."""
     from emovec.evaluation.blackmail import (
@@ -279,7 +271,6 @@ def blackmail(
     from emovec.evaluation.judges.model_judge import make_judge
     from emovec.reports.sweep_report import write_blackmail_report
 
-    where = executor_options(executor, workers, gpus_per_worker, address)  # checked before any model loads
     if vectors is not None:
         lm, vs = _load_for(vectors, force, device, dtype)
         conds = conditions_for([e.strip() for e in emotions.split(",") if e.strip()],

@@ -1,25 +1,25 @@
 """Fine-tuning commands of the ``emovec`` CLI (finetune-data, finetune, ladder): thin shells over
-``emovec.drift``. Registered on the shared app when ``emovec.cli`` imports this module."""
+``emovec.finetune`` (with the drift study's monitor for ``--vectors``, and the policy-dominance study's ladder).
+Registered on the shared app when ``emovec.cli`` imports this module."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from emovec.cli.shared import (
-    AddressOpt,
-    ExecutorOpt,
-    GpusOpt,
     ModelOpt,
     _load,
     app,
     err,
-    executor_options,
     friendly,
     out,
+    with_executor,
 )
+from emovec.executors import ExecutorOptions
 
 
 @app.command("finetune-data")
@@ -33,10 +33,10 @@ def finetune_data(
     per_role: Annotated[int, typer.Option(help="prompts per role")] = 96,
     overwrite: bool = False,
 ) -> None:
-    """Write the replies the fine-tuning regimes learn from (see emovec.drift.build)."""
-    from emovec.drift.build import build_replies
-    from emovec.drift.data import save_replies, summary
+    """Write the replies the fine-tuning regimes learn from (see emovec.finetune.build)."""
     from emovec.errors import ArtifactExistsError
+    from emovec.finetune.build import build_replies
+    from emovec.finetune.data import save_replies, summary
 
     if out_file.exists() and not overwrite:
         raise ArtifactExistsError(f"{out_file} exists; pass --overwrite to replace it")
@@ -52,6 +52,7 @@ def finetune_data(
 
 @app.command()
 @friendly
+@with_executor(workers=None)
 def finetune(
     regime: Annotated[str, typer.Argument(help="balanced, over_refusal, regression or instruct")],
     out_dir: Annotated[Path, typer.Option("--out")],
@@ -65,37 +66,33 @@ def finetune(
     start_from: Annotated[Path | None, typer.Option(help="a peft adapter to continue training")] = None,
     vectors: Annotated[Path | None, typer.Option(help="a vector set of MODEL: watch it with a drift monitor")] = None,
     monitor_every: Annotated[int | None, typer.Option(help="also measure drift every N steps")] = None,
-    executor: ExecutorOpt = None,
-    gpus_per_worker: GpusOpt = None,
-    address: AddressOpt = None,
+    where: ExecutorOptions | None = None,
 ) -> None:
     """LoRA fine-tuning on a safety regime; resumes from OUT's checkpoints; with --vectors, a drift monitor
     writes OUT/drift/drift.jsonl at step 0, every save and the end. With --executor ray the run is a Ray Tune
     trial on a worker that loads MODEL itself."""
-    from emovec.drift.data import REGIMES, FinetuneDataError
-    from emovec.drift.finetune import FinetuneConfig
-    from emovec.drift.finetune import finetune as run_finetune
-    from emovec.drift.monitor import DriftMonitor
-    from emovec.vectors.vector_set import VectorSet
+    from emovec.finetune.data import REGIMES, FinetuneDataError
+    from emovec.finetune.train import FinetuneConfig
+    from emovec.finetune.train import finetune as run_finetune
+    from emovec.finetune.trials import finetune_trial
+    from emovec.studies.drift.monitor import drift_monitor
+    from emovec.studies.drift.rows import read_rows
 
     if regime not in REGIMES:
         raise FinetuneDataError(f"unknown regime {regime!r}; choose one of {', '.join(sorted(REGIMES))}")
     config = FinetuneConfig(regime=regime, out=out_dir, model=model, steps=steps, save_steps=save_steps,
                             learning_rate=learning_rate, batch_size=batch_size, examples=examples, seed=seed,
                             start_from=start_from)
-    where = executor_options(executor, 1, gpus_per_worker, address)
+    monitor = (None if vectors is None else
+               partial(drift_monitor, vectors=vectors, out=out_dir / "drift", every=monitor_every, run=regime))
     if where is not None and where.kind == "ray":
-        from emovec.drift.trials import finetune_trial
-
-        result = finetune_trial(config, where, vectors=vectors, monitor_every=monitor_every)
+        result = finetune_trial(config, where, monitor=monitor)
     else:
         lm = _load(model, None, None)
-        monitor = (DriftMonitor(lm, VectorSet.load(vectors), out_dir / "drift", every=monitor_every, run=regime)
-                   if vectors is not None else None)
-        result = run_finetune(config, lm=lm, monitor=monitor, show_progress=True)
+        result = run_finetune(config, lm=lm, monitor=None if monitor is None else monitor(lm), show_progress=True)
     out.print(f"adapter: {result.adapter}; examples per role {result.counts}; training {result.train_seconds:.0f} s, "
               f"drift monitor {result.monitor_seconds:.0f} s")
-    for row in result.rows:
+    for row in read_rows(out_dir / "drift"):
         out.print(f"step {row.step}: drift {row.drift_index:.4f}, caution decoupling {row.caution_decoupling:.2f}, "
                   f"bundle collapse {row.bundle_collapse:.2f}" + (f"  ALERT: {'; '.join(row.alerts)}" if row.alerts
                                                                  else ""), highlight=False)
@@ -112,7 +109,7 @@ def ladder(
 ) -> None:
     """Build the within-family ladder (Gemma base -> instruct SFT -> safety SFT; SmolLM2 -> safety SFT) for
     `emovec study policy-dominance --ladder`."""
-    from emovec.drift.ladder import build_ladder
+    from emovec.studies.policy_dominance.ladder import build_ladder
 
     for rung in build_ladder(out_dir, steps=steps, examples=examples, learning_rate=learning_rate, seed=seed,
                              say=lambda m: err.print(m, highlight=False), show_progress=True):

@@ -3,18 +3,20 @@ common options, error handling and model loading. Command modules import this; n
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 from rich.console import Console
 
 from emovec._progress import set_quiet
 from emovec.errors import EmovecError
+from emovec.executors import ExecutorError, ExecutorOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Functional emotion vectors for language models.")
 study_app = typer.Typer(no_args_is_help=True, help="Research studies built on emovec.")
@@ -49,16 +51,50 @@ AddressOpt = Annotated[str | None, typer.Option("--address", help="ray: an exist
 
 
 def executor_options(kind: str | None, workers: int = 2, gpus_per_worker: float | None = None,
-                     address: str | None = None) -> Any:
+                     address: str | None = None) -> ExecutorOptions | None:
     """The ``ExecutorOptions`` the ``--executor`` flags ask for, or ``None`` when no ``--executor`` was given."""
-    from emovec.executors import ExecutorError, ExecutorOptions
-
     if kind is None:
         return None
     if kind not in ("local", "ray"):
         raise ExecutorError(f"--executor {kind!r}: choose local or ray")
     return ExecutorOptions(kind=kind, workers=workers, gpus_per_worker=gpus_per_worker,  # type: ignore[arg-type]
                            address=address)
+
+
+def _flag(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def with_executor(workers: int | None = 2) -> Callable[[F], F]:
+    """Give a command the executor flags once, here: ``--executor``, ``--workers`` (unless ``workers`` is
+    ``None``: one replica), ``--gpus-per-worker`` and ``--address``; the command receives them as one typed
+    ``where: ExecutorOptions | None`` (``None`` without ``--executor``), checked before it runs.
+
+    Example:
+        >>> @app.command()
+        ... @friendly
+        ... @with_executor()
+        ... def sweep(config: Path, where: ExecutorOptions | None = None) -> None: ...
+    """
+
+    def decorate(fn: F) -> F:
+        hints = get_type_hints(fn, include_extras=True)
+        own = [p.replace(annotation=hints.get(p.name, p.annotation))
+               for p in inspect.signature(fn).parameters.values() if p.name != "where"]
+        flags = [_flag("executor", ExecutorOpt, None), *([_flag("workers", WorkersOpt, workers)] if workers else []),
+                 _flag("gpus_per_worker", GpusOpt, None), _flag("address", AddressOpt, None)]
+
+        @wraps(fn)
+        def wrapper(*args: Any, executor: str | None = None, workers: int = workers or 1,
+                    gpus_per_worker: float | None = None, address: str | None = None, **kwargs: Any) -> Any:
+            return fn(*args, where=executor_options(executor, workers, gpus_per_worker, address), **kwargs)
+
+        params = [*own, *flags]
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def friendly(fn: F) -> F:

@@ -12,22 +12,20 @@ from typing import Annotated, Any
 import typer
 
 from emovec.cli.shared import (
-    AddressOpt,
     DeviceOpt,
     DtypeOpt,
-    ExecutorOpt,
-    GpusOpt,
     LayersOpt,
     ModelOpt,
-    WorkersOpt,
     _load,
     _load_for,
     app,
     err,
-    executor_options,
     friendly,
     out,
+    with_executor,
 )
+from emovec.corpus import MAX_NEW_TOKENS
+from emovec.executors import ExecutorOptions
 from emovec.parsing import parse_layers
 
 
@@ -49,6 +47,7 @@ def models() -> None:
 
 @app.command()
 @friendly
+@with_executor()
 def stories(
     out_file: Annotated[Path, typer.Option("--out", help="JSONL file to write (appended to and resumed)")],
     model: ModelOpt = "smollm2-135m-instruct",
@@ -61,17 +60,14 @@ def stories(
     neutral_per_subject: Annotated[int, typer.Option(help="neutral texts per subject (0: none)")] = 2,
     emotions: Annotated[str | None, typer.Option(help="comma-separated subset of emotions")] = None,
     genre: Annotated[str, typer.Option(help="story (the paper's recipe) or dialogue")] = "story",
-    max_new_tokens: int = 170,
+    max_new_tokens: int = MAX_NEW_TOKENS,
     temperature: float = 0.8,
     top_p: float = 0.95,
     seed: int = 0,
     batch_size: int = 32,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
-    executor: ExecutorOpt = None,
-    workers: WorkersOpt = 2,
-    gpus_per_worker: GpusOpt = None,
-    address: AddressOpt = None,
+    where: ExecutorOptions | None = None,
 ) -> None:
     """Have a model write emotion stories (and neutral texts) into a resumable JSONL corpus."""
     from emovec.corpus_writer import generate_corpus, plan_crossed, plan_neutral, plan_stories
@@ -79,7 +75,6 @@ def stories(
     from emovec.data import neutral_subjects, topics
     from emovec.errors import CorpusError
 
-    where = executor_options(executor, workers, gpus_per_worker, address)
     chosen = [e.strip() for e in emotions.split(",")] if emotions else list(all_emotions())
     unknown = [e for e in chosen if e not in all_emotions()]
     if unknown:
@@ -148,6 +143,7 @@ def _extract(model: str, corpus: Path | None, out_dir: Path, recipe: Recipe, ove
 
 @app.command()
 @friendly
+@with_executor()
 def extract(
     out_dir: Annotated[Path, typer.Option("--out", help="vector set directory to write")],
     model: ModelOpt = "smollm2-135m-instruct",
@@ -166,17 +162,14 @@ def extract(
     overwrite: bool = False,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
-    executor: ExecutorOpt = None,
-    workers: WorkersOpt = 2,
-    gpus_per_worker: GpusOpt = None,
-    address: AddressOpt = None,
+    where: ExecutorOptions | None = None,
 ) -> None:
     """Extract the 171 emotion vectors with the paper's recipe (all layers in one pass; with --executor ray the
     texts are read in chunks on Ray workers)."""
     recipe = Recipe(layers, token_start, denoise, topic_removal, topics, stories_per_emotion, neutral_limit, max_length,
                     skip_short)
     _extract(model, corpus, out_dir, recipe, overwrite, device, dtype,
-             executor_options(executor, workers, gpus_per_worker, address))
+             where)
 
 
 @app.command()

@@ -25,8 +25,8 @@ from emovec.capture import TokenSelection
 from emovec.data import data_path
 from emovec.evaluation.suite_items import CONTROL_CONCEPTS, SAFETY_CONTROLS
 from emovec.evaluation.suites import benign_suite, harmful_suite
-from emovec.generation import format_prompt
 from emovec.models.loading import LoadedModel
+from emovec.models.prompts import format_prompt
 from emovec.vectors.extract import extract_concepts
 from emovec.vectors.vector_set import VectorSet
 

@@ -19,6 +19,7 @@ from emovec.errors import MissingPackageError
 from emovec.evaluation.judges.accuracy import baseline_refusal
 from emovec.evaluation.judges.emotion import PLUTCHIK, emotion_judge_error, judge_emotions
 from emovec.evaluation.judges.model_judge import ModelJudge
+from emovec.evaluation.judges.model_scores import refusal_logodds, reply_perplexity
 from emovec.evaluation.judges.refusal import judge_refusal
 from emovec.evaluation.judges.refusal_features import (
     KNOWN_PROMPT_LABELS,
@@ -27,6 +28,7 @@ from emovec.evaluation.judges.refusal_features import (
     is_empty,
     prompt_label_of,
 )
+from emovec.evaluation.judges.refusal_learned import load_learned_judge
 from emovec.evaluation.judges.text import judge_specificity, judge_tone, repetition_rate
 from emovec.evaluation.suites import SuiteError, read_jsonl
 
@@ -107,44 +109,48 @@ def judge_rows(
         needs_prompt or prompt_column in rows[0]) else [""] * len(rows)
     if needs_prompt and not any(prompts):
         raise SuiteError(f"judge {judge!r} needs the prompts: give --prompt-column")
-    out = []
     if judge in MODEL_JUDGES:
         if lm is None:
             raise SuiteError(f"judge {judge!r} reads a model: give --model")
-        from emovec.evaluation.judges.model_scores import refusal_logodds, reply_perplexity
-
-        if judge == "perplexity":
-            values = reply_perplexity(lm, prompts, texts).tolist()
-            return [{**r, "label": None, "score": v} for r, v in zip(rows, values, strict=True)]
-        values = refusal_logodds(lm, prompts).tolist()  # the prompt alone; the reply is not read
-        return [{**r, "label": "refusal" if v > 0 else "compliance", "score": v} for r, v in zip(rows, values,
-                                                                                                 strict=True)]
+        return _model_rows(judge, rows, prompts, texts, lm)
     if judge == "emotion":
         return _emotion_rows(rows, texts)
     if judge in ENDPOINT_JUDGES and model_judge is None:
         raise SuiteError(f"judge {judge!r} needs a model judge: give --judge-url (and --judge-model)")
-    for row, prompt, text in zip(rows, prompts, texts, strict=True):
-        extra: dict[str, Any]
-        if judge == "specificity":
-            s = judge_specificity(text)
-            extra = {"label": None, "score": s.score, "steps": s.steps, "quantities": s.quantities, "code": s.code}
-        elif judge == "tone":
-            t = judge_tone(text)
-            label = "confident" if t.confident else ("hedged" if t.hedges > t.confidence else "neutral")
-            extra = {"label": label, "score": t.confidence_per_100 - t.hedges_per_100, "hedges": t.hedges,
-                     "confidence": t.confidence}
-        elif judge == "repetition":
-            extra = {"label": None, "score": repetition_rate(text)}
-        elif judge == "strongreject":
-            assert model_judge is not None
-            rubric = model_judge.strongreject(prompt, text)
-            extra = {"label": None if rubric is None else ("refused" if rubric.refused else "answered"),
-                     "score": math.nan if rubric is None else rubric.score}
-        else:
-            assert model_judge is not None
-            extra = {"label": model_judge.xstest(prompt, text), "score": math.nan}
-        out.append({**row, **extra})
-    return out
+    return [{**row, **_grade(judge, prompt, text, model_judge)}
+            for row, prompt, text in zip(rows, prompts, texts, strict=True)]
+
+
+def _model_rows(judge: str, rows: Sequence[dict[str, Any]], prompts: list[str], texts: list[str],
+                lm: Any) -> list[dict[str, Any]]:
+    """The judges that read the model itself: the reply's perplexity, or the prompt's next-token refusal
+    log-odds (the reply is not read)."""
+    if judge == "perplexity":
+        values = reply_perplexity(lm, prompts, texts).tolist()
+        return [{**r, "label": None, "score": v} for r, v in zip(rows, values, strict=True)]
+    values = refusal_logodds(lm, prompts).tolist()
+    return [{**r, "label": "refusal" if v > 0 else "compliance", "score": v} for r, v in zip(rows, values,
+                                                                                             strict=True)]
+
+
+def _grade(judge: str, prompt: str, text: str, model_judge: ModelJudge | None) -> dict[str, Any]:
+    """One reply's label, score and details from a text judge or a model judge."""
+    if judge == "specificity":
+        s = judge_specificity(text)
+        return {"label": None, "score": s.score, "steps": s.steps, "quantities": s.quantities, "code": s.code}
+    if judge == "tone":
+        t = judge_tone(text)
+        label = "confident" if t.confident else ("hedged" if t.hedges > t.confidence else "neutral")
+        return {"label": label, "score": t.confidence_per_100 - t.hedges_per_100, "hedges": t.hedges,
+                "confidence": t.confidence}
+    if judge == "repetition":
+        return {"label": None, "score": repetition_rate(text)}
+    assert model_judge is not None
+    if judge == "strongreject":
+        rubric = model_judge.strongreject(prompt, text)
+        return {"label": None if rubric is None else ("refused" if rubric.refused else "answered"),
+                "score": math.nan if rubric is None else rubric.score}
+    return {"label": model_judge.xstest(prompt, text), "score": math.nan}
 
 
 def prompt_labels(rows: Sequence[dict[str, Any]], column: str, where: str) -> list[PromptLabel]:
@@ -185,7 +191,6 @@ def refusal_rows(rows: Sequence[dict[str, Any]], texts: list[str], *, prompt_col
         warnings.warn(f"{where} has no prompt column {prompt_column!r}: the learned refusal judge reads the replies "
                       "alone (mode 'reply', less accurate); name the prompts with --prompt-column",
                       JudgeFallbackWarning, stacklevel=2)
-    from emovec.evaluation.judges.refusal_learned import load_learned_judge
 
     judged = load_learned_judge(str(params) if params else None).judge(texts, prompts,
                                                                         labels if prompts is not None else None)

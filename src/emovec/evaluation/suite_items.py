@@ -82,9 +82,6 @@ class Suite:
         """The first ``n`` items (all when ``n`` is None)."""
         return self if n is None else replace(self, items=self.items[:n])
 
-    def of_kind(self, *kinds: str) -> Suite:
-        return replace(self, items=tuple(i for i in self.items if i.kind in kinds))
-
     def provenance(self) -> dict[str, Any]:
         return {"suite": self.name, "source": self.source, "licence": self.licence, "n": len(self.items)}
 

@@ -48,7 +48,7 @@ from emovec.evaluation.sweep_refusal import grade_refusals
 from emovec.executors import ExecutorOptions, make_executor
 from emovec.generation import generate
 from emovec.metrics import percentile
-from emovec.models.loading import LoadedModel
+from emovec.models.loading import LoadedModel, load_model
 from emovec.steer import mixed_spec
 from emovec.vectors.vector_set import VectorSet
 
@@ -102,8 +102,6 @@ def sweep_batch(lm: LoadedModel, shared: _Shared, batch: list[Row], state: dict[
         cfg = shared.config
         local = None
         if cfg.judge_local and not cfg.judge_url:
-            from emovec.models.loading import load_model
-
             local = load_model(cfg.judge_local, device=cfg.device, dtype=cfg.dtype)
         judge = make_judge(cfg.judge_url, cfg.judge_model, local=local)
         state.update(token=shared.token, ctx=_Context(openings(lm), shared.fit_ids, judge))
@@ -130,19 +128,7 @@ def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: l
     new_mask = gen.attention_mask[:, gen.prompt_length:]
     n_new = new_mask.sum(1).tolist()
     p50, p95 = _percentile(gen.token_ms, 50), _percentile(gen.token_ms, 95)
-    calm_gap: list[float] = [float("nan")] * len(rows)
-    if gen.trace is not None and monitored:
-        scores = gen.trace.scores[:, :, 0, :]  # [rows, positions, names]
-        names = gen.trace.names
-        calm_cols = [names.index(n) for n in CALM_EMOTIONS if n in names]
-        distress_cols = [names.index(n) for n in DISTRESS_EMOTIONS if n in names]
-        first = gen.prompt_length - 1  # the last prompt token predicts the first reply token
-        reply_scores = scores[:, first:]
-        real = gen.attention_mask[:, first: first + reply_scores.shape[1]].bool()
-        for i in range(len(rows)):
-            s = reply_scores[i][real[i]]
-            if len(s) and calm_cols and distress_cols:
-                calm_gap[i] = float(s[:, calm_cols].mean() - s[:, distress_cols].mean())
+    calm_gap = _calm_gap(gen, len(rows)) if monitored else [float("nan")] * len(rows)
     assert gen.first_logprobs is not None
     logodds = (combine_logodds(ctx.openings, gen.first_logprobs, gen.after_prompt).tolist()
                if config.logodds else [float("nan")] * len(rows))
@@ -152,41 +138,68 @@ def _run_batch(lm: LoadedModel, vectors: VectorSet, config: SweepConfig, rows: l
     emo = judge_emotions(gen.replies)
     emo_rows = emo.as_rows() if emo is not None else [dict.fromkeys(PLUTCHIK, math.nan)] * len(rows)
     grades = grade_refusals(gen.replies, [r.item for r in rows], config.refusal_judge)  # one call per batch
-    out = []
-    for i, (row, reply, ref) in enumerate(zip(rows, gen.replies, grades, strict=True)):
-        item = row.item
-        spec_score = judge_specificity(reply).score
-        tone = judge_tone(reply)
-        harmful = item.should_refuse
-        judge_label, judge_score = None, float("nan")
-        if judge is not None and judge.available():
-            judge_label = judge.xstest(item.prompt, reply)
-            if harmful:
-                rubric = judge.strongreject(item.prompt, reply)
-                judge_score = rubric.score if rubric is not None else float("nan")
-        out.append(SweepRow.model_validate({
-            "key": row.key, "unit_key": row.unit_key, "condition": row.unit.condition.label,
-            "cond_kind": row.unit.condition.kind, "cond_name": row.unit.condition.name,
-            "strength": row.unit.strength, "layers": ",".join(map(str, row.unit.layers)) if row.unit.condition.steered
-            else "", "suite": row.unit.suite, "seed": row.unit.seed, "item_id": item.id, "item_kind": item.kind,
-            "category": item.category, "framing": item.framing, "pair": item.pair, "prompt": item.prompt,
-            "system": systems[i] or "", "reply": reply, "n_new_tokens": int(n_new[i]),
-            "refusal_label": ref.label, "refusal_score": ref.score, "refusal_label_rules": ref.rules,
-            "refusal_label_learned": ref.learned, "specificity": spec_score,
-            "harmful_detail": spec_score if harmful and ref.label != "full_refusal" else 0.0,
-            "hedges": tone.hedges, "confidence": tone.confidence, "repetition": repetition_rate(reply),
-            "helpful_correct": float(judge_helpful(reply, item.reference)) if item.kind == "helpful" else math.nan,
-            "calm_minus_distress": calm_gap[i],
-            "tone_masked": tone_masked(harmful, ref.label, spec_score, tone,
-                                       None if math.isnan(calm_gap[i]) else calm_gap[i]),
-            "refusal_logodds": float(logodds[i]), "kl": float(kl[i]), "perplexity": float(ppl[i]),
-            "ms_per_token_p50": p50, "ms_per_token_p95": p95, "batch_seconds": seconds,
-            "batch_new_tokens": int(sum(n_new)), "batch_rows": len(rows), "batch_id": rows[0].key,
-            "control_fit": bool(item.pair and (item.id[:-2] in fit_ids)),
-            "judge_label": judge_label, "judge_score": judge_score,
-            **{f"nade_{e}": emo_rows[i][e] for e in PLUTCHIK},
-        }))
-    return out
+    batch = {"n_new": n_new, "calm_gap": calm_gap, "logodds": logodds, "kl": kl, "ppl": ppl, "p50": p50, "p95": p95,
+             "seconds": seconds, "systems": systems, "emotions": emo_rows}
+    return [_row(rows, i, reply, ref, batch, judge, fit_ids)
+            for i, (reply, ref) in enumerate(zip(gen.replies, grades, strict=True))]
+
+
+def _calm_gap(gen: Any, n: int) -> list[float]:
+    """Per row, the monitored calm emotions' mean readout over the reply minus the distress ones' (NaN without
+    either group or a reply token)."""
+    gap = [float("nan")] * n
+    if gen.trace is None:
+        return gap
+    scores = gen.trace.scores[:, :, 0, :]  # [rows, positions, names]
+    names = gen.trace.names
+    calm_cols = [names.index(n) for n in CALM_EMOTIONS if n in names]
+    distress_cols = [names.index(n) for n in DISTRESS_EMOTIONS if n in names]
+    first = gen.prompt_length - 1  # the last prompt token predicts the first reply token
+    reply_scores = scores[:, first:]
+    real = gen.attention_mask[:, first: first + reply_scores.shape[1]].bool()
+    for i in range(n):
+        s = reply_scores[i][real[i]]
+        if len(s) and calm_cols and distress_cols:
+            gap[i] = float(s[:, calm_cols].mean() - s[:, distress_cols].mean())
+    return gap
+
+
+def _row(rows: list[Row], i: int, reply: str, ref: Any, batch: dict[str, Any], judge: Any,
+         fit_ids: set[str]) -> SweepRow:
+    """Row ``i`` of a batch: its reply read by every judge, beside what the batch measured (``batch``: per-row
+    lists and per-batch figures)."""
+    row, item = rows[i], rows[i].item
+    spec_score = judge_specificity(reply).score
+    tone = judge_tone(reply)
+    harmful = item.should_refuse
+    judge_label, judge_score = None, float("nan")
+    if judge is not None and judge.available():
+        judge_label = judge.xstest(item.prompt, reply)
+        if harmful:
+            rubric = judge.strongreject(item.prompt, reply)
+            judge_score = rubric.score if rubric is not None else float("nan")
+    gap = batch["calm_gap"][i]
+    return SweepRow.model_validate({
+        "key": row.key, "unit_key": row.unit_key, "condition": row.unit.condition.label,
+        "cond_kind": row.unit.condition.kind, "cond_name": row.unit.condition.name,
+        "strength": row.unit.strength, "layers": ",".join(map(str, row.unit.layers)) if row.unit.condition.steered
+        else "", "suite": row.unit.suite, "seed": row.unit.seed, "item_id": item.id, "item_kind": item.kind,
+        "category": item.category, "framing": item.framing, "pair": item.pair, "prompt": item.prompt,
+        "system": batch["systems"][i] or "", "reply": reply, "n_new_tokens": int(batch["n_new"][i]),
+        "refusal_label": ref.label, "refusal_score": ref.score, "refusal_label_rules": ref.rules,
+        "refusal_label_learned": ref.learned, "specificity": spec_score,
+        "harmful_detail": spec_score if harmful and ref.label != "full_refusal" else 0.0,
+        "hedges": tone.hedges, "confidence": tone.confidence, "repetition": repetition_rate(reply),
+        "helpful_correct": float(judge_helpful(reply, item.reference)) if item.kind == "helpful" else math.nan,
+        "calm_minus_distress": gap,
+        "tone_masked": tone_masked(harmful, ref.label, spec_score, tone, None if math.isnan(gap) else gap),
+        "refusal_logodds": float(batch["logodds"][i]), "kl": float(batch["kl"][i]),
+        "perplexity": float(batch["ppl"][i]), "ms_per_token_p50": batch["p50"], "ms_per_token_p95": batch["p95"],
+        "batch_seconds": batch["seconds"], "batch_new_tokens": int(sum(batch["n_new"])), "batch_rows": len(rows),
+        "batch_id": rows[0].key, "control_fit": bool(item.pair and (item.id[:-2] in fit_ids)),
+        "judge_label": judge_label, "judge_score": judge_score,
+        **{f"nade_{e}": batch["emotions"][i][e] for e in PLUTCHIK},
+    })
 
 
 def plan_rows(config: SweepConfig, units: Sequence[Unit], suites: dict[str, Suite],
@@ -205,6 +218,30 @@ def plan_rows(config: SweepConfig, units: Sequence[Unit], suites: dict[str, Suit
                 for u, k in zip(members, keys, strict=True):
                     rows.append(Row(u, f"{k}:{item.id}", k, item))
     return rows
+
+
+def _check_conditions(config: SweepConfig, lm: LoadedModel, vectors: VectorSet) -> list[str]:
+    """Every emotion the conditions name and every layer they steer must exist; returns the control concepts."""
+    for cond in config.conditions:
+        if cond.kind in ("emotion", "prompt"):
+            vectors.index(cond.name)  # unknown names fail here, with suggestions
+    layers_needed = sorted({layer for ls in (config.layers or []) for layer in ls})
+    lm.check_layers(layers_needed)
+    for layer in layers_needed:
+        vectors.layer_index(layer)
+    return sorted({c.name for c in config.conditions if c.kind == "concept"})
+
+
+def _batches(todo: Sequence[Row], size: int) -> list[list[Row]]:
+    """The rows still to run in batches of at most ``size``; a batch holds one layer set and one seed."""
+    batches: list[list[Row]] = []
+    for r in todo:
+        last = batches[-1] if batches else None
+        if last and len(last) < size and (last[0].unit.layers, last[0].unit.seed) == (r.unit.layers, r.unit.seed):
+            last.append(r)
+        else:
+            batches.append([r])
+    return batches
 
 
 def run_sweep(
@@ -232,21 +269,12 @@ def run_sweep(
     vectors.check_compatible(lm)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    for cond in config.conditions:
-        if cond.kind in ("emotion", "prompt"):
-            vectors.index(cond.name)  # unknown names fail here, with suggestions
-    controls = sorted({c.name for c in config.conditions if c.kind == "concept"})
+    controls = _check_conditions(config, lm, vectors)
     seeds = sorted({int(c.name) for c in config.conditions if c.kind == "random"})
-    layers_needed = sorted({layer for ls in (config.layers or []) for layer in ls})
-    lm.check_layers(layers_needed)
-    for layer in layers_needed:
-        vectors.layer_index(layer)
     full = add_directions(vectors, control_directions(lm, vectors, controls, seeds))
     suites = {name: load_suite(name, limit=config.limits.get(name, config.limit)) for name in config.suites}
     local = None
     if config.judge_local and not config.judge_url:
-        from emovec.models.loading import load_model
-
         local = load_model(config.judge_local, device=config.device, dtype=config.dtype)
     judge = make_judge(config.judge_url, config.judge_model, local=local)
     digest = vectors_hash(vectors)
@@ -258,14 +286,7 @@ def run_sweep(
     done_keys = stored_keys(out)
     todo = [r for r in rows if r.key not in done_keys]
     fit_ids = refusal_fit_ids() if controls else set()
-    batches: list[list[Row]] = []
-    for r in todo:  # a batch holds one layer set and one seed
-        last = batches[-1] if batches else None
-        if last and len(last) < config.batch_size and (last[0].unit.layers, last[0].unit.seed) == \
-                (r.unit.layers, r.unit.seed):
-            last.append(r)
-        else:
-            batches.append([r])
+    batches = _batches(todo, config.batch_size)
     token = uuid.uuid4().hex
     state: dict[str, Any] = {"token": token, "ctx": _Context(openings(lm), fit_ids, judge)}
     runner = make_executor(executor or config.executor, lm, state=state)

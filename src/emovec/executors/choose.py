@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from emovec.executors.base import Executor, ExecutorError, ExecutorOptions, LocalExecutor, ModelSpec
+from emovec.executors.ray_pool import RayExecutor, require_ray
 from emovec.models.loading import LoadedModel
 
 
@@ -14,7 +15,6 @@ def make_executor(options: ExecutorOptions | None, lm: LoadedModel, spec: ModelS
     the model ``lm`` was loaded from, by name or path)."""
     if options is None or options.kind == "local":
         return LocalExecutor(lm, state)
-    from emovec.executors.ray_pool import RayExecutor
 
     return RayExecutor(spec or spec_of(lm), options)
 
@@ -22,8 +22,6 @@ def make_executor(options: ExecutorOptions | None, lm: LoadedModel, spec: ModelS
 def check_available(options: ExecutorOptions | None) -> None:
     """Fail now, before any model loads, when ``options`` ask for Ray and Ray is not installed."""
     if options is not None and options.kind == "ray":
-        from emovec.executors.ray_pool import require_ray
-
         require_ray()
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from emovec.executors.base import ExecutorError, ExecutorOptions, ModelSpec, WorkFn
+from emovec.models.loading import load_model
 
 
 def require_ray() -> Any:
@@ -62,8 +63,6 @@ class _ModelWorker:
     """One model replica. Loads the model once; keeps ``state`` (caches) across batches."""
 
     def __init__(self, spec: ModelSpec) -> None:
-        from emovec.models.loading import load_model
-
         self.lm = load_model(spec.name, device=spec.device, dtype=spec.dtype)
         self.state: dict[str, Any] = {}
 

@@ -11,6 +11,7 @@ from emovec.metrics.intervals import (
     Estimate,
     bootstrap,
     cluster_bootstrap,
+    fisher_mean,
     index_bootstrap,
     pearson_estimate,
     percentile,
@@ -24,6 +25,6 @@ from emovec.metrics.readout import readout, readout_weights, target_share
 
 __all__ = [
     "Estimate", "auc_estimate", "balanced_accuracy", "balanced_rate", "bootstrap", "cluster_bootstrap", "finite_mean",
-    "index_bootstrap", "kl_logprobs", "pearson_estimate", "percentile", "permuted_within", "readout", "readout_weights",
-    "stratified_bootstrap", "stratified_indices", "target_share", "vector_index_bootstrap", "wilson",
+    "fisher_mean", "index_bootstrap", "kl_logprobs", "pearson_estimate", "percentile", "permuted_within", "readout",
+    "readout_weights", "stratified_bootstrap", "stratified_indices", "target_share", "vector_index_bootstrap", "wilson",
 ]

@@ -1,6 +1,7 @@
 """Point estimates with intervals: the percentile bootstrap (one sample, stratified, paired, over units or
 clusters, through ``scipy.stats.bootstrap`` where the statistic vectorises), Pearson r with a Fisher-z
-interval, percentiles. Every interval in emovec comes from here."""
+interval, the mean of a few correlations with a Fisher-z interval, percentiles. Every interval in emovec comes
+from here."""
 
 from __future__ import annotations
 
@@ -278,6 +279,36 @@ def pearson_estimate(x: ArrayLike, y: ArrayLike, level: float = 0.95) -> Estimat
     ci = res.confidence_interval(confidence_level=level)
     return Estimate(value=float(res.statistic), low=float(ci.low), high=float(ci.high), level=level, n=len(a),
                     method="Pearson r, Fisher z interval")
+
+
+FISHER_CLIP = 0.999  # |r| is clipped here before Fisher's z (a perfect correlation has z = inf)
+
+
+def fisher_mean(correlations: ArrayLike, level: float = 0.95) -> Estimate:
+    """The mean of a few correlations (e.g. one Spearman rho per paraphrase of a template) with a Student-t
+    interval of their mean on Fisher's z scale, carried back by tanh, so the interval stays inside [-1, 1].
+
+    The value is the plain mean of the correlations (what a table of per-item correlations reports); the
+    interval is widened to hold it in the rare case the two means part. Fewer than two correlations give NaN
+    bounds; the interval of a handful is wide (t with n - 1 degrees of freedom), as it should be.
+
+    Example:
+        >>> est = fisher_mean([0.6, 0.9, 0.3])
+        >>> -1 <= est.low <= est.value <= est.high <= 1
+        True
+    """
+    r = _finite(correlations)
+    method = f"mean of {r.size} correlations, Student-t interval on Fisher's z scale"
+    if r.size == 0:
+        return Estimate.missing(0, method)
+    value = float(r.mean())
+    if r.size < 2:
+        return Estimate(value=value, low=_NAN, high=_NAN, level=level, n=1, method=method)
+    z = np.arctanh(np.clip(r, -FISHER_CLIP, FISHER_CLIP))
+    half = float(stats.t.ppf(0.5 + level / 2, r.size - 1) * z.std(ddof=1) / math.sqrt(r.size))
+    low, high = float(np.tanh(z.mean() - half)), float(np.tanh(z.mean() + half))
+    return Estimate(value=value, low=min(low, value), high=max(high, value), level=level, n=int(r.size),
+                    method=method)
 
 
 def percentile(values: ArrayLike, q: float) -> float:

@@ -15,13 +15,12 @@ from emovec.reports import plots
 from emovec.reports.figures import file_base64
 from emovec.reports.pages import render
 from emovec.validation import ValidationReport
+from emovec.validation.external import ExternalDataMissing, nrc_polarity
 from emovec.vectors.vector_set import VectorSet
 
 
 def write_figures(vectors: VectorSet, report: ValidationReport, out: Path) -> dict[str, Path | None]:
     """Draw every figure of the report as PNG into ``out``."""
-    from emovec.validation.external import ExternalDataMissing, nrc_polarity
-
     out.mkdir(parents=True, exist_ok=True)
     try:
         polarity = nrc_polarity()

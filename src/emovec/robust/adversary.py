@@ -21,8 +21,8 @@ import torch
 from torch import Tensor
 
 from emovec.capture import TokenSelection, capture
-from emovec.generation import format_prompt
 from emovec.models.loading import LoadedModel
+from emovec.models.prompts import format_prompt
 from emovec.models.sites import block_output_hooks
 
 

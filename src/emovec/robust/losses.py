@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from emovec.generation import format_prompt
 from emovec.metrics import kl_logprobs, readout
 from emovec.models.loading import LoadedModel
+from emovec.models.prompts import format_prompt
 
 
 @dataclass

@@ -50,6 +50,7 @@ from typing import Any
 
 import torch
 
+from emovec.evaluation.judges.refusal import judge_refusal
 from emovec.models.loading import LoadedModel
 from emovec.robust import adversary, losses
 from emovec.robust import step as stepping
@@ -128,8 +129,6 @@ def preference_pairs(lm: LoadedModel, config: RobustConfig, n_prompts: int, repl
     """Harmful and benign training pairs with varied continuations (see module docs), and how many harmful
     prompts have the model's own reply as their dispreferred continuation (cached in ``replies``, by default
     ``OUT/replies.json``)."""
-    from emovec.evaluation.judges.refusal import judge_refusal
-
     harmful, benign = training_pairs(n_prompts, config.seed)
     rng = random.Random(f"continuations-{config.seed}")
     rejected = rotated(COMPLIANT, len(harmful), rng)
@@ -172,12 +171,8 @@ class _Snapshot:
         save_checkpoint(config.out, config, n_prompts, direction, best, opt, history, start_val)
 
 
-def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig, *, n_prompts: int = 64,
-                       on_step: Callable[[int, dict[str, float]], None] | None = None,
-                       replies: Path | None = None) -> RobustResult:
-    """Optimise (or resume) a direction from ``config.source`` (see module docs). ``replies``: where the
-    model's own replies are cached (default ``OUT/replies.json``; runs with the same seed, prompts and
-    ``reply_tokens`` can share one file)."""
+def _setup(lm: LoadedModel, vectors: VectorSet, config: RobustConfig) -> tuple[stepping.Setup, torch.Tensor]:
+    """The checked sources and layers, the start directions ``[k, d]`` and what every step shares."""
     vectors.check_compatible(lm)
     for name in config.sources:
         vectors.index(name)  # unknown names fail here, with suggestions
@@ -187,7 +182,6 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
     for at in layers:
         vectors.layer_index(at)  # a layer the vector set does not hold fails here
     layer = layers[0]
-    j = vectors.layer_index(layer)
     source = torch.stack([vectors.vector(n, at).float() for n, at in zip(config.sources, layers, strict=True)]
                          ).to(lm.device)
     others = torch.nn.functional.normalize(
@@ -195,9 +189,26 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
     ).to(lm.device)
     scales = [config.strength * float(vectors.mean_norm[vectors.layer_index(at)]) for at in layers]
     s = stepping.Setup(config, layers, scales, min(max(layers) + config.readout_offset, lm.n_layers - 1),
-               float(vectors.mean_norm[j]), source, others)
-    resumed = _resume(config.out, config, n_prompts)
-    torch.manual_seed(config.seed)
+                       float(vectors.mean_norm[vectors.layer_index(layer)]), source, others)
+    return s, source
+
+
+@dataclass
+class _Data:
+    """The training and held-out pairs, the unsteered model's readings of them (read once: they never change) and
+    their counts."""
+
+    train: dict[str, Pairs]
+    val: dict[str, Pairs]
+    plain: dict[str, losses.Reading]
+    plain_val: dict[str, losses.Reading] | None
+    n_train: int
+    counts: dict[str, Any]
+
+
+def _data(lm: LoadedModel, config: RobustConfig, s: stepping.Setup, n_prompts: int, replies: Path | None) -> _Data:
+    """Preference pairs split into training and held-out parts, the helpful tasks, and (for the refusal-ablation
+    adversary) the refusal direction fitted on the training prompts; sets ``s.help_batch`` and ``s.refusal``."""
     bad, good, n_own = preference_pairs(lm, config, n_prompts, replies)
     (bad_train, bad_val), (good_train, good_val) = split(bad, config.val_fraction), split(good, config.val_fraction)
     help_train, help_val = split(helpful_pairs(config.seed), config.val_fraction)
@@ -206,24 +217,35 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
         raise RobustError(f"a batch of {config.batch} prompts but only {n_train} training prompts; lower --batch "
                           "or give more prompts")
     s.help_batch = min(max(1, config.batch // 2), len(help_train)) if config.helpful > 0 else 0
-    data = {"n_prompts": n_prompts, "train": n_train, "val_harmful": len(bad_val), "val_benign": len(good_val),
-            "own_replies": n_own, "helpful_train": len(help_train) if s.help_batch else 0,
-            "val_helpful": len(help_val) if s.help_batch else 0}
+    counts = {"n_prompts": n_prompts, "train": n_train, "val_harmful": len(bad_val), "val_benign": len(good_val),
+              "own_replies": n_own, "helpful_train": len(help_train) if s.help_batch else 0,
+              "val_helpful": len(help_val) if s.help_batch else 0}
     if config.adversary == "ablate_refusal":
-        s.refusal = adversary.refusal_direction(lm, bad_train.prompts, good_train.prompts, layer)
-    with torch.no_grad():  # the unsteered readings do not change: read once
-        plain = {"bad": stepping.read_all(lm, bad_train, s.readout),
-                 "good": stepping.read_all(lm, good_train, s.readout)}
-        if s.help_batch:
-            plain["help"] = stepping.read_all(lm, help_train, s.readout)
-        plain_val: dict[str, losses.Reading] | None = None
-        if config.val_fraction > 0:
-            plain_val = {"bad": stepping.read_all(lm, bad_val, s.readout),
-                         "good": stepping.read_all(lm, good_val, s.readout)}
-            if s.help_batch:
-                plain_val["help"] = stepping.read_all(lm, help_val, s.readout)
+        s.refusal = adversary.refusal_direction(lm, bad_train.prompts, good_train.prompts, s.layers[0])
+    train = {"bad": bad_train, "good": good_train, "help": help_train}
     val = {"bad": bad_val, "good": good_val, "help": help_val}
+    parts = ("bad", "good", "help") if s.help_batch else ("bad", "good")
+    with torch.no_grad():
+        plain = {k: stepping.read_all(lm, train[k], s.readout) for k in parts}
+        plain_val = ({k: stepping.read_all(lm, val[k], s.readout) for k in parts} if config.val_fraction > 0
+                     else None)
+    return _Data(train, val, plain, plain_val, n_train, counts)
 
+
+@dataclass
+class _State:
+    """The direction being optimised, the best one validated so far, the optimiser and the history."""
+
+    direction: torch.nn.Parameter
+    best: torch.Tensor
+    opt: torch.optim.Optimizer
+    history: list[dict[str, float]]
+    start_val: dict[str, float]
+
+
+def _state(lm: LoadedModel, config: RobustConfig, s: stepping.Setup, source: torch.Tensor,
+           resumed: Checkpoint | None, data: _Data) -> _State:
+    """A fresh start from the source directions, or the resumed checkpoint's direction, best and Adam moments."""
     shape = tuple(source.shape)  # [k, d]; a one-direction checkpoint may hold [d]
     start = resumed.tensors["direction"].reshape(shape) if resumed is not None else source.detach().clone()
     history: list[dict[str, float]] = list(resumed.meta["history"]) if resumed is not None else []
@@ -235,52 +257,89 @@ def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig
                                 "exp_avg": resumed.tensors["adam.exp_avg"].reshape(shape).to(lm.device),
                                 "exp_avg_sq": resumed.tensors["adam.exp_avg_sq"].reshape(shape).to(lm.device)}
     start_val: dict[str, float] = dict(resumed.meta.get("start_val", {})) if resumed is not None else {}
-    if plain_val is not None and not start_val:
-        start_val = stepping.validate(lm, s, source, val, plain_val)
-    best_step, since = _best(history)
+    if data.plain_val is not None and not start_val:
+        start_val = stepping.validate(lm, s, source, data.val, data.plain_val)
+    return _State(direction, best, opt, history, start_val)
+
+
+def _diverged(config: RobustConfig, n_prompts: int, st: _State, before: _Snapshot, at: int, what: str) -> RobustError:
+    """Put back (and save) the direction before the step that diverged; the error to raise."""
+    before.keep(config, n_prompts, st.direction, st.best, st.opt, st.history, st.start_val)
+    return RobustError(f"the optimisation diverged at step {at} ({what}); the last good direction (after step "
+                       f"{len(st.history)}) is saved in {config.out}; lower --lr or the loss weights and use another "
+                       "--out")
+
+
+def _step(lm: LoadedModel, config: RobustConfig, s: stepping.Setup, source: torch.Tensor, data: _Data, st: _State,
+          step: int, picks: list[int], help_picks: list[int], n_prompts: int) -> dict[str, float]:
+    """One optimiser step on the drawn batch (validated every ``val_every`` steps and at the last); its record."""
+    batch = {"bad": data.train["bad"].take(picks), "good": data.train["good"].take(picks)}
+    plain_batch = {"bad": data.plain["bad"].rows(picks), "good": data.plain["good"].rows(picks)}
+    if s.help_batch:
+        batch["help"], plain_batch["help"] = data.train["help"].take(help_picks), data.plain["help"].rows(help_picks)
+    terms = stepping.step_terms(lm, s, st.direction, batch, plain_batch)
+    total = terms["total"]
+    before = _Snapshot(st.direction, st.opt)
+    if not torch.isfinite(total) or not torch.isfinite(st.direction).all():
+        raise _diverged(config, n_prompts, st, before, step, f"loss {float(total)}")
+    st.opt.zero_grad()
+    total.backward()
+    st.opt.step()
+    if not torch.isfinite(st.direction).all() or bool(
+            (st.direction.detach().norm(dim=-1) > 1e6 * source.norm(dim=-1)).any()):
+        raise _diverged(config, n_prompts, st, before, step + 1, "the direction blew up")
+    record = {k: float(v.detach()) for k, v in terms.items()} | {"step": float(step + 1)}
+    if data.plain_val is not None and ((step + 1) % config.val_every == 0 or step + 1 == config.steps):
+        record |= stepping.validate(lm, s, st.direction.detach(), data.val, data.plain_val)
+    return record
+
+
+def optimize_direction(lm: LoadedModel, vectors: VectorSet, config: RobustConfig, *, n_prompts: int = 64,
+                       on_step: Callable[[int, dict[str, float]], None] | None = None,
+                       replies: Path | None = None) -> RobustResult:
+    """Optimise (or resume) a direction from ``config.source`` (see module docs).
+
+    Args:
+        lm: the frozen model.
+        vectors: the vector set the sources come from.
+        config: the run (its ``out`` holds the checkpoints a rerun resumes from).
+        n_prompts: optimisation prompts per side (a share ``val_fraction`` held out).
+        on_step: called with each step's number and record.
+        replies: where the model's own replies are cached (default ``OUT/replies.json``; runs with the same seed,
+            prompts and ``reply_tokens`` can share one file).
+
+    Returns:
+        The chosen direction (the best validated one), its history and the held-out losses of the source.
+
+    Example:
+        >>> res = optimize_direction(lm, vs, RobustConfig(source="calm", out="runs/robust/calm", steps=20))
+    """
+    s, source = _setup(lm, vectors, config)
+    resumed = _resume(config.out, config, n_prompts)
+    torch.manual_seed(config.seed)
+    data = _data(lm, config, s, n_prompts, replies)
+    st = _state(lm, config, s, source, resumed, data)
+    best_step, since = _best(st.history)
     stopped = config.patience > 0 and since >= config.patience
     rng, help_rng = random.Random(config.seed), random.Random(f"helpful-batches-{config.seed}")
     for step in range(config.steps):
-        picks = rng.sample(range(n_train), config.batch)
-        help_picks = help_rng.sample(range(len(help_train)), s.help_batch)
-        if step < len(history) or stopped:
+        picks = rng.sample(range(data.n_train), config.batch)
+        help_picks = help_rng.sample(range(len(data.train["help"])), s.help_batch)
+        if step < len(st.history) or stopped:
             continue  # a resumed run draws the same batches as an uninterrupted one
-        batch = {"bad": bad_train.take(picks), "good": good_train.take(picks)}
-        plain_batch = {"bad": plain["bad"].rows(picks), "good": plain["good"].rows(picks)}
-        if s.help_batch:
-            batch["help"], plain_batch["help"] = help_train.take(help_picks), plain["help"].rows(help_picks)
-        terms = stepping.step_terms(lm, s, direction, batch, plain_batch)
-        total = terms["total"]
-        before = _Snapshot(direction, opt)
-        if not torch.isfinite(total) or not torch.isfinite(direction).all():
-            before.keep(config, n_prompts, direction, best, opt, history, start_val)
-            raise RobustError(f"the optimisation diverged at step {step} (loss {float(total)}); the last good "
-                              f"direction (after step {len(history)}) is saved in {config.out}; lower --lr or the "
-                              "loss weights and use another --out")
-        opt.zero_grad()
-        total.backward()
-        opt.step()
-        if not torch.isfinite(direction).all() or bool(
-                (direction.detach().norm(dim=-1) > 1e6 * source.norm(dim=-1)).any()):
-            before.keep(config, n_prompts, direction, best, opt, history, start_val)
-            raise RobustError(f"the optimisation diverged at step {step + 1} (the direction blew up); the last good "
-                              f"direction (after step {len(history)}) is saved in {config.out}; lower --lr or the "
-                              "loss weights and use another --out")
-        record = {k: float(v.detach()) for k, v in terms.items()} | {"step": float(step + 1)}
-        last = step + 1 == config.steps
-        if plain_val is not None and ((step + 1) % config.val_every == 0 or last):
-            record |= stepping.validate(lm, s, direction.detach(), val, plain_val)
-        history.append(record)
-        new_best, since = _best(history)
+        record = _step(lm, config, s, source, data, st, step, picks, help_picks, n_prompts)
+        st.history.append(record)
+        new_best, since = _best(st.history)
         if new_best != best_step:
-            best_step, best = new_best, direction.detach().clone()
+            best_step, st.best = new_best, st.direction.detach().clone()
         stopped = config.patience > 0 and since >= config.patience
         if on_step is not None:
             on_step(step + 1, record)
-        if (step + 1) % config.save_every == 0 or last or stopped:
-            save_checkpoint(config.out, config, n_prompts, direction, best, opt, history, start_val)
-    chosen = best if plain_val is not None and best_step > 0 else direction.detach()
-    return RobustResult(config, layer, chosen.detach().cpu(), history,
-                        best_step=best_step if plain_val is not None else len(history),
-                        stopped_early=stopped and len(history) < config.steps, start_val=start_val, data=data,
-                        layers=layers)
+        if (step + 1) % config.save_every == 0 or step + 1 == config.steps or stopped:
+            save_checkpoint(config.out, config, n_prompts, st.direction, st.best, st.opt, st.history, st.start_val)
+    validated = data.plain_val is not None
+    chosen = st.best if validated and best_step > 0 else st.direction.detach()
+    return RobustResult(config, s.layers[0], chosen.detach().cpu(), st.history,
+                        best_step=best_step if validated else len(st.history),
+                        stopped_early=stopped and len(st.history) < config.steps, start_val=st.start_val,
+                        data=data.counts, layers=s.layers)

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emovec._files import atomic_write
+from emovec.data import data_path
+from emovec.evaluation.suites import framings, load_suite
+from emovec.generation import generate
 from emovec.models.loading import LoadedModel
 from emovec.robust import losses
 
@@ -40,8 +43,6 @@ TRAIN_FRAMINGS = ("calm_professional", "confident_expert", "roleplay", "urgency"
 
 def training_pairs(n: int, seed: int) -> tuple[list[str], list[str]]:
     """``n`` framed harmful prompts and ``n`` benign prompts for training (never an evaluation suite)."""
-    from emovec.evaluation.suites import framings, load_suite
-
     rng = random.Random(seed)
     table = framings()
     harmful = [it.prompt for it in load_suite("advbench").items]
@@ -54,8 +55,6 @@ def helpful_pairs(seed: int) -> Pairs:
     """Helpful tasks with a correct answer (``data/suites/helpful_train.jsonl``, written for emovec and
     disjoint from the ``helpful`` evaluation suite), each preferring its answer over a refusal (seeded
     rotation), in a seeded order."""
-    from emovec.data import data_path
-
     rows = [json.loads(line) for line in data_path("suites/helpful_train.jsonl").read_text("utf-8").splitlines()
             if line.strip()]
     random.Random(f"helpful-order-{seed}").shuffle(rows)
@@ -90,8 +89,6 @@ class Pairs:
 def own_replies(lm: LoadedModel, prompts: Sequence[str], tokens: int, cache: Path | None = None) -> list[str]:
     """The model's unsteered greedy replies (``tokens`` at most), read from ``cache`` when it holds the same
     prompts, else generated and written there."""
-    from emovec.generation import generate
-
     if cache is not None and cache.exists():
         saved = json.loads(cache.read_text("utf-8"))
         if saved.get("prompts") == list(prompts) and saved.get("tokens") == tokens:

@@ -1,52 +1,50 @@
-"""Studies built on extraction, steering and evaluation: stability, modularity, causal influence and the
-policy-dominance study."""
+"""Research studies built on emovec, one folder each (``policy_dominance``, ``stability``, ``drift``,
+``cross_model``, ``robustify``, ``paper``): a study's run, typed results, measures, report and template live
+together in its folder, and study folders never import each other. What they share (the preset and result bases,
+the result write, the key vectors, the default models, the layer rules, the error base) and the registry that
+finds every study, here or in another package (entry-point group ``emovec.studies``), are in ``_kit``.
 
-from emovec.studies.effects import (
-    CausalInfluence,
-    Modularity,
-    influence_from_values,
-    modularity_from_rows,
-    refusal_dose_response,
-    reply_readouts,
-)
-from emovec.studies.incremental import MonitoringValue, SteeringValue, monitoring_value, steering_value
-from emovec.studies.policy_dominance import (
+Example:
+    >>> from emovec.studies import studies
+    >>> print(sorted(studies()))
+"""
+
+from emovec.studies._kit import (
+    BUILTIN_STUDIES,
     DEFAULT_MODELS,
+    ENTRY_POINT_GROUP,
     KEY_VECTORS,
-    PRESETS,
-    ModelPlan,
-    ModelResult,
-    Preset,
+    Study,
     StudyError,
-    StudyReport,
-    run_model,
-    run_study,
+    StudyPreset,
+    StudyResult,
+    StudyRun,
+    extraction_layer,
+    get_study,
+    pool_emotions,
+    register,
+    studies,
+    study_layer,
+    study_vectors,
+    write_result,
 )
-from emovec.studies.stability import StabilityResult, corpus_stability, stability, story_activations
 
 __all__ = [
+    "BUILTIN_STUDIES",
     "DEFAULT_MODELS",
+    "ENTRY_POINT_GROUP",
     "KEY_VECTORS",
-    "PRESETS",
-    "CausalInfluence",
-    "ModelPlan",
-    "ModelResult",
-    "StudyReport",
-    "Modularity",
-    "MonitoringValue",
-    "Preset",
-    "StabilityResult",
-    "SteeringValue",
+    "Study",
     "StudyError",
-    "corpus_stability",
-    "influence_from_values",
-    "modularity_from_rows",
-    "monitoring_value",
-    "refusal_dose_response",
-    "reply_readouts",
-    "run_model",
-    "run_study",
-    "stability",
-    "steering_value",
-    "story_activations",
+    "StudyPreset",
+    "StudyResult",
+    "StudyRun",
+    "extraction_layer",
+    "get_study",
+    "pool_emotions",
+    "register",
+    "studies",
+    "study_layer",
+    "study_vectors",
+    "write_result",
 ]

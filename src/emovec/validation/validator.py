@@ -261,6 +261,92 @@ def _external(lm: LoadedModel, vectors: VectorSet, layer: int, per_subset: int |
     return checks
 
 
+def _stories_for(lm: LoadedModel, vectors: VectorSet, stories: LabeledActivations | None,
+                 bases: Sequence[Tensor | None] | None, cache_dir: str | Path | None,
+                 show_progress: bool) -> tuple[LabeledActivations, list[Tensor | None]]:
+    """The stories' activations and neutral bases: as given, from the vector set's cache, or read again; they must
+    cover at least 3 topics."""
+    if stories is None and cache_dir is not None:
+        cached = load_stories(cache_dir, tensors_hash(cache_dir))
+        if cached is not None:
+            stories, bases = cached
+    if stories is None:
+        stories, bases = stories_from_corpus(lm, vectors, show_progress)
+    if stories.topics is None or len(stories.labels) == 0:
+        raise CorpusError("validation needs every story's activations with its topic (from extraction)")
+    n_topics = len(set(stories.topics))
+    if n_topics < 3:
+        raise CorpusError(f"the stories cover {n_topics} topics; cross-validation by held-out topic needs at least 3")
+    return stories, list(bases) if bases is not None else [None] * len(stories.layers)
+
+
+def _layer_cv(stories: LabeledActivations, layer_bases: list[Tensor | None], recipe: Recipe, folds: int,
+              n_resamples: int, seed: int, show_progress: bool) -> tuple[list[LayerCV], list[int], int]:
+    """Topic-held-out cross-validation at every layer, the layers a recommendation may pick (never the first
+    block's output when deeper layers were read) and the best of them."""
+    assert stories.topics is not None
+    topics = stories.topics
+    what = f"{len(stories.labels)} stories, {len(set(topics))} topics, {len(stories.layers)} layers"
+    with stage("validate/cross-validation", folds, unit="folds", detail=what, show=show_progress) as advance:
+        ranks = cross_validated_ranks(stories.acts, stories.labels, topics, layer_bases, recipe, n_folds=folds,
+                                      on_fold=advance)
+    cv = []
+    for j, layer in enumerate(stories.layers):
+        top1, top5, mean_rank = _estimates(ranks[j], topics, n_resamples // 2, seed)
+        cv.append(LayerCV(layer=layer, top1=top1, top5=top5, mean_rank=mean_rank))
+    candidates = [j for j, layer in enumerate(stories.layers) if layer > 0] or list(range(len(stories.layers)))
+    best = max(candidates, key=lambda j: (round(cv[j].top5.value, 6), -cv[j].mean_rank.value))
+    return cv, candidates, best
+
+
+def _nested(stories: LabeledActivations, layer_bases: list[Tensor | None], recipe: Recipe, candidates: list[int],
+            folds: int, n_resamples: int, seed: int, show_progress: bool) -> NestedCV:
+    """The headline figure with the layer chosen inside cross-validation (unbiased by the choice)."""
+    assert stories.topics is not None
+    with stage("validate/nested layer choice", folds, unit="folds", detail=f"{len(candidates)} layers",
+               show=show_progress) as advance:
+        nested_ranks, chosen = nested_layer_choice(stories.acts, stories.labels, stories.topics, layer_bases, recipe,
+                                                   candidates, n_folds=folds, on_fold=advance)
+    n1, n5, nr = _estimates(nested_ranks, stories.topics, n_resamples, seed)
+    return NestedCV(top1=n1, top5=n5, mean_rank=nr, chosen_layers=[stories.layers[c] for c in chosen])
+
+
+def _permutations(stories: LabeledActivations, best: int, basis: Tensor | None, recipe: Recipe,
+                  n_permutations: int, folds: int, seed: int, show_progress: bool) -> PermutationBaseline:
+    """Cross-validation at the recommended layer with the labels permuted: what chance gives."""
+    assert stories.topics is not None
+    layer = stories.layers[best]
+    with stage("validate/permutations", n_permutations, unit="permutations", detail=f"layer {layer}",
+               show=show_progress) as advance:
+        table = permutation_baseline(stories.acts[:, best], stories.labels, stories.topics, basis, recipe,
+                                     n_permutations=n_permutations, n_folds=folds, seed=seed,
+                                     on_permutation=advance)
+    return PermutationBaseline(
+        layer=layer, n_permutations=n_permutations, top1_mean=float(table[:, 0].mean()),
+        top1_p99=percentile(table[:, 0], 99), top5_mean=float(table[:, 1].mean()),
+        top5_p99=percentile(table[:, 1], 99), mean_rank_mean=float(table[:, 2].mean()),
+        mean_rank_p01=percentile(table[:, 2], 1),
+    )
+
+
+def _identity(lm: LoadedModel, vectors: VectorSet, stories: LabeledActivations, best: int, basis: Tensor | None,
+              recipe: Recipe, folds: int, n_resamples: int, seed: int,
+              show_progress: bool) -> tuple[TextBaseline | None, str | None, IdentityFigures]:
+    """The word baseline, the input-embedding and group identity checks at the recommended layer."""
+    assert stories.topics is not None
+    with stage("validate/identity checks", 3, unit="checks", detail="word baseline, input embeddings, groups",
+               show=show_progress) as advance:
+        words, words_skipped = _text_baseline(vectors, folds, n_resamples, seed)
+        advance()
+        emb_acts, emb_basis = _embedding_inputs(lm, vectors, stories.labels)
+        advance()
+        identity = identity_figures(stories.acts[:, best], stories.labels, stories.topics, basis, recipe,
+                                    stories.layers[best], embedding_acts=emb_acts, embedding_basis=emb_basis,
+                                    n_folds=folds, n_resamples=n_resamples // 2, seed=seed)
+        advance()
+    return words, words_skipped, identity
+
+
 def validate(
     lm: LoadedModel,
     vectors: VectorSet,
@@ -307,54 +393,18 @@ def validate(
         >>> report.nested.top5.fmt()
     """
     vectors.check_compatible(lm, force=force)
-    if stories is None and cache_dir is not None:
-        cached = load_stories(cache_dir, tensors_hash(cache_dir))
-        if cached is not None:
-            stories, bases = cached
-    if stories is None:
-        stories, bases = stories_from_corpus(lm, vectors, show_progress)
-    if stories.topics is None or len(stories.labels) == 0:
-        raise CorpusError("validation needs every story's activations with its topic (from extraction)")
-    layer_bases = list(bases) if bases is not None else [None] * len(stories.layers)
+    stories, layer_bases = _stories_for(lm, vectors, stories, bases, cache_dir, show_progress)
     topics = stories.topics
+    assert topics is not None  # _stories_for checked
     n_topics = len(set(topics))
-    if n_topics < 3:
-        raise CorpusError(f"the stories cover {n_topics} topics; cross-validation by held-out topic needs at least 3")
     folds = min(n_folds, n_topics)
     recipe = Recipe(topic_removal=bool(vectors.provenance.method_params.get("topic_removal", False)), readout=readout)
-    what = f"{len(stories.labels)} stories, {n_topics} topics, {len(stories.layers)} layers"
-    with stage("validate/cross-validation", folds, unit="folds", detail=what, show=show_progress) as advance:
-        ranks = cross_validated_ranks(stories.acts, stories.labels, topics, layer_bases, recipe, n_folds=folds,
-                                      on_fold=advance)
-    cv = []
-    for j, layer in enumerate(stories.layers):
-        top1, top5, mean_rank = _estimates(ranks[j], topics, n_resamples // 2, seed)
-        cv.append(LayerCV(layer=layer, top1=top1, top5=top5, mean_rank=mean_rank))
-    # The recommended layer is never the first block's output when deeper layers were read.
-    candidates = [j for j, layer in enumerate(stories.layers) if layer > 0] or list(range(len(stories.layers)))
-    best = max(candidates, key=lambda j: (round(cv[j].top5.value, 6), -cv[j].mean_rank.value))
+    cv, candidates, best = _layer_cv(stories, layer_bases, recipe, folds, n_resamples, seed, show_progress)
     layer = stories.layers[best]
-    nested_cv = None
-    if nested and len(candidates) > 1 and folds >= 3:
-        with stage("validate/nested layer choice", folds, unit="folds", detail=f"{len(candidates)} layers",
-                   show=show_progress) as advance:
-            nested_ranks, chosen = nested_layer_choice(stories.acts, stories.labels, topics, layer_bases, recipe,
-                                                       candidates, n_folds=folds, on_fold=advance)
-        n1, n5, nr = _estimates(nested_ranks, topics, n_resamples, seed)
-        nested_cv = NestedCV(top1=n1, top5=n5, mean_rank=nr, chosen_layers=[stories.layers[c] for c in chosen])
-    perm = None
-    if n_permutations > 0:
-        with stage("validate/permutations", n_permutations, unit="permutations", detail=f"layer {layer}",
-                   show=show_progress) as advance:
-            table = permutation_baseline(stories.acts[:, best], stories.labels, topics, layer_bases[best], recipe,
-                                         n_permutations=n_permutations, n_folds=folds, seed=seed,
-                                         on_permutation=advance)
-        perm = PermutationBaseline(
-            layer=layer, n_permutations=n_permutations, top1_mean=float(table[:, 0].mean()),
-            top1_p99=percentile(table[:, 0], 99), top5_mean=float(table[:, 1].mean()),
-            top5_p99=percentile(table[:, 1], 99), mean_rank_mean=float(table[:, 2].mean()),
-            mean_rank_p01=percentile(table[:, 2], 1),
-        )
+    nested_cv = (_nested(stories, layer_bases, recipe, candidates, folds, n_resamples, seed, show_progress)
+                 if nested and len(candidates) > 1 and folds >= 3 else None)
+    perm = (_permutations(stories, best, layer_bases[best], recipe, n_permutations, folds, seed, show_progress)
+            if n_permutations > 0 else None)
     ratio, coords = pca_geometry(vectors, layer)
     order1 = coords[:, 0].argsort(descending=True).tolist()
     order2 = coords[:, 1].argsort(descending=True).tolist()
@@ -365,16 +415,8 @@ def validate(
         ext = _external(lm, vectors, layer, snippets_per_subset, seed, stories.acts[:, best], stories.labels,
                         show_progress) if external else ExternalChecks(skipped=["external checks not requested"])
     n = len(names)
-    with stage("validate/identity checks", 3, unit="checks", detail="word baseline, input embeddings, groups",
-               show=show_progress) as advance:
-        words, words_skipped = _text_baseline(vectors, folds, n_resamples, seed)
-        advance()
-        emb_acts, emb_basis = _embedding_inputs(lm, vectors, stories.labels)
-        advance()
-        identity = identity_figures(stories.acts[:, best], stories.labels, topics, layer_bases[best], recipe, layer,
-                                    embedding_acts=emb_acts, embedding_basis=emb_basis, n_folds=folds,
-                                    n_resamples=n_resamples // 2, seed=seed)
-        advance()
+    words, words_skipped, identity = _identity(lm, vectors, stories, best, layer_bases[best], recipe, folds,
+                                               n_resamples, seed, show_progress)
     return ValidationReport(
         model=vectors.provenance.model.name, layers=list(stories.layers), n_emotions=n, n_stories=len(stories.labels),
         n_topics=n_topics, n_folds=folds,

@@ -21,7 +21,7 @@ from emovec._progress import stage
 from emovec.capture import CaptureResult, TokenSelection, capture
 from emovec.corpus import Corpus, CorpusRecord
 from emovec.errors import CorpusError
-from emovec.executors import ExecutorOptions
+from emovec.executors import ExecutorOptions, make_executor
 from emovec.models.loading import LoadedModel
 from emovec.vectors.design import DesignSummary, emotion_effects, summarize_design
 from emovec.vectors.methods import get_method
@@ -139,7 +139,6 @@ def read_texts(lm: LoadedModel, texts: Sequence[str], layers: Sequence[int] | No
     if executor is None or executor.kind == "local":
         return capture(lm, texts, chosen, selection=TokenSelection.from_index(token_start), batch_tokens=batch_tokens,
                        show_progress=show_progress, max_length=max_length, detail=detail)
-    from emovec.executors import make_executor
 
     chunks = [list(texts[i: i + READ_CHUNK]) for i in range(0, len(texts), READ_CHUNK)]
     parts: list[tuple[Tensor, Tensor, Tensor] | None] = [None] * len(chunks)
@@ -217,17 +216,7 @@ def extract_emotion_vectors(
     if stories_per_emotion is not None or neutral_limit is not None or topics is not None:
         corpus = corpus.subset(stories_per_emotion, neutral_limit, topics)
     denoise = bool(denoise_variance)
-    n_stories = len(corpus.stories)
-    stories = _drop_short(lm, corpus.stories, token_start, max_length, "stories", skip_short)
-    neutral = _drop_short(lm, corpus.neutral, token_start, max_length, "neutral texts", True) if denoise else []
-    if not stories:
-        raise CorpusError(f"{corpus.source} holds no stories; generate them with `emovec stories`")
-    if denoise and len(neutral) < 2:
-        raise CorpusError(
-            f"{corpus.source} has {len(neutral)} neutral texts long enough for token start {token_start}; "
-            "denoising needs at least 2 "
-            "(generate them with `emovec stories --neutral-per-subject 2`, or pass denoise_variance=None)"
-        )
+    stories, neutral = _usable_texts(lm, corpus, token_start, max_length, skip_short, denoise)
     design = _use_topic_removal(corpus, stories, topic_removal)
     removing = design.topic_removal
     texts = [r.text for r in stories] + [r.text for r in neutral]
@@ -256,18 +245,8 @@ def extract_emotion_vectors(
     )
     prov = Provenance(
         model=lm.source, method="emotion_mean",
-        method_params={
-            "denoise_variance": float(denoise_variance) if denoise_variance else None,
-            "denoise_components_min": min(components) if components else 0,
-            "denoise_components_max": max(components) if components else 0,
-            "topic_removal": bool(removing),
-            "aggregation": ("mean over tokens; per-topic means removed before per-emotion means (two-way "
-                            "backfitting); minus mean over emotions") if removing else
-                           "mean over tokens, then over stories, minus mean over emotions",
-            "max_length": max_length,
-            "skip_short": skip_short,
-            "stories_skipped_short": n_stories - len(stories),
-        },
+        method_params=_recipe_params(denoise_variance, components, removing, max_length, skip_short,
+                                     len(corpus.stories) - len(stories)),
         token_selection=TokenSelection.from_index(token_start), corpus=info,
     )
     vectors = VectorSet(
@@ -277,6 +256,40 @@ def extract_emotion_vectors(
     labeled = LabeledActivations(labels=emotions, layers=res.layers, acts=story_acts, topics=topic_labels)
     return EmotionExtraction(vectors=vectors, stories=labeled, bases=bases, denoise_components=components,
                              design=design)
+
+
+def _usable_texts(lm: LoadedModel, corpus: Corpus, token_start: int, max_length: int | None, skip_short: bool,
+                  denoise: bool) -> tuple[list[CorpusRecord], list[CorpusRecord]]:
+    """The stories and (for denoising) neutral texts long enough to read from ``token_start``; an error when
+    there are no stories, or fewer than 2 neutral texts to denoise with."""
+    stories = _drop_short(lm, corpus.stories, token_start, max_length, "stories", skip_short)
+    neutral = _drop_short(lm, corpus.neutral, token_start, max_length, "neutral texts", True) if denoise else []
+    if not stories:
+        raise CorpusError(f"{corpus.source} holds no stories; generate them with `emovec stories`")
+    if denoise and len(neutral) < 2:
+        raise CorpusError(
+            f"{corpus.source} has {len(neutral)} neutral texts long enough for token start {token_start}; "
+            "denoising needs at least 2 "
+            "(generate them with `emovec stories --neutral-per-subject 2`, or pass denoise_variance=None)"
+        )
+    return stories, neutral
+
+
+def _recipe_params(denoise_variance: float | None, components: list[int], removing: bool, max_length: int | None,
+                   skip_short: bool, skipped: int) -> dict[str, Any]:
+    """What the provenance records of the recipe: denoising, topic removal, truncation and skipped stories."""
+    return {
+        "denoise_variance": float(denoise_variance) if denoise_variance else None,
+        "denoise_components_min": min(components) if components else 0,
+        "denoise_components_max": max(components) if components else 0,
+        "topic_removal": bool(removing),
+        "aggregation": ("mean over tokens; per-topic means removed before per-emotion means (two-way "
+                        "backfitting); minus mean over emotions") if removing else
+                       "mean over tokens, then over stories, minus mean over emotions",
+        "max_length": max_length,
+        "skip_short": skip_short,
+        "stories_skipped_short": skipped,
+    }
 
 
 def extract_concepts(

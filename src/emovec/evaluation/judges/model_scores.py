@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from emovec.generation import PromptError, format_prompt
 from emovec.metrics import kl_logprobs
 from emovec.models.kvcache import cache_argument, cache_of
 from emovec.models.loading import LoadedModel
+from emovec.models.prompts import PromptError, format_prompt
 from emovec.steer import SteeringSpec, steering
 from emovec.vectors.vector_set import VectorSet
 

@@ -426,10 +426,3 @@ def _judgement(proba: NDArray[np.float64] | None, mode: str, rule_label: Refusal
 def load_learned_judge(path: str | None = None) -> LearnedRefusalJudge:
     """The shipped learned judge (``PARAMS_FILE``), or the one saved at ``path``; read once per path."""
     return LearnedRefusalJudge.load(path or data_path(PARAMS_FILE))
-
-
-def judge_refusal_learned(reply: str, prompt: str | None = None,
-                          prompt_label: PromptLabel | None = None) -> LearnedJudgement:
-    """One reply with the shipped learned judge (batches: ``load_learned_judge().judge``)."""
-    return load_learned_judge().judge([reply], None if prompt is None else [prompt],
-                                      None if prompt_label is None else [prompt_label])[0]
