@@ -9,6 +9,7 @@ ones are never run and running rows stop at the next step; the other rows of the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 
@@ -34,10 +35,8 @@ class Inbox:
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
 
     def sink(self, event: Event) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
             self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
-        except RuntimeError:  # the loop has closed: nobody is waiting any more
-            pass
 
     async def next(self, deadline: float, timeout_s: float, request: Request | None = None) -> Event:
         """The next event; ``RequestError`` 504 past ``deadline``; ``ClientGone`` when ``request``'s client

@@ -18,7 +18,7 @@ from emovec.generation import format_conversation
 from emovec.models.loading import LoadedModel
 from emovec.serve.jobs import Job, RowMonitor, RowSteer, Sink
 from emovec.serve.options import ServeOptions
-from emovec.serve.schemas import ChatMessage, ChatRequest, CompletionRequest, EmovecOptions, BaseRequest
+from emovec.serve.schemas import BaseRequest, ChatMessage, ChatRequest, CompletionRequest, EmovecOptions
 from emovec.vectors.vector_set import VectorSet
 
 MAX_STOPS = 4

@@ -89,13 +89,14 @@ class ReplyShape:
         """The non-streamed reply, choices in index order."""
         results = sorted(results, key=lambda r: r.index)
         readouts = [ChoiceReadout(index=r.index, tokens=r.tokens, summary=r.summary) for r in results]
-        common = dict(id=self.id, created=self.created, model=self.model, usage=self.usage(results),
-                      emovec=self.emovec(readouts))
+        usage, emovec = self.usage(results), self.emovec(readouts)
         if self.kind == "chat":
-            return ChatCompletion(choices=[ChatChoice(index=r.index, message=AssistantMessage(content=r.text),
-                                                      finish_reason=r.finish_reason) for r in results], **common)
-        return Completion(choices=[TextChoice(index=r.index, text=r.text, finish_reason=r.finish_reason)
-                                   for r in results], **common)
+            return ChatCompletion(id=self.id, created=self.created, model=self.model, usage=usage, emovec=emovec,
+                                  choices=[ChatChoice(index=r.index, message=AssistantMessage(content=r.text),
+                                                      finish_reason=r.finish_reason) for r in results])
+        return Completion(id=self.id, created=self.created, model=self.model, usage=usage, emovec=emovec,
+                          choices=[TextChoice(index=r.index, text=r.text, finish_reason=r.finish_reason)
+                                   for r in results])
 
     # -- stream chunks -----------------------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ class TextCursor:
         for stop in self.stops:
             for cut in range(min(len(stop) - 1, len(text)), 0, -1):
                 if text.endswith(stop[:cut]):
-                    text = text[: len(text) - cut]
+                    text = text[: len(text) - cut].rstrip()
                     break
         return text
 

@@ -10,7 +10,7 @@ change the reply in a way emovec cannot honour (tools, ``n`` > 1, log-probs, pen
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,9 +70,9 @@ class BaseRequest(_Loose):
     """The fields chat and text completions share."""
 
     model: str
-    max_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
-    top_p: float | None = Field(None, allow_inf_nan=False)
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
+    top_p: float | None = Field(default=None, allow_inf_nan=False)
     n: int | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -89,7 +89,7 @@ class ChatRequest(BaseRequest):
     """``POST /v1/chat/completions``."""
 
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool | None = None
     top_logprobs: int | None = None
     tools: list[dict[str, object]] | None = None
@@ -225,7 +225,7 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "emovec"
-    emovec: dict[str, object]
+    emovec: dict[str, Any]
 
 
 class ModelList(BaseModel):
