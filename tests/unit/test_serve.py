@@ -202,10 +202,20 @@ def test_the_api_key_guards_every_route_but_health(lm, vs):
 def test_metrics_count_requests_tokens_and_latency(client):
     client.post("/v1/chat/completions", json=chat())
     text = client.get("/metrics").text
-    for name in ("emovec_requests_total", "emovec_tokens_total", "emovec_queue_depth", "emovec_batch_size_bucket",
+    for name in ("emovec_requests_total", "emovec_tokens_total", "emovec_decode_steps_total", "emovec_queue_depth",
+                 "emovec_batch_size_bucket",
                  "emovec_request_latency_seconds_bucket", "emovec_time_to_first_token_seconds"):
         assert name in text
     assert 'route="/v1/chat/completions",status="200"' in text
+
+
+def test_a_request_past_its_timeout_gets_504_or_an_error_event(lm, vs):
+    with TestClient(create_app(lm, vs, ServeOptions(timeout_s=1e-6))) as c:
+        r = c.post("/v1/chat/completions", json=chat())
+        assert r.status_code == 504 and "timeout" in r.json()["error"]["message"]
+        parts = events(c, chat(stream=True))
+        assert parts[-1]["error"]["type"] == "timeout"
+        assert c.get("/health").status_code == 200
 
 
 def test_default_steering_applies_unless_a_request_turns_it_off(lm, vs):

@@ -9,7 +9,7 @@ cancelled rows without touching the others.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -47,12 +47,18 @@ def _union(jobs: Sequence[Job]) -> tuple[list[str], list[int]]:
 class Engine:
     """Runs batches on one model; only the worker thread calls ``run``.
 
+    Attributes:
+        lm: the model.
+        vectors: the vector set rows steer and read with.
+        on_step: told of every decoding step (the decode-step counter of ``/metrics``).
+
     Example:
         >>> Engine(lm, vectors).run(jobs)
     """
 
     lm: LoadedModel
     vectors: VectorSet | None = None
+    on_step: Callable[[], None] | None = None
 
     def trackers(self, jobs: Sequence[Job]) -> tuple[list[RowTracker], list[str], list[int]]:
         """One tracker per job, and the batch's monitored names and layers."""
@@ -71,6 +77,8 @@ class Engine:
         rows, names, layers = self.trackers(jobs)
 
         def on_step(step: DecodeStep) -> Tensor:
+            if self.on_step is not None:
+                self.on_step()
             tokens = step.tokens.tolist()
             return torch.tensor([r.step(step.index, t, step.scores, i)
                                  for i, (r, t) in enumerate(zip(rows, tokens, strict=True))])

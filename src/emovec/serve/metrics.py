@@ -34,6 +34,7 @@ class Metrics:
                               registry=r)
         self.queue_depth = Gauge("emovec_queue_depth", "replies waiting for a batch", registry=r)
         self.running = Gauge("emovec_running_rows", "replies in the batch being decoded", registry=r)
+        self.decode_steps = Counter("emovec_decode_steps", "decoding steps (forward passes of a batch)", registry=r)
         self.batch_size = Histogram("emovec_batch_size", "replies per decoded batch", buckets=BATCH_BUCKETS,
                                     registry=r)
         self.latency = Histogram("emovec_request_latency_seconds", "request latency, to the last byte", ["route"],
