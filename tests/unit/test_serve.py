@@ -6,6 +6,8 @@ tests/integration/test_real_serve.py."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -236,6 +238,16 @@ def test_without_vectors_steering_and_readouts_are_refused(lm):
         r = c.post("/v1/chat/completions", json=chat(emovec={"monitor": ["calm"]}))
         assert r.status_code == 400 and "--vectors" in r.json()["error"]["message"]
         assert c.post("/v1/chat/completions", json=chat()).status_code == 200
+
+
+def test_the_serve_package_names_what_it_holds():
+    import emovec.serve
+
+    assert emovec.serve.__all__ == sorted(emovec.serve.__all__)
+    assert all(getattr(emovec.serve, name, None) is not None for name in emovec.serve.__all__)
+    code = "import sys, emovec, emovec.cli; print('emovec.serve' in sys.modules, 'fastapi' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]  # nothing imports the server; the CLI loads it on use
 
 
 def test_describe_names_union_fields_once():

@@ -167,7 +167,8 @@ def _served_state(lm: LoadedModel, vectors: VectorSet | None, options: ServeOpti
     if options.steer:
         default = intake.steer(EmovecOptions(steer=options.steer, layer=options.layer), None)
     metrics = Metrics()
-    batcher = Batcher(Engine(lm, vectors, metrics.decode_steps.inc).run, options.max_batch, options.max_queue, options.batch_wait_s,
+    engine = Engine(lm, vectors, metrics.decode_steps.inc)
+    batcher = Batcher(engine.run, options.max_batch, options.max_queue, options.batch_wait_s,
                       on_batch=metrics.batch_size.observe)
     metrics.watch(lambda: batcher.depth, lambda: len(batcher.running))
     return Served(intake, batcher, metrics, default, int(time.time()))

@@ -34,6 +34,9 @@ class EmovecOptions(BaseModel):
         scope: steer ``all`` tokens, only the ``prompt`` or only the ``generated`` ones.
         monitor: vector names to read at every reply token, or ``true`` for every vector of the set.
         monitor_layer: the layer read (default: the vector set's layer).
+
+    Example:
+        >>> EmovecOptions(steer={"calm": 0.05}, layer=14, monitor=["desperate", "calm"])
     """
 
     model_config = ConfigDict(extra="forbid")
