@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -40,8 +39,6 @@ from emovec.serve.schemas import (
 )
 from emovec.serve.validation import describe
 from emovec.vectors.vector_set import VectorSet
-
-log = logging.getLogger("emovec.serve")
 
 
 @dataclass
@@ -88,7 +85,7 @@ class Served:
             results = await collect(inbox, jobs, request, timeout, self.metrics, shape)
         except ClientGone:
             return Response(status_code=499)
-        return JSONResponse(shape.whole(results).model_dump(), headers=headers)
+        return Response(shape.whole(results).model_dump_json(), media_type="application/json", headers=headers)
 
 
 def _ignored(body: BaseRequest) -> dict[str, str]:

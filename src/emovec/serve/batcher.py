@@ -1,10 +1,11 @@
 """The queue between requests and the model, and the one worker thread that drains it in batches.
 
-Requests are batched dynamically: once a job waits, the worker gives others ``wait_s`` to join (or until
-``max_batch`` have), then decodes the oldest job together with the queued jobs that may share its batch
-(``Job.batch_key``), in arrival order; the others wait for the next batch. The queue is bounded: a request that
-would overfill it is refused whole (``QueueFull``, answered 429). Jobs cancelled or past their deadline while
-queued are dropped unrun.
+Requests are batched dynamically: once a job waits, the worker gives others ``wait_s`` to join (renewed while
+they keep coming, a few times at most, or until ``max_batch`` have), then decodes the oldest job together with the
+queued jobs that may share its batch (``Job.batch_key``), in arrival order; the others wait for the next batch.
+A batch runs to its end (static batches): requests that arrive meanwhile wait for the next one. The queue is
+bounded: a request that would overfill it is refused whole (``QueueFull``, answered 429). Jobs cancelled or past
+their deadline while queued are dropped unrun.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class QueueFull(EmovecError, RuntimeError):
 class ServerClosing(EmovecError, RuntimeError):
     """The server is shutting down and takes no new requests."""
 
+
+GATHER_WINDOWS = 5  # a batch waits at most this many windows for company
 
 Runner = Callable[[Sequence[Job]], None]
 BatchObserver = Callable[[int], None]
@@ -108,18 +111,24 @@ class Batcher:
                 self.running = ()
 
     def _take(self) -> list[Job] | None:
-        """The next batch (``[]`` when every waiting job had been dropped), or ``None`` once closed."""
+        """The next batch (``[]`` when every waiting job had been dropped), or ``None`` once closed.
+
+        Once a job waits, others get ``wait_s`` to join; while they keep arriving the window is renewed, up to
+        ``GATHER_WINDOWS`` windows, so clients that start together start in one batch."""
         with self._cv:
             while not self._jobs and not self._closed:
                 self._cv.wait()
-            if self._closed:
-                return None
-            until = time.monotonic() + self.wait_s
-            while len(self._jobs) < self.max_batch and (left := until - time.monotonic()) > 0:
+            start = time.monotonic()
+            until, seen = start + self.wait_s, len(self._jobs)
+            while not self._closed and len(self._jobs) < self.max_batch:
+                left = until - time.monotonic()
+                if left <= 0:
+                    if len(self._jobs) == seen or time.monotonic() - start >= GATHER_WINDOWS * self.wait_s:
+                        break
+                    until, seen = time.monotonic() + self.wait_s, len(self._jobs)
+                    continue
                 self._cv.wait(left)
-                if self._closed:
-                    return None
-            return self._pop_batch()
+            return None if self._closed else self._pop_batch()
 
     def _pop_batch(self) -> list[Job]:
         live = [job for job in self._jobs if not job.dropped]
