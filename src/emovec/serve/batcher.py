@@ -30,7 +30,7 @@ class ServerClosing(EmovecError, RuntimeError):
     """The server is shutting down and takes no new requests."""
 
 
-GATHER_WINDOWS = 5  # a batch waits at most this many windows for company
+GATHER_WINDOWS = 10  # a batch waits at most this many windows for company
 
 Runner = Callable[[Sequence[Job]], None]
 BatchObserver = Callable[[int], None]
@@ -51,7 +51,7 @@ class Batcher:
         >>> batcher.start(); batcher.submit([job]); batcher.close()
     """
 
-    def __init__(self, run: Runner, max_batch: int = 16, max_queue: int = 256, wait_s: float = 0.01,
+    def __init__(self, run: Runner, max_batch: int = 16, max_queue: int = 256, wait_s: float = 0.02,
                  on_batch: BatchObserver | None = None) -> None:
         self._run, self.max_batch, self.max_queue, self.wait_s = run, max_batch, max_queue, wait_s
         self._on_batch = on_batch

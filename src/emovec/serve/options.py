@@ -36,7 +36,7 @@ class ServeOptions(BaseModel):
     layer: int | None = None
     max_batch: int = Field(default=16, ge=1)
     max_queue: int = Field(default=256, ge=1)
-    batch_wait_s: float = Field(default=0.01, ge=0)
+    batch_wait_s: float = Field(default=0.02, ge=0)
     timeout_s: float = Field(default=600.0, gt=0)
     max_tokens_limit: int = Field(default=1024, ge=1)
     default_max_tokens: int = Field(default=256, ge=1)
