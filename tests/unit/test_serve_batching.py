@@ -212,3 +212,18 @@ def test_batcher_fails_a_batch_that_raises_and_the_queued_jobs_on_close():
     idle.submit([job("a", late)])
     idle.close()
     assert isinstance(late[0], Failed) and late[0].status == 503
+
+
+def test_a_batch_waits_a_little_for_the_clients_of_the_last_one():
+    sizes: list[int] = []
+    b = Batcher(lambda batch: sizes.append(len(batch)), max_batch=8, wait_s=0.01)
+    b._last = (3, 4.0)  # the last batch held 3 and took 4 s: wait up to 0.2 s for 3
+    b.start()
+    b.submit([job("a", [])])
+    time.sleep(0.05)  # longer than a window: without the rule the batch would have started alone
+    b.submit([job("a", []), job("a", [])])
+    deadline = time.monotonic() + 5
+    while not sizes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    b.close()
+    assert sizes == [3]

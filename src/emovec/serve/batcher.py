@@ -1,8 +1,9 @@
 """The queue between requests and the model, and the one worker thread that drains it in batches.
 
 Requests are batched dynamically: once a job waits, the worker gives others ``wait_s`` to join (renewed while
-they keep coming, a few times at most, or until ``max_batch`` have), then decodes the oldest job together with the
-queued jobs that may share its batch (``Job.batch_key``), in arrival order; the others wait for the next batch.
+they keep coming, a few times at most, and a little longer while fewer wait than the last batch held), then decodes
+the oldest job together with the queued jobs that may share its batch (``Job.batch_key``), in arrival order; the
+others wait for the next batch.
 A batch runs to its end (static batches): requests that arrive meanwhile wait for the next one. The queue is
 bounded: a request that would overfill it is refused whole (``QueueFull``, answered 429). Jobs cancelled or past
 their deadline while queued are dropped unrun.
@@ -31,6 +32,8 @@ class ServerClosing(EmovecError, RuntimeError):
 
 
 GATHER_WINDOWS = 10  # a batch waits at most this many windows for company
+PATIENCE = 0.05  # ... and for the last batch's clients, this fraction of the last batch's duration
+MAX_PATIENCE_S = 1.0
 
 Runner = Callable[[Sequence[Job]], None]
 BatchObserver = Callable[[int], None]
@@ -60,6 +63,7 @@ class Batcher:
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="emovec-serve-worker", daemon=True)
         self.running: Sequence[Job] = ()
+        self._last = (0, 0.0)  # the last batch's size and duration
 
     @property
     def depth(self) -> int:
@@ -101,6 +105,7 @@ class Batcher:
             if self._on_batch is not None:
                 self._on_batch(len(batch))
             self.running = batch
+            start = time.monotonic()
             try:
                 self._run(batch)
             except Exception as exc:  # a failed batch fails its jobs; the worker lives on
@@ -108,27 +113,37 @@ class Batcher:
                 for job in batch:
                     job.sink(Failed(job.index, 500, f"generation failed: {type(exc).__name__}: {exc}"))
             finally:
-                self.running = ()
+                self.running, self._last = (), (len(batch), time.monotonic() - start)
 
     def _take(self) -> list[Job] | None:
-        """The next batch (``[]`` when every waiting job had been dropped), or ``None`` once closed.
-
-        Once a job waits, others get ``wait_s`` to join; while they keep arriving the window is renewed, up to
-        ``GATHER_WINDOWS`` windows, so clients that start together start in one batch."""
+        """The next batch (``[]`` when every waiting job had been dropped), or ``None`` once closed."""
         with self._cv:
             while not self._jobs and not self._closed:
                 self._cv.wait()
-            start = time.monotonic()
-            until, seen = start + self.wait_s, len(self._jobs)
-            while not self._closed and len(self._jobs) < self.max_batch:
-                left = until - time.monotonic()
-                if left <= 0:
-                    if len(self._jobs) == seen or time.monotonic() - start >= GATHER_WINDOWS * self.wait_s:
-                        break
-                    until, seen = time.monotonic() + self.wait_s, len(self._jobs)
-                    continue
-                self._cv.wait(left)
+            self._gather()
             return None if self._closed else self._pop_batch()
+
+    def _gather(self) -> None:
+        """Wait, holding the lock, until the batch should start: at once with ``max_batch`` jobs; else while jobs
+        keep arriving (each renews a ``wait_s`` window, ``GATHER_WINDOWS`` at most), and while fewer jobs wait than
+        the last batch held, for ``PATIENCE`` of the last batch's duration: the clients a batch has just answered
+        send their next requests a moment later, and a batch that starts without them leaves them a whole batch
+        behind (batches are static)."""
+        start = last = time.monotonic()
+        seen = len(self._jobs)
+        size, seconds = self._last
+        patience = min(MAX_PATIENCE_S, PATIENCE * seconds)
+        while not self._closed and len(self._jobs) < self.max_batch:
+            now = time.monotonic()
+            if len(self._jobs) > seen:
+                last, seen = now, len(self._jobs)
+            waits = [last + self.wait_s] if now - start < GATHER_WINDOWS * self.wait_s else []
+            if len(self._jobs) < size:
+                waits.append(start + patience)
+            until = max(waits, default=now)
+            if until <= now:
+                return
+            self._cv.wait(until - now)
 
     def _pop_batch(self) -> list[Job]:
         live = [job for job in self._jobs if not job.dropped]

@@ -57,8 +57,7 @@ def readout_summary(names: Sequence[str], layer: int, scores: list[list[float]])
     computes them for a generation.
 
     Example:
-        >>> readout_summary(["calm"], 16, [[0.1], [0.3]]).mean
-        {'calm': 0.2}
+        >>> summary = readout_summary(["calm", "sad"], 16, [[0.1, -0.2], [0.3, 0.0]])  # two tokens
     """
     steps = [torch.tensor(scores, dtype=torch.float32).reshape(1, len(scores), 1, len(names))]
     row = MonitorTrace(names=list(names), layers=[layer], steps=steps).summary()[0]
