@@ -181,6 +181,18 @@ def test_malformed_json_nan_an_oversized_body_and_blank_prompts_are_refused(clie
     assert r.status_code == 400 and "1..3 prompts" in r.json()["error"]["message"]
 
 
+def test_a_prompt_past_the_token_limits_is_refused(lm, vs):
+    with TestClient(create_app(lm, vs, ServeOptions(max_prompt_tokens=8))) as c:
+        r = c.post("/v1/chat/completions", json=chat("the cat sat on the mat with the dog"))
+        assert r.status_code == 400 and r.json()["error"]["param"] == "messages"
+        assert "allowed: at most 8" in r.json()["error"]["message"]
+        r = c.post("/v1/completions", json={"model": NAME, "prompt": "the " * 20})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "prompt"
+    with TestClient(create_app(lm, vs, ServeOptions(max_tokens_limit=1000))) as c:  # the model has 256 positions
+        r = c.post("/v1/chat/completions", json=chat(max_tokens=300))
+        assert r.status_code == 400 and "context of 256 tokens" in r.json()["error"]["message"]
+
+
 def test_a_full_queue_answers_429(client, monkeypatch):
     def full(_jobs):  # type: ignore[no-untyped-def]
         raise QueueFull("the queue is full (256 waiting requests); retry later")
