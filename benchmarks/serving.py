@@ -158,19 +158,21 @@ def bench_serving(lm: Any, vectors: Any, emit: Emit, quick: bool = False, max_to
             rounds = 1 if quick else 2
             for clients in (1, 4):
                 bench_clients(lm, url, emit, clients, prompts(8 if quick else 16), rounds, max_tokens)
-            served16 = bench_clients(lm, url, emit, 16, prompts(32), rounds, max_tokens)
-            bench_steered(url, emit, served16, rounds=rounds, max_tokens=max_tokens)
+            bench_clients(lm, url, emit, 16, prompts(32), rounds, max_tokens)
+            bench_steered(url, emit, rounds=rounds, max_tokens=max_tokens)
         finally:
             proc.terminate()
             proc.wait(30)
 
 
-def bench_steered(url: str, emit: Emit, served16: float, rounds: int, max_tokens: int) -> None:
-    """Steered + monitored requests vs plain ones at 16 clients, on the same prompts, runs interleaved."""
+def bench_steered(url: str, emit: Emit, rounds: int, max_tokens: int) -> None:
+    """Steered + monitored requests vs plain ones at 16 clients, on the same prompts, runs interleaved (the order
+    alternates), best of ``rounds`` each."""
     texts = prompts(32)
-    best = {"plain": served16, "steered": 0.0}
-    for _ in range(rounds):
-        for kind, block in (("steered", STEERED), ("plain", None)):
+    best = {"plain": 0.0, "steered": 0.0}
+    for r in range(rounds):
+        order = (("steered", STEERED), ("plain", None))
+        for kind, block in order if r % 2 == 0 else order[::-1]:
             wall, _lat, tokens = closed_loop(url, texts, 16, max_tokens, block)
             best[kind] = max(best[kind], tokens / wall)
     emit("serve_steered_monitored_16_clients", best["steered"], "tokens/s", best["steered"] / best["plain"],
