@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,9 +68,11 @@ def closed_loop(url: str, texts: list[str], clients: int, max_tokens: int,
     pending = list(reversed(texts))
     latencies: list[float] = []
     tokens = [0]
+    ready = threading.Barrier(clients + 1)  # clients are made before the clock starts, as a harness keeps its own
 
     def client() -> None:
         with httpx.Client(timeout=600) as http:
+            ready.wait()
             while pending:
                 text = pending.pop()
                 body = {"model": MODEL, "messages": [{"role": "user", "content": text}], "max_tokens": max_tokens,
@@ -80,9 +83,11 @@ def closed_loop(url: str, texts: list[str], clients: int, max_tokens: int,
                 latencies.append(time.perf_counter() - start)
                 tokens[0] += r.json()["usage"]["completion_tokens"]
 
-    start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        for future in [pool.submit(client) for _ in range(clients)]:
+        futures = [pool.submit(client) for _ in range(clients)]
+        ready.wait()
+        start = time.perf_counter()
+        for future in futures:
             future.result()
     return time.perf_counter() - start, latencies, tokens[0]
 
