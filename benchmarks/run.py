@@ -7,6 +7,7 @@ Run with `make bench`; `--quick` uses fewer texts and skips the full extraction.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ from emovec.models.loading import LoadedModel
 
 sys.path.insert(0, os.path.dirname(__file__))
 from executors import bench_ray_sweep
+from serving import bench_serving
 
 
 def emit(name: str, value: float, unit: str, ratio: float | None, target: str | None) -> None:
@@ -426,6 +428,10 @@ def main() -> None:
     bench_robust_adversary(lm)
     bench_ablation_hooks(lm)
     bench_ray_sweep(lm, timing_vectors(lm), emit)
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+        print(json.dumps({"name": "serve", "skipped": "the serve extra is not installed (pip install emovec[serve])"}))
+    else:
+        bench_serving(lm, timing_vectors(lm), emit, quick=args.quick)
     if not args.quick:
         bench_full_extraction(lm)
 

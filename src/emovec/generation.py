@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +56,43 @@ class Generation:
         return self.step_ms[1:]
 
 
+@dataclass(frozen=True)
+class DecodeStep:
+    """One decoding step of ``generate``, as its ``on_step`` callback sees it.
+
+    Attributes:
+        index: the index of the token each row just got (0 for the first reply token).
+        tokens: ``[rows]`` the ids this step appended (a row that has stopped gets the pad id).
+        scores: when monitoring, the scores of the forward pass that chose these tokens,
+            ``[rows, positions, n_layers, n_vectors]``: the whole prompt at index 0, then one position, the token
+            appended the step before (so a token's own score arrives one step after it); else ``None``.
+    """
+
+    index: int
+    tokens: Tensor
+    scores: Tensor | None
+
+
+# on_step(step) -> bool [rows] (rows to stop now) or None (stop none): streaming, per-row limits, cancellation
+StepHook = Callable[[DecodeStep], Tensor | None]
+
+
+class _OnStep:
+    """A stopping criterion for Hugging Face ``generate``: calls ``on_step`` after every decoding step; the rows
+    it returns stop there."""
+
+    def __init__(self, hook: StepHook, n_prompt: int, trace: MonitorTrace | None) -> None:
+        self.hook, self.n_prompt, self.trace = hook, n_prompt, trace
+
+    def __call__(self, input_ids: Tensor, scores: Any, **kwargs: Any) -> Tensor:
+        steps = self.trace.steps if self.trace is not None else []
+        stop = self.hook(DecodeStep(int(input_ids.shape[1]) - self.n_prompt - 1, input_ids[:, -1],
+                                    steps[-1] if steps else None))
+        if stop is None:
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        return stop.to(device=input_ids.device, dtype=torch.bool)
+
+
 @contextmanager
 def timing(lm: LoadedModel) -> Iterator[list[float]]:
     """Record the wall time (ms) of every forward pass of ``lm.model`` inside the block."""
@@ -99,6 +136,7 @@ def generate(
     score_tokens: bool = False,
     after_tokens: Sequence[int] = (),
     keep_cache: bool = False,
+    on_step: StepHook | None = None,
 ) -> Generation:
     """Generate replies, steered by ``spec`` and monitored on ``vectors`` if asked, in the same passes.
 
@@ -121,6 +159,8 @@ def generate(
         after_tokens: for each token id, the next-token log-probs after the prompt plus that token, under the
             same steering (``after_prompt``); a single decode step on the prompt's cache.
         keep_cache: return the KV cache (``cache``) for further passes on the same prompts.
+        on_step: called after every decoding step with a ``DecodeStep``; it may return a bool ``[rows]`` tensor
+            of rows to stop there (the server streams, applies per-row limits and cancels rows with it).
 
     Example:
         >>> spec = SteeringSpec([SteerTerm("calm", 0.05)], layers=[vs.default_layer])
@@ -150,6 +190,7 @@ def generate(
                     temperature=temperature if temperature > 0 else None, top_p=None, top_k=None,
                     pad_token_id=lm.tokenizer.pad_token_id, return_dict_in_generate=True,
                     output_logits=score_tokens, use_cache=True,
+                    stopping_criteria=_criteria(on_step, n_prompt, trace),
                 )
         out = result.sequences
         if score_tokens:
@@ -197,6 +238,14 @@ def _alive(new: Tensor, eos: int | None) -> Tensor:
         return torch.ones_like(new)
     ended = (new == eos).long().cumsum(1)
     return ((ended == 0) | ((ended == 1) & (new == eos))).long()
+
+
+def _criteria(on_step: StepHook | None, n_prompt: int, trace: MonitorTrace | None) -> Any:
+    if on_step is None:
+        return None
+    from transformers import StoppingCriteriaList
+
+    return StoppingCriteriaList([_OnStep(on_step, n_prompt, trace)])
 
 
 def _after_prompt(lm: LoadedModel, enc: Any, cache: Any, n_prompt: int, tokens: Sequence[int]) -> dict[int, Tensor]:

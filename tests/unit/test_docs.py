@@ -46,6 +46,7 @@ EXPECTED_SKIPS: dict[str, Counter[str]] = {
     "docs/guides/paper.md": Counter(long=1),
     "docs/guides/policy-dominance.md": Counter(long=2),
     "docs/guides/ray.md": Counter(cluster=4),
+    "docs/guides/serve.md": Counter(interactive=1, external=4),
     "docs/guides/robustify.md": Counter(long=2),
     "docs/guides/steer-monitor-export.md": Counter(interactive=1, external=1),
 }
