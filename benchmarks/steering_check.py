@@ -105,7 +105,7 @@ def main() -> None:
     conditions = ["none", *(f"emotion:{e}" for e in EMOTIONS), *(f"random:{s}" for s in range(args.random))]
     config = SweepConfig.model_validate({
         "vectors": args.vectors, "out": str(out / "sweep"), "conditions": conditions, "strengths": list(STRENGTHS),
-        "layers": [[layer]], "suites": [str(suite)], "max_new_tokens": args.max_new_tokens, "perplexity": True,
+        "layers": [[layer]], "suites": [str(suite)], "limit": args.prompts, "max_new_tokens": args.max_new_tokens, "perplexity": True,
         "kl": False, "logodds": False})
     source = vs.provenance.model
     lm = load_model(source.name if source.kind == "builtin" else source.location)
