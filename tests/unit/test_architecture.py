@@ -22,7 +22,7 @@ RANK: dict[str, int] = {
     "evaluation": 7,
     "finetune": 8, "robust": 8,
     "reports": 9,  # shared rendering only: below the studies, which bring their own pages
-    "studies": 10,
+    "studies": 10, "serve": 10,  # the server sits under the CLI that starts it; nothing else imports it
     "cli": 11, "inspect_provider": 11, "__init__": 11,
 }
 
