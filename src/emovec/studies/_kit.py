@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
 from emovec._files import atomic_write
 from emovec.corpus import load_corpus
@@ -67,6 +67,20 @@ class StudyResult(BaseModel):
     ``model_validate_json``. ``schema_version`` rises when a field changes meaning or shape."""
 
     schema_version: int = 1
+
+    @classmethod
+    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """An older file's fields in this schema's shape; a result with older schemas overrides it."""
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_older(cls, data: Any) -> Any:
+        """A file of an older schema (every such file names its version) read through ``upgrade``."""
+        current = cls.model_fields["schema_version"].default
+        if isinstance(data, dict) and data.get("schema_version", current) < current:
+            return cls.upgrade(data)
+        return data
 
 
 # Said by every interval rebuilt from an older result file, which kept only its bounds (not its count or method).

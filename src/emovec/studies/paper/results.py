@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from emovec.metrics import Estimate
 from emovec.studies._kit import StudyError, StudyPreset, StudyResult, older_estimate
@@ -85,13 +85,10 @@ class PaperResult(StudyResult):
     seconds: float | None = None
     notes: list[str] = Field(default_factory=list)
 
-    @model_validator(mode="before")
     @classmethod
-    def _from_schema_1(cls, data: Any) -> Any:
-        """A schema-1 file (intervals as loose ``*_low``/``*_high`` numbers) read as schema 2."""
-        if isinstance(data, dict) and data.get("schema_version", 2) < 2:  # every schema-1 file names its version
-            return upgrade_schema_1(data)
-        return data
+    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """A schema-1 file (intervals as loose numbers beside their figures) read as schema 2."""
+        return upgrade_schema_1(data)
 
 
 def upgrade_schema_1(data: dict[str, Any]) -> dict[str, Any]:
